@@ -1,0 +1,42 @@
+// What every connection of the gateway shares. Lives as long as the server.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "fluxlit/config/settings.hpp"
+#include "fluxlit/gateway/forwarded.hpp"
+#include "fluxlit/gateway/router.hpp"
+
+namespace fluxlit::asgi {
+class bridge;
+}
+namespace fluxlit::supervisor {
+class streamlit_supervisor;
+}
+namespace fluxlit::observability {
+class metrics;
+}
+namespace fluxlit::proxy {
+class upstream_pool;
+}
+
+namespace fluxlit::gateway {
+
+struct gateway_context {
+  const config::settings& settings;
+  route_table routes;
+  forwarded_policy forwarding;
+  asgi::bridge& bridge;
+  observability::metrics& metrics;
+  proxy::upstream_pool& upstreams;
+  // Null with --no-ui, or when the interpreter has no Streamlit; see ui_unavailable_page.
+  supervisor::streamlit_supervisor* streamlit = nullptr;
+  // The page UI paths answer while `streamlit` is null (HTML, names the cause and the fix).
+  std::string ui_unavailable_page;
+  int ui_unavailable_status = 503;
+  // Set when shutdown begins: readiness turns false and keep-alive connections close.
+  std::atomic<bool> draining{false};
+};
+
+}  // namespace fluxlit::gateway

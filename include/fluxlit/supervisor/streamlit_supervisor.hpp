@@ -1,0 +1,76 @@
+// Runs the Streamlit server as a child process and keeps track of whether it can take traffic.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fluxlit::supervisor {
+
+struct streamlit_options {
+  std::string python;         // interpreter that runs `-m streamlit`
+  std::string entry_script;   // the FluxLit package's Streamlit entry script
+  std::string base_url_path;  // passed as --server.baseUrlPath; empty for none
+  std::string working_directory;
+  // Added to (or replacing) the parent's environment for the child.
+  std::vector<std::pair<std::string, std::string>> environment;
+  std::chrono::milliseconds start_timeout{60000};
+  std::chrono::milliseconds stop_timeout{5000};
+};
+
+enum class child_state { starting, ready, restarting, stopping, stopped };
+
+const char* to_string(child_state state);
+
+// Starts `python -m streamlit run ...` on a free loopback port in its own process group, logs
+// its output with source "streamlit", polls /_stcore/health until it answers 200, and restarts
+// it with backoff when it exits. All members are called on the executor's thread only, and that
+// executor must run its handlers one at a time (an io_context run by one thread, or a strand).
+// Only state(), port(), pid() and ready() may also be called from other threads. Destroy the
+// supervisor before its io_context.
+//
+// The child is reaped with waitpid on its own pid only, so other code in the process may spawn
+// children too, but must not reap with waitpid(-1) or ignore SIGCHLD, which would take the
+// child's exit status away from the supervisor.
+class streamlit_supervisor {
+ public:
+  streamlit_supervisor(boost::asio::any_io_executor executor, streamlit_options options);
+
+  // Kills the child's process group and reaps the child like kill_now(), so no child outlives
+  // the supervisor. Handlers of a pending async_stop are dropped without being called.
+  ~streamlit_supervisor();
+
+  streamlit_supervisor(const streamlit_supervisor&) = delete;
+  streamlit_supervisor& operator=(const streamlit_supervisor&) = delete;
+
+  // Picks a free port on 127.0.0.1 and spawns the child; health polling, output logging and
+  // restarts then run on the executor. Does nothing unless the state is `stopped`. Throws
+  // std::system_error when this spawn fails (for example, `python` not found); a spawn that
+  // fails on a later restart is logged and retried with backoff.
+  void start();
+
+  // Sends SIGTERM to the child's process group, then SIGKILL after stop_timeout, and calls
+  // `done` once the child has been reaped. Calls `done` at once when no child runs. `done` is
+  // posted to the executor, never called inline. No restart follows until start() is called.
+  void async_stop(std::function<void()> done);
+
+  // Sends SIGKILL to the child's process group and reaps it, blocking; for a fast exit. The
+  // state becomes `stopped`, and handlers of a pending async_stop are posted.
+  void kill_now();
+
+  child_state state() const;
+  std::uint16_t port() const;  // 0 until a port is chosen; each restart chooses a new one
+  int pid() const;             // the running child's pid and process group id; -1 when none
+  bool ready() const { return state() == child_state::ready; }
+
+ private:
+  class impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fluxlit::supervisor

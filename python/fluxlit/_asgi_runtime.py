@@ -1,0 +1,265 @@
+"""Event-loop side of the ASGI bridge.
+
+The fluxlit binary runs :func:`serve` on its dedicated Python thread. Requests arrive through
+``control``: its file descriptor becomes readable when the network threads queued work, and
+``control.drain()`` returns that work as ``(kind, exchange)`` pairs. Nothing here blocks the
+loop; waiting happens on futures that the network side resolves through ``kind == WAKE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from typing import Any
+
+NEW_REQUEST, WAKE, STOP = 0, 1, 2
+HEARTBEAT_INTERVAL_S = 0.25  # readiness compares the time since the last beat with a limit
+
+logger = logging.getLogger("fluxlit.app")
+
+
+class LifespanFailed(Exception):
+    """The app sent ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``."""
+
+
+class _NativeLogHandler(logging.Handler):
+    """Sends Python log records to the binary's log, with the logger name."""
+
+    def __init__(self, control: Any) -> None:
+        super().__init__()
+        self._control = control
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._control.log(record.levelno, record.name, self.format(record))
+        except Exception:  # noqa: BLE001 - a logging failure must not break the request
+            self.handleError(record)
+
+
+def _install_logging(control: Any, level: str) -> None:
+    root = logging.getLogger()
+    if root.handlers:
+        return  # the app configured logging itself
+    root.addHandler(_NativeLogHandler(control))
+    root.setLevel(level.upper() if level.upper() != "TRACE" else "DEBUG")
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _resolve_app(target: Any) -> Any:
+    from fluxlit import FluxLit
+
+    if isinstance(target, FluxLit):
+        return target.api
+    if not callable(target):
+        raise TypeError(
+            f"the target is a {type(target).__name__}, not an ASGI app; point it at a FluxLit "
+            "object or an ASGI 3 callable such as a FastAPI app"
+        )
+    return target
+
+
+class _Lifespan:
+    """Runs the ASGI lifespan protocol for one app."""
+
+    def __init__(self, app: Any, state: dict) -> None:
+        self._app = app
+        self._state = state
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._startup: asyncio.Future | None = None
+        self._shutdown: asyncio.Future | None = None
+        self._task: asyncio.Task | None = None
+        self.supported = True
+
+    async def startup(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._startup = loop.create_future()
+        self._shutdown = loop.create_future()
+        self._task = loop.create_task(self._main())
+        await self._inbox.put({"type": "lifespan.startup"})
+        await self._startup
+
+    async def shutdown(self) -> None:
+        if not self.supported or self._task is None or self._task.done():
+            return
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        await self._shutdown
+
+    async def _main(self) -> None:
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self._state,
+        }
+        try:
+            await self._app(scope, self._inbox.get, self._send)
+        except BaseException as error:  # noqa: BLE001 - any failure means "no lifespan"
+            if not self._startup.done():
+                # An app that raises before answering startup does not implement lifespan.
+                self.supported = False
+                logger.debug("the app does not support lifespan: %r", error)
+                self._startup.set_result(None)
+            elif not self._shutdown.done():
+                self._shutdown.set_exception(LifespanFailed(repr(error)))
+        finally:
+            for future in (self._startup, self._shutdown):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _send(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            self._startup.set_result(None)
+        elif kind == "lifespan.startup.failed":
+            self._startup.set_exception(LifespanFailed(message.get("message", "")))
+        elif kind == "lifespan.shutdown.complete":
+            self._shutdown.set_result(None)
+        elif kind == "lifespan.shutdown.failed":
+            self._shutdown.set_exception(LifespanFailed(message.get("message", "")))
+        else:
+            raise RuntimeError(f"unexpected lifespan message type {kind!r}")
+
+
+class _Runtime:
+    def __init__(self, loop: asyncio.AbstractEventLoop, control: Any, app: Any) -> None:
+        self.loop = loop
+        self.control = control
+        self.app = app
+        self.state: dict = {}
+        self.lifespan = _Lifespan(app, self.state)
+        self.tasks: set[asyncio.Task] = set()
+        self.stopping = False
+
+    def drain(self) -> None:
+        for kind, exchange in self.control.drain():
+            if kind == NEW_REQUEST:
+                task = self.loop.create_task(self.run_http(exchange))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            elif kind == WAKE:
+                waiter = getattr(exchange, "waiter", None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            elif kind == STOP and not self.stopping:
+                self.stopping = True
+                self.loop.create_task(self.stop())
+
+    async def heartbeat(self) -> None:
+        while True:
+            self.control.heartbeat()
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def stop(self) -> None:
+        # The gateway drained or abandoned in-flight requests before asking to stop.
+        try:
+            await self.lifespan.shutdown()
+        except LifespanFailed as error:
+            logger.error("lifespan shutdown failed: %s", error)
+        finally:
+            self.loop.stop()
+
+    async def run_http(self, exchange: Any) -> None:
+        loop = self.loop
+        scope = exchange.scope()
+        scope["state"] = self.state.copy()
+
+        async def wait_for_wake(ready) -> None:
+            while not ready():
+                waiter = loop.create_future()
+                exchange.waiter = waiter
+                exchange.set_waiting(True)
+                # Look again: the network side may have acted before set_waiting took effect.
+                if ready():
+                    exchange.set_waiting(False)
+                    break
+                await waiter
+            exchange.waiter = None
+
+        async def receive() -> dict:
+            message = exchange.receive_nowait()
+            if message is not None:
+                return message
+            box: list = []
+
+            def ready() -> bool:
+                if not box:
+                    got = exchange.receive_nowait()
+                    if got is not None:
+                        box.append(got)
+                return bool(box)
+
+            await wait_for_wake(ready)
+            return box[0]
+
+        async def send(message: dict) -> None:
+            if exchange.send(message):
+                await wait_for_wake(lambda: not exchange.must_wait())
+
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
+            logger.error(
+                "exception in ASGI app for %s %s\n%s",
+                scope["method"],
+                scope["root_path"] + scope["path"],
+                traceback.format_exc().rstrip(),
+            )
+            exchange.finish(f"{type(error).__name__}: {error}")
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            exchange.finish("")
+        finally:
+            exchange.waiter = None
+
+
+def serve(control: Any, target_text: str, app_directory: str, log_level: str) -> None:
+    """Import the target, run lifespan startup, then serve until the binary asks to stop.
+
+    ``control.startup_complete(ok, message)`` reports the outcome of the start-up to the
+    binary, which exits with the message when it failed.
+    """
+    from fluxlit._target import load_target
+
+    _install_logging(control, log_level)
+    loop = _new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        target = load_target(target_text, app_directory)
+        app = _resolve_app(target)
+    except BaseException:  # noqa: BLE001 - reported to the binary with the traceback
+        control.startup_complete(False, traceback.format_exc().rstrip())
+        loop.close()
+        return
+
+    runtime = _Runtime(loop, control, app)
+    try:
+        loop.run_until_complete(runtime.lifespan.startup())
+    except LifespanFailed as error:
+        control.startup_complete(False, f"the app's lifespan startup failed: {error}")
+        loop.close()
+        return
+    except BaseException:  # noqa: BLE001
+        control.startup_complete(False, traceback.format_exc().rstrip())
+        loop.close()
+        return
+
+    loop.add_reader(control.fileno(), runtime.drain)
+    heartbeat = loop.create_task(runtime.heartbeat())
+    control.startup_complete(True, "")
+    try:
+        loop.run_forever()
+    finally:
+        heartbeat.cancel()
+        for task in list(runtime.tasks):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(heartbeat, *runtime.tasks, return_exceptions=True))
+        loop.remove_reader(control.fileno())
+        loop.close()

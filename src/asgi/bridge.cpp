@@ -1,0 +1,294 @@
+// The Python thread: interpreter start-up, the hand-off queue, and the native module that the
+// event-loop side (python/fluxlit/_asgi_runtime.py) calls into.
+#include "fluxlit/asgi/bridge.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <pybind11/embed.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "asgi/python_exchange.hpp"
+#include "fluxlit/observability/log.hpp"
+
+namespace py = pybind11;
+
+namespace fluxlit::asgi {
+
+// Kinds of hand-off events; the numbers are shared with _asgi_runtime.py.
+enum class handoff_kind : int { new_request = 0, wake = 1, stop = 2 };
+
+struct handoff_event {
+  handoff_kind kind;
+  std::shared_ptr<python_exchange> exchange;
+};
+
+class bridge::impl {
+ public:
+  impl() {
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw startup_error(std::string("eventfd failed: ") + std::strerror(errno));
+    beat();
+  }
+
+  ~impl() { close(wake_fd_); }
+
+  // Safe from any thread. Writes the eventfd only when the queue was empty, so a burst of
+  // requests costs the Python thread one wake-up.
+  void push(handoff_event event) {
+    bool was_empty = false;
+    {
+      std::lock_guard lock(mutex_);
+      was_empty = pending_.empty();
+      pending_.push_back(std::move(event));
+    }
+    if (was_empty) {
+      const std::uint64_t one = 1;
+      // A full eventfd counter still wakes the reader, so a failed write loses nothing.
+      [[maybe_unused]] const auto written = write(wake_fd_, &one, sizeof one);
+    }
+  }
+
+  // Called on the Python thread with the GIL held.
+  py::list drain() {
+    std::uint64_t counter = 0;
+    [[maybe_unused]] const auto read_bytes = read(wake_fd_, &counter, sizeof counter);
+    std::vector<handoff_event> batch;
+    {
+      std::lock_guard lock(mutex_);
+      batch.swap(pending_);
+    }
+    py::list events;
+    for (auto& each : batch) {
+      events.append(py::make_tuple(static_cast<int>(each.kind), std::move(each.exchange)));
+    }
+    return events;
+  }
+
+  void beat() {
+    last_beat_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                        std::memory_order_relaxed);
+  }
+
+  std::chrono::milliseconds lag() const {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    const auto elapsed = std::chrono::nanoseconds(now - last_beat_ns_.load());
+    return std::chrono::duration_cast<std::chrono::milliseconds>(elapsed);
+  }
+
+  void complete_startup(bool ok, std::string message) {
+    std::lock_guard lock(mutex_);
+    if (startup_reported_) return;
+    startup_reported_ = true;
+    if (ok) {
+      startup_.set_value();
+    } else {
+      startup_.set_exception(std::make_exception_ptr(startup_error(message)));
+    }
+  }
+
+  int wake_fd_ = -1;
+  std::mutex mutex_;
+  std::vector<handoff_event> pending_;
+  std::atomic<std::int64_t> last_beat_ns_{0};
+  std::promise<void> startup_;
+  bool startup_reported_ = false;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  PyThreadState* main_thread_state_ = nullptr;
+};
+
+}  // namespace fluxlit::asgi
+
+namespace {
+
+using fluxlit::asgi::bridge;
+
+// The control surface that _asgi_runtime.py sees as `control`.
+struct control_handle {
+  bridge::impl* owner;
+};
+
+spdlog::level::level_enum level_from_python(int levelno) {
+  if (levelno >= 50) return spdlog::level::critical;
+  if (levelno >= 40) return spdlog::level::err;
+  if (levelno >= 30) return spdlog::level::warn;
+  if (levelno >= 20) return spdlog::level::info;
+  return spdlog::level::debug;
+}
+
+}  // namespace
+
+PYBIND11_EMBEDDED_MODULE(_fluxlit_native, module) {
+  fluxlit::asgi::register_python_exchange(module);
+
+  py::class_<control_handle>(module, "Control")
+      .def("fileno", [](const control_handle& self) { return self.owner->wake_fd_; })
+      .def("drain", [](control_handle& self) { return self.owner->drain(); })
+      .def("heartbeat", [](control_handle& self) { self.owner->beat(); })
+      .def("startup_complete",
+           [](control_handle& self, bool ok, std::string message) {
+             self.owner->complete_startup(ok, std::move(message));
+           })
+      .def("log", [](const control_handle&, int levelno, const std::string& name,
+                     const std::string& message) {
+        fluxlit::observability::logger("app")->log(level_from_python(levelno), "[{}] {}", name,
+                                                   message);
+      });
+}
+
+namespace fluxlit::asgi {
+namespace {
+
+std::wstring widen(const std::string& text) {
+  std::wstring out;
+  wchar_t* decoded = Py_DecodeLocale(text.c_str(), nullptr);
+  if (decoded != nullptr) {
+    out = decoded;
+    PyMem_RawFree(decoded);
+  }
+  return out;
+}
+
+void check_status(PyStatus status, const char* step) {
+  if (PyStatus_Exception(status)) {
+    throw startup_error(std::string("cannot initialise the embedded Python (") + step +
+                        "): " + (status.err_msg ? status.err_msg : "unknown error"));
+  }
+}
+
+// Initialises the interpreter so that sys.path, sys.prefix and site-packages are those of the
+// chosen interpreter (a virtual environment included), with the app directory and the FluxLit
+// package first. Signal handlers stay with the gateway.
+void initialise_interpreter(const bridge_options& options) {
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  config.install_signal_handlers = 0;
+  config.parse_argv = 0;
+  config.module_search_paths_set = 1;
+
+  const auto& info = options.interpreter;
+  try {
+    check_status(PyConfig_SetString(&config, &config.program_name,
+                                    widen(info.executable).c_str()),
+                 "program name");
+    check_status(PyConfig_SetString(&config, &config.executable, widen(info.executable).c_str()),
+                 "executable");
+    check_status(PyConfig_SetString(&config, &config.prefix, widen(info.prefix).c_str()), "prefix");
+    check_status(PyConfig_SetString(&config, &config.exec_prefix, widen(info.exec_prefix).c_str()),
+                 "exec_prefix");
+    check_status(PyConfig_SetString(&config, &config.base_prefix, widen(info.base_prefix).c_str()),
+                 "base_prefix");
+    check_status(PyConfig_SetString(&config, &config.base_exec_prefix,
+                                    widen(info.base_exec_prefix).c_str()),
+                 "base_exec_prefix");
+
+    std::vector<std::string> search_path{options.app_directory, python_package_directory()};
+    search_path.insert(search_path.end(), info.path.begin(), info.path.end());
+    for (const auto& entry : search_path) {
+      check_status(PyWideStringList_Append(&config.module_search_paths, widen(entry).c_str()),
+                   "sys.path");
+    }
+    const wchar_t* argv[] = {L"fluxlit"};
+    check_status(PyConfig_SetArgv(&config, 1, const_cast<wchar_t* const*>(argv)), "argv");
+    check_status(Py_InitializeFromConfig(&config), "initialise");
+  } catch (...) {
+    PyConfig_Clear(&config);
+    throw;
+  }
+  PyConfig_Clear(&config);
+}
+
+}  // namespace
+
+bridge::bridge() : impl_(std::make_unique<impl>()) {}
+
+bridge::~bridge() {
+  if (impl_->thread_.joinable()) impl_->thread_.detach();
+}
+
+void bridge::start(const bridge_options& options) {
+  initialise_interpreter(options);
+
+  auto startup = impl_->startup_.get_future();
+  // pybind11 keeps per-interpreter state that must be created while this thread holds the GIL.
+  py::detail::get_internals();
+  // `threading` records the importing thread as the main thread. Importing it here keeps that
+  // true, so event loops on the Python thread do not try to install signal handlers there.
+  py::module_::import("threading");
+  // The main thread gives up the GIL for good; only the Python thread takes it from now on.
+  impl_->main_thread_state_ = PyEval_SaveThread();
+  impl_->running_ = true;
+
+  impl_->thread_ = std::thread([this, options] {
+    // PyGILState_Ensure registers this thread with the interpreter's GIL-state bookkeeping,
+    // which pybind11's checks consult.
+    const PyGILState_STATE gil = PyGILState_Ensure();
+    try {
+      control_handle control{impl_.get()};
+      // Importing the native module registers its types, which the cast below needs.
+      py::module_::import("_fluxlit_native");
+      auto runtime = py::module_::import("fluxlit._asgi_runtime");
+      runtime.attr("serve")(py::cast(control), options.target, options.app_directory,
+                            options.log_level);
+    } catch (const std::exception& error) {
+      impl_->complete_startup(false, error.what());
+      observability::logger("fluxlit")->error("the Python thread stopped on an error: {}",
+                                              error.what());
+    }
+    impl_->complete_startup(false, "the Python thread ended before the app started");
+    impl_->running_ = false;
+    PyGILState_Release(gil);
+  });
+
+  try {
+    startup.get();
+  } catch (...) {
+    impl_->thread_.join();
+    throw;
+  }
+}
+
+void bridge::submit(std::shared_ptr<http_exchange> exchange) {
+  auto wrapped = std::make_shared<python_exchange>(std::move(exchange));
+  std::weak_ptr<python_exchange> weak = wrapped;
+  auto* owner = impl_.get();
+  wrapped->shared()->wake_python = [owner, weak] {
+    if (auto strong = weak.lock()) owner->push({handoff_kind::wake, std::move(strong)});
+  };
+  impl_->push({handoff_kind::new_request, std::move(wrapped)});
+}
+
+void bridge::stop(std::chrono::milliseconds timeout) {
+  if (!impl_->thread_.joinable()) return;
+  impl_->push({handoff_kind::stop, nullptr});
+
+  // std::thread cannot be joined with a timeout; wait for the running flag instead.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->running_ && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (impl_->running_) {
+    observability::logger("fluxlit")->warn(
+        "the app's lifespan shutdown did not finish within {} ms (shutdown_grace_ms); exiting "
+        "without waiting for it",
+        timeout.count());
+    impl_->thread_.detach();
+    return;
+  }
+  impl_->thread_.join();
+}
+
+std::chrono::milliseconds bridge::loop_lag() const { return impl_->lag(); }
+
+bool bridge::running() const { return impl_->running_; }
+
+}  // namespace fluxlit::asgi

@@ -1,0 +1,328 @@
+// `fluxlit run` and `fluxlit dev`: resolve the settings, start the app in the embedded
+// interpreter, listen, start Streamlit, and serve until a signal asks to stop.
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "cli/setting_flags.hpp"
+#include "fluxlit/asgi/bridge.hpp"
+#include "fluxlit/config/settings.hpp"
+#include "fluxlit/config/target.hpp"
+#include "fluxlit/gateway/server.hpp"
+#include "fluxlit/observability/log.hpp"
+#include "fluxlit/observability/metrics.hpp"
+#include "fluxlit/proxy/upstream.hpp"
+#include "fluxlit/supervisor/streamlit_supervisor.hpp"
+
+extern char** environ;
+
+namespace fluxlit::cli {
+namespace asio = boost::asio;
+namespace {
+
+// How often the drain checks whether in-flight requests finished.
+constexpr std::chrono::milliseconds drain_poll_interval{50};
+
+enum class serve_mode { run, dev };
+
+std::map<std::string, std::string> fluxlit_environment() {
+  std::map<std::string, std::string> found;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string_view text(*entry);
+    if (text.rfind("FLUXLIT_", 0) != 0) continue;
+    const auto equals = text.find('=');
+    if (equals == std::string_view::npos) continue;
+    found.emplace(std::string(text.substr(0, equals)), std::string(text.substr(equals + 1)));
+  }
+  return found;
+}
+
+spdlog::level::level_enum parse_level(const std::string& name) {
+  if (name == "warning") return spdlog::level::warn;
+  return spdlog::level::from_str(name);
+}
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string streamlit_missing_page(const asgi::interpreter_info& info) {
+  const auto python = html_escape(info.executable);
+  return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Streamlit is not "
+         "installed</title></head><body>\n<h1>Streamlit is not installed</h1>\n<p>FluxLit serves "
+         "the API, but the UI needs the <code>streamlit</code> package in the Python interpreter "
+         "<code>" + python + "</code> (Python " + html_escape(info.version) + ").</p>\n"
+         "<p>Install it with <code>" + python + " -m pip install streamlit</code>, or activate a "
+         "virtual environment that has it (or pass <code>--python</code>) and start FluxLit "
+         "again. Run with <code>--no-ui</code> to serve the API alone.</p>\n</body></html>\n";
+}
+
+std::string display_host(const std::string& host) {
+  if (host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "[::1]";
+  if (host.find(':') != std::string::npos) return "[" + host + "]";
+  return host;
+}
+
+// Everything one serving process owns, in the order it is built and torn down.
+class serve_process {
+ public:
+  serve_process(config::loaded_settings loaded, serve_mode mode)
+      : loaded_(std::move(loaded)), settings_(loaded_.values), mode_(mode) {}
+
+  int run();
+
+ private:
+  void start_streamlit(std::uint16_t port);
+  void on_signal(int signal_number);
+  void drain_step();
+  void finish_shutdown();
+
+  config::loaded_settings loaded_;
+  const config::settings& settings_;
+  serve_mode mode_;
+
+  asio::io_context io_{1};
+  asgi::bridge bridge_;
+  observability::metrics metrics_;
+  std::unique_ptr<proxy::upstream_pool> upstreams_;
+  std::unique_ptr<supervisor::streamlit_supervisor> streamlit_;
+  std::unique_ptr<gateway::gateway_context> context_;
+  std::unique_ptr<gateway::server> server_;
+  asio::signal_set signals_{io_, SIGINT, SIGTERM};
+  asio::steady_timer drain_timer_{io_};
+  std::chrono::steady_clock::time_point drain_deadline_;
+  std::thread lifespan_shutdown_;
+  config::app_target target_;
+  asgi::interpreter_info interpreter_;
+  bool stopping_ = false;
+  int exit_status_ = 0;
+};
+
+int serve_process::run() {
+  auto log = observability::logger("fluxlit");
+  for (const auto& warning : loaded_.warnings) log->warn("{}", warning);
+
+  const auto working_directory = std::filesystem::current_path().string();
+  target_ = config::parse_target(settings_.target, working_directory);
+  interpreter_ = asgi::query_interpreter(asgi::choose_interpreter(settings_.python));
+  log->debug("interpreter {} (Python {}), streamlit {}", interpreter_.executable,
+             interpreter_.version,
+             interpreter_.has_streamlit ? interpreter_.streamlit_version : "not installed");
+
+  asgi::bridge_options options;
+  options.interpreter = interpreter_;
+  options.app_directory = target_.app_directory;
+  options.target = (target_.file.empty() ? target_.module : target_.file) + ":" +
+                   target_.attribute;
+  options.log_level = settings_.log_level;
+  bridge_.start(options);
+  log->info("app {} started in the embedded interpreter", settings_.target);
+
+  proxy::pool_limits limits;
+  limits.max_idle_connections = settings_.upstream_max_idle_connections;
+  limits.connect_timeout = std::chrono::milliseconds(settings_.upstream_connect_timeout_ms);
+  limits.response_timeout = std::chrono::milliseconds(settings_.upstream_response_timeout_ms);
+  upstreams_ = std::make_unique<proxy::upstream_pool>(limits);
+
+  gateway::forwarded_policy forwarding;
+  forwarding.proxy_headers = settings_.proxy_headers;
+  for (const auto& entry : settings_.forwarded_allow_ips) {
+    forwarding.trusted.push_back(config::address_range::parse(entry));
+  }
+  context_ = std::unique_ptr<gateway::gateway_context>(new gateway::gateway_context{
+      settings_, gateway::route_table{settings_.api_prefix, settings_.root_path}, forwarding,
+      bridge_, metrics_, *upstreams_});
+
+  server_ = std::make_unique<gateway::server>(io_, *context_);
+  const auto bound = server_->listen(settings_.host, settings_.port);
+  const auto base = "http://" + display_host(settings_.host) + ":" + std::to_string(bound.port());
+  std::printf("fluxlit listening on %s\n", base.c_str());
+  if (mode_ == serve_mode::dev) {
+    const auto public_root = base + settings_.root_path;
+    std::printf("\n  FluxLit dev server\n    UI:   %s/\n    API:  %s%s\n    Docs: %s%s/docs\n\n",
+                public_root.c_str(), public_root.c_str(), settings_.api_prefix.c_str(),
+                public_root.c_str(), settings_.api_prefix.c_str());
+  }
+  std::fflush(stdout);
+
+  start_streamlit(bound.port());
+  signals_.async_wait([this](boost::system::error_code error, int number) {
+    if (!error) on_signal(number);
+  });
+
+  io_.run();
+  if (lifespan_shutdown_.joinable()) lifespan_shutdown_.join();
+  log->info("stopped");
+  return exit_status_;
+}
+
+void serve_process::start_streamlit(std::uint16_t port) {
+  auto log = observability::logger("fluxlit");
+  if (settings_.no_ui) {
+    context_->ui_unavailable_status = 404;
+    context_->ui_unavailable_page =
+        "<!doctype html>\n<html><body><h1>No UI</h1><p>This FluxLit server runs with "
+        "<code>--no-ui</code>: only the API under <code>" + html_escape(settings_.api_prefix) +
+        "</code> is served.</p></body></html>\n";
+    log->info("UI disabled (--no-ui); serving the API only");
+    return;
+  }
+  if (!interpreter_.has_streamlit) {
+    context_->ui_unavailable_page = streamlit_missing_page(interpreter_);
+    log->warn("Streamlit is not installed for {}; the API is served, and UI paths answer 503 "
+              "until it is installed ({} -m pip install streamlit)",
+              interpreter_.executable, interpreter_.executable);
+    return;
+  }
+
+  const auto package_directory = asgi::python_package_directory();
+  supervisor::streamlit_options options;
+  options.python = interpreter_.executable;
+  options.entry_script = package_directory + "/fluxlit/_streamlit_entry.py";
+  options.base_url_path = settings_.root_path;
+  options.working_directory = target_.app_directory;
+  options.start_timeout = std::chrono::milliseconds(settings_.streamlit_start_timeout_ms);
+  options.stop_timeout = std::chrono::milliseconds(settings_.streamlit_stop_timeout_ms);
+
+  const bool wildcard = settings_.host == "0.0.0.0" || settings_.host == "::";
+  const auto api_host = wildcard ? std::string("127.0.0.1") : display_host(settings_.host);
+  std::string python_path = package_directory;
+  if (const char* existing = std::getenv("PYTHONPATH"); existing && *existing) {
+    python_path += ":" + std::string(existing);
+  }
+  const auto target_text = (target_.file.empty() ? target_.module : target_.file) + ":" +
+                           target_.attribute;
+  options.environment = {
+      {"FLUXLIT_TARGET", target_text},
+      {"FLUXLIT_APP_DIR", target_.app_directory},
+      {"FLUXLIT_API_PREFIX", settings_.api_prefix},
+      {"FLUXLIT_ROOT_PATH", settings_.root_path},
+      {"FLUXLIT_API_BASE_URL",
+       "http://" + api_host + ":" + std::to_string(port) + settings_.api_prefix},
+      {"PYTHONPATH", python_path},
+  };
+  streamlit_ = std::make_unique<supervisor::streamlit_supervisor>(io_.get_executor(), options);
+  context_->streamlit = streamlit_.get();
+  streamlit_->start();
+}
+
+void serve_process::on_signal(int signal_number) {
+  auto log = observability::logger("fluxlit");
+  if (stopping_) {
+    // A second signal: stop now, but still take the Streamlit process group down.
+    log->warn("second signal ({}): stopping at once", signal_number);
+    if (streamlit_) streamlit_->kill_now();
+    spdlog::shutdown();
+    std::_Exit(128 + signal_number);
+  }
+  stopping_ = true;
+  log->info("signal {} received: draining for up to {} ms (shutdown_grace_ms)", signal_number,
+            settings_.shutdown_grace_ms);
+  context_->draining = true;
+  server_->stop_accepting();
+  server_->close_idle_connections();
+  drain_deadline_ =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.shutdown_grace_ms);
+  signals_.async_wait([this](boost::system::error_code error, int number) {
+    if (!error) on_signal(number);
+  });
+  drain_step();
+}
+
+void serve_process::drain_step() {
+  server_->close_idle_connections();
+  const bool expired = std::chrono::steady_clock::now() >= drain_deadline_;
+  if (server_->busy_connections() != 0 && !expired) {
+    drain_timer_.expires_after(drain_poll_interval);
+    drain_timer_.async_wait([this](boost::system::error_code error) {
+      if (!error) drain_step();
+    });
+    return;
+  }
+  if (expired && server_->busy_connections() != 0) {
+    observability::logger("fluxlit")->warn(
+        "{} requests still in flight after shutdown_grace_ms; closing them",
+        server_->busy_connections());
+  }
+  server_->close_all_connections();
+  upstreams_->clear();
+
+  // The lifespan shutdown blocks until the app finished it; run it off the I/O thread so a
+  // second signal is still handled meanwhile.
+  lifespan_shutdown_ = std::thread([this] {
+    bridge_.stop(std::chrono::milliseconds(settings_.shutdown_grace_ms));
+    asio::post(io_, [this] { finish_shutdown(); });
+  });
+}
+
+void serve_process::finish_shutdown() {
+  if (!streamlit_) {
+    io_.stop();
+    return;
+  }
+  streamlit_->async_stop([this] { io_.stop(); });
+}
+
+void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
+  const bool dev = mode == serve_mode::dev;
+  auto* command = app.add_subcommand(
+      dev ? "dev" : "run",
+      dev ? "Serve the app for development: readable logs at debug level and a banner with the "
+            "URLs."
+          : "Serve the app: the API in-process and the Streamlit UI on one port, JSON logs.");
+  auto given = std::make_shared<config::cli_values>();
+  add_target_argument(*command, *given);
+  add_setting_flags(*command, *given);
+
+  command->callback([given, mode, &exit_status] {
+    auto loaded = config::load(*given, fluxlit_environment(),
+                               std::filesystem::current_path().string());
+    config::validate(loaded);
+    auto& values = loaded.values;
+    const bool level_given = loaded.sources["log_level"].kind != config::source_kind::default_value;
+    const bool format_given =
+        loaded.sources["log_format"].kind != config::source_kind::default_value;
+    if (mode == serve_mode::dev) {
+      if (!level_given) values.log_level = "debug";
+      if (!format_given) values.log_format = "text";
+    }
+    observability::configure_logging(values.log_format == "text"
+                                         ? observability::log_format::text
+                                         : observability::log_format::json,
+                                     parse_level(values.log_level));
+    serve_process process(std::move(loaded), mode);
+    exit_status = process.run();
+  });
+}
+
+}  // namespace
+
+void add_serve_commands(CLI::App& app, int& exit_status) {
+  add_serve_command(app, exit_status, serve_mode::run);
+  add_serve_command(app, exit_status, serve_mode::dev);
+}
+
+}  // namespace fluxlit::cli

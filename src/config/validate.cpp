@@ -1,0 +1,184 @@
+// Checks on resolved settings that go beyond parsing one value: path shapes, the listen host,
+// the trusted proxy list and the app target's syntax.
+#include <algorithm>
+
+#include "config/value_text.hpp"
+#include "fluxlit/config/address_range.hpp"
+#include "fluxlit/config/settings.hpp"
+#include "fluxlit/config/target.hpp"
+
+namespace fluxlit::config {
+
+namespace {
+
+using source_map = std::map<std::string, value_source, std::less<>>;
+
+// Throws config_error with `message`, naming the source of `key` when it was not the default.
+[[noreturn]] void fail(std::string_view key, std::string message, const source_map* sources) {
+  if (sources != nullptr) {
+    const auto found = sources->find(key);
+    if (found != sources->end() && found->second.kind != source_kind::default_value) {
+      message += " (set by " + found->second.where + ")";
+    }
+  }
+  throw config_error(message);
+}
+
+std::string subject(std::string_view key, std::string_view value) {
+  return std::string(key) + " " + detail::quote(value);
+}
+
+bool is_hex_digit(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// Characters RFC 3986 allows in a path segment (pchar), besides percent-encoded octets.
+bool is_path_character(char c) {
+  static constexpr std::string_view allowed = "-._~!$&'()*+,;=:@";
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         allowed.find(c) != std::string_view::npos;
+}
+
+// Returns a description of the first character that cannot appear in a URL path, or empty.
+std::string find_invalid_path_character(std::string_view path) {
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (c == '/' || is_path_character(c)) {
+      continue;
+    }
+    if (c == '%' && i + 2 < path.size() && is_hex_digit(path[i + 1]) &&
+        is_hex_digit(path[i + 2])) {
+      i += 2;
+      continue;
+    }
+    return detail::quote(std::string_view(&path[i], 1));
+  }
+  return "";
+}
+
+std::string strip_slashes(std::string_view path) {
+  const auto first = path.find_first_not_of('/');
+  if (first == std::string_view::npos) {
+    return "";
+  }
+  const auto last = path.find_last_not_of('/');
+  return std::string(path.substr(first, last - first + 1));
+}
+
+std::string strip_brackets(std::string_view host) {
+  std::string_view inner = host.substr(1);
+  if (!inner.empty() && inner.back() == ']') {
+    inner.remove_suffix(1);
+  }
+  return std::string(inner);
+}
+
+// Shared rules of api_prefix and root_path: "/name" with no trailing "/", no empty, "." or ".."
+// segment, and only characters that a URL path may hold.
+void check_path_prefix(std::string_view key, std::string_view value, std::string_view example,
+                       const source_map* sources) {
+  const std::string stripped = strip_slashes(value);
+  const std::string suggestion = detail::quote("/" + (stripped.empty() ? std::string(example)
+                                                                       : stripped));
+  if (value.front() != '/') {
+    fail(key, subject(key, value) + " must start with \"/\", for example " + suggestion, sources);
+  }
+  if (value.size() > 1 && value.back() == '/') {
+    fail(key, subject(key, value) + " must not end with \"/\": use " + suggestion, sources);
+  }
+  if (value.find("//") != std::string_view::npos) {
+    fail(key, subject(key, value) + " must not contain an empty segment (\"//\")", sources);
+  }
+  const std::string segments = "/" + std::string(value.substr(1)) + "/";
+  if (segments.find("/./") != std::string::npos || segments.find("/../") != std::string::npos) {
+    fail(key, subject(key, value) + " must not contain \".\" or \"..\" segments", sources);
+  }
+  const std::string invalid = find_invalid_path_character(value);
+  if (!invalid.empty()) {
+    fail(key,
+         subject(key, value) + " contains " + invalid +
+             ", which is not allowed in a URL path. Percent-encode it or remove it",
+         sources);
+  }
+}
+
+void check_api_prefix(const settings& values, const source_map* sources) {
+  const std::string& prefix = values.api_prefix;
+  if (prefix.empty()) {
+    fail("api_prefix", "api_prefix must not be empty: use a path such as \"/api\"", sources);
+  }
+  if (prefix == "/") {
+    fail("api_prefix",
+         "api_prefix \"/\" would send every path to the app and none to Streamlit: use a path "
+         "such as \"/api\"",
+         sources);
+  }
+  check_path_prefix("api_prefix", prefix, "api", sources);
+}
+
+void check_root_path(const settings& values, const source_map* sources) {
+  const std::string& root_path = values.root_path;
+  if (root_path.empty()) {
+    return;
+  }
+  if (root_path == "/") {
+    fail("root_path", "root_path \"/\" must be left empty when FluxLit is served at the root",
+         sources);
+  }
+  check_path_prefix("root_path", root_path, "app", sources);
+}
+
+void check_host(const settings& values, const source_map* sources) {
+  const std::string& host = values.host;
+  if (host.empty()) {
+    fail("host",
+         "host must not be empty: use 127.0.0.1 for local access or 0.0.0.0 for every interface",
+         sources);
+  }
+  if (host.front() == '[') {
+    fail("host",
+         subject("host", host) + " must be written without brackets, for example " +
+             detail::quote(strip_brackets(host)),
+         sources);
+  }
+  const bool has_space = std::any_of(host.begin(), host.end(), [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+  });
+  if (has_space) {
+    fail("host", subject("host", host) + " must not contain white space", sources);
+  }
+}
+
+void check_forwarded_allow_ips(const settings& values, const source_map* sources) {
+  for (const std::string& entry : values.forwarded_allow_ips) {
+    try {
+      address_range::parse(entry);
+    } catch (const config_error& error) {
+      fail("forwarded_allow_ips", std::string("forwarded_allow_ips: ") + error.what(), sources);
+    }
+  }
+}
+
+void check_target(const settings& values, const source_map* sources) {
+  try {
+    check_target_syntax(values.target);
+  } catch (const config_error& error) {
+    fail("target", error.what(), sources);
+  }
+}
+
+void check_all(const settings& values, const source_map* sources) {
+  check_target(values, sources);
+  check_host(values, sources);
+  check_api_prefix(values, sources);
+  check_root_path(values, sources);
+  check_forwarded_allow_ips(values, sources);
+}
+
+}  // namespace
+
+void validate(const settings& values) { check_all(values, nullptr); }
+
+void validate(const loaded_settings& loaded) { check_all(loaded.values, &loaded.sources); }
+
+}  // namespace fluxlit::config

@@ -1,0 +1,615 @@
+#include "gateway/connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include <array>
+#include <limits>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "fluxlit/asgi/bridge.hpp"
+#include "fluxlit/gateway/http_text.hpp"
+#include "fluxlit/observability/log.hpp"
+#include "fluxlit/observability/metrics.hpp"
+#include "fluxlit/supervisor/streamlit_supervisor.hpp"
+
+namespace fluxlit::gateway {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// Request body bytes read per step before they are handed to the app.
+constexpr std::size_t asgi_body_chunk_bytes = 64 * 1024;
+
+// After the body, the connection keeps one read pending to notice a client that goes away.
+// Pipelined requests read meanwhile wait in the buffer; past this many bytes it stops reading.
+constexpr std::size_t max_pipelined_bytes = 64 * 1024;
+
+// Streamlit takes a few seconds to start; browsers retry a 503 with this delay.
+constexpr std::string_view ui_retry_after_seconds = "2";
+
+bool is_quiet_close(const boost::system::error_code& error) {
+  return error == http::error::end_of_stream || error == asio::error::eof ||
+         error == asio::error::connection_reset || error == asio::error::operation_aborted ||
+         error == asio::error::broken_pipe || error == beast::error::timeout;
+}
+
+std::string lower_ascii(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string host_of(const asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
+
+std::string json_reply(int status, std::string_view reason, std::string_view detail = {}) {
+  nlohmann::json body = {{"status", status}, {"reason", reason}};
+  if (!detail.empty()) body["detail"] = detail;
+  return body.dump() + "\n";
+}
+
+}  // namespace
+
+// The parts of a request that every serving path needs.
+struct connection::request_view {
+  std::string method;
+  std::string target;
+  std::string request_id;
+  client_identity client;
+  route destination;
+  bool head_only = false;
+  bool has_body = false;
+  bool keep_alive = false;
+  bool upgrade = false;
+  unsigned version = 11;
+  std::chrono::steady_clock::time_point started;
+};
+
+connection::connection(asio::ip::tcp::socket socket, gateway_context& context, std::uint64_t id,
+                       closed_callback on_closed)
+    : stream_(std::move(socket)),
+      context_(context),
+      id_(id),
+      tag_("[C" + std::to_string(id) + "]"),
+      on_closed_(std::move(on_closed)),
+      response_timer_(stream_.get_executor()),
+      body_timer_(stream_.get_executor()),
+      pump_timer_(stream_.get_executor()) {
+  boost::system::error_code ignored;
+  peer_ = stream_.socket().remote_endpoint(ignored);
+  local_ = stream_.socket().local_endpoint(ignored);
+  stream_.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+void connection::start() {
+  asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->run(); },
+                 asio::detached);
+}
+
+void connection::close() {
+  boost::system::error_code ignored;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  stream_.close();
+}
+
+asio::awaitable<void> connection::wait_for(asio::steady_timer& timer, const bool& flag) {
+  while (!flag) {
+    timer.expires_at(asio::steady_timer::time_point::max());
+    co_await timer.async_wait(nothrow_awaitable);
+  }
+}
+
+void connection::wake(asio::steady_timer& timer, bool& flag) {
+  flag = true;
+  timer.cancel();
+}
+
+asio::awaitable<void> connection::run() {
+  auto self = shared_from_this();
+  context_.metrics.connection_opened();
+  const auto& settings = context_.settings;
+  const auto connected_at = std::chrono::steady_clock::now();
+  const auto header_timeout = std::chrono::milliseconds(settings.header_read_timeout_ms);
+
+  for (bool first = true;; first = false) {
+    proxy::request_parser parser;
+    parser.header_limit(static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(settings.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+    parser.body_limit(settings.max_request_body_bytes);
+
+    if (first) {
+      // Counted from the connection's start, so a client that trickles bytes cannot hold it.
+      stream_.expires_at(connected_at + header_timeout);
+    } else {
+      if (buffer_.size() == 0) {
+        stream_.expires_after(std::chrono::milliseconds(settings.keep_alive_timeout_ms));
+        auto [error, read] =
+            co_await stream_.async_read_some(buffer_.prepare(4096), nothrow_awaitable);
+        buffer_.commit(read);
+        if (error) break;
+      }
+      stream_.expires_after(header_timeout);
+    }
+
+    auto [error, read] =
+        co_await http::async_read_header(stream_, buffer_, parser, nothrow_awaitable);
+    if (error) {
+      request_view rejected;
+      rejected.started = std::chrono::steady_clock::now();
+      rejected.method = "-";
+      rejected.target = "-";
+      rejected.request_id = choose_request_id({});
+      stream_.expires_after(header_timeout);
+      if (error == http::error::header_limit) {
+        observability::logger("fluxlit")->warn(
+            "{} request header larger than max_header_bytes ({} bytes); raise the setting if "
+            "clients need more",
+            tag_, settings.max_header_bytes);
+        co_await reply_locally(rejected, 431, "request_header_too_large", "application/json",
+                               json_reply(431, "request_header_too_large", "max_header_bytes"));
+      } else if (error == http::error::body_limit) {
+        co_await reply_locally(rejected, 413, "request_body_too_large", "application/json",
+                               json_reply(413, "request_body_too_large", "max_request_body_bytes"));
+      } else if (error == beast::error::timeout) {
+        // The timeout closed the socket; count it, there is nobody left to answer.
+        context_.metrics.count_local_reply("header_read_timeout");
+        observability::logger("fluxlit")->debug("{} closed: no complete request head within "
+                                                "header_read_timeout_ms", tag_);
+      } else if (!is_quiet_close(error)) {
+        co_await reply_locally(rejected, 400, "bad_request", "application/json",
+                               json_reply(400, "bad_request", error.message()));
+      }
+      break;
+    }
+    stream_.expires_never();
+
+    busy_ = true;
+    const auto record = co_await serve(parser);
+    busy_ = false;
+    if (!record.keep_alive || context_.draining) break;
+  }
+
+  close();
+  context_.metrics.connection_closed();
+  if (on_closed_) on_closed_(id_);
+}
+
+asio::awaitable<connection::request_record> connection::serve(proxy::request_parser& parser) {
+  auto& message = parser.get();
+  request_view request;
+  request.started = std::chrono::steady_clock::now();
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  request.request_id = choose_request_id(message["x-request-id"]);
+  request.client = resolve_client(
+      context_.forwarding, peer_.address(), peer_.port(),
+      {message["x-forwarded-for"], message["x-forwarded-proto"], message["x-forwarded-host"],
+       message[http::field::host]});
+  request.destination = route_target(context_.routes, request.target);
+  request.head_only = message.method() == http::verb::head;
+  request.has_body = message.chunked() || (message.has_content_length() &&
+                                           message[http::field::content_length] != "0");
+  request.keep_alive = message.keep_alive() && !context_.draining;
+  request.upgrade = parser.upgrade();
+  request.version = message.version();
+
+  request_record record;
+  switch (request.destination.kind) {
+    case route_kind::native_health:
+    case route_kind::native_ready:
+    case route_kind::native_metrics:
+      record = co_await serve_native(request);
+      break;
+    case route_kind::redirect: {
+      std::string headers;
+      append_header(headers, "Location", request.destination.location);
+      record = co_await reply_locally(request, request.destination.redirect_status, "redirect",
+                                      "text/plain; charset=utf-8",
+                                      "Redirecting to " + request.destination.location + "\n",
+                                      headers);
+      break;
+    }
+    case route_kind::api:
+      record = co_await serve_api(parser, request);
+      break;
+    case route_kind::ui:
+      record = co_await serve_ui(parser, request);
+      break;
+  }
+  // An unread request body would be taken for the next request's head.
+  if (!parser.is_done()) record.keep_alive = false;
+  log_request(request, record);
+  co_return record;
+}
+
+asio::awaitable<connection::request_record> connection::serve_native(const request_view& request) {
+  request_record record;
+  if (request.destination.kind == route_kind::native_health) {
+    record = co_await reply_locally(request, 200, {}, "application/json", "{\"status\":\"ok\"}\n");
+  } else if (request.destination.kind == route_kind::native_metrics) {
+    record = co_await reply_locally(request, 200, {}, "text/plain; version=0.0.4",
+                                    context_.metrics.serialize());
+  } else {
+    const auto lag = context_.bridge.loop_lag();
+    const auto max_lag = std::chrono::milliseconds(context_.settings.readiness_max_loop_lag_ms);
+    const bool python_ok = context_.bridge.running() && lag <= max_lag;
+
+    nlohmann::json streamlit_check;
+    bool streamlit_ok = false;
+    if (context_.settings.no_ui) {
+      streamlit_ok = true;
+      streamlit_check = {{"ok", true}, {"state", "disabled"}};
+    } else if (context_.streamlit == nullptr) {
+      streamlit_check = {{"ok", false}, {"state", "not_installed"}};
+    } else {
+      streamlit_ok = context_.streamlit->ready();
+      streamlit_check = {{"ok", streamlit_ok},
+                         {"state", supervisor::to_string(context_.streamlit->state())}};
+    }
+    const bool draining = context_.draining;
+    const bool ready = python_ok && streamlit_ok && !draining;
+    nlohmann::json body = {
+        {"ready", ready},
+        {"checks",
+         {{"python", {{"ok", python_ok}, {"loop_lag_ms", lag.count()}, {"max_lag_ms", max_lag.count()}}},
+          {"streamlit", streamlit_check},
+          {"shutdown", {{"ok", !draining}, {"draining", draining}}}}}};
+    record = co_await reply_locally(request, ready ? 200 : 503, ready ? "" : "not_ready",
+                                    "application/json", body.dump() + "\n");
+  }
+  record.route = "native";
+  co_return record;
+}
+
+asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_parser& parser,
+                                                                 const request_view& request) {
+  if (context_.streamlit == nullptr) {
+    const bool disabled = context_.settings.no_ui;
+    co_return co_await reply_locally(request, context_.ui_unavailable_status,
+                                     disabled ? "ui_disabled" : "streamlit_not_installed",
+                                     "text/html; charset=utf-8", context_.ui_unavailable_page);
+  }
+  if (!context_.streamlit->ready() || context_.streamlit->port() == 0) {
+    std::string headers;
+    append_header(headers, "Retry-After", ui_retry_after_seconds);
+    co_return co_await reply_locally(
+        request, 503, "streamlit_not_ready", "application/json",
+        json_reply(503, "streamlit_not_ready",
+                   std::string("the Streamlit server is ") +
+                       supervisor::to_string(context_.streamlit->state())),
+        headers);
+  }
+
+  proxy::forward_request forward;
+  forward.port = context_.streamlit->port();
+  forward.target = request.destination.path;
+  forward.request_id = request.request_id;
+  forward.client = request.client;
+  forward.forwarded_prefix = context_.routes.root_path;
+  forward.connection_tag = tag_;
+
+  proxy::forward_outcome outcome;
+  if (request.upgrade) {
+    busy_ = false;  // an open WebSocket does not hold up a graceful drain of HTTP requests
+    outcome = co_await proxy::tunnel_websocket(stream_, buffer_, parser, forward,
+                                               context_.upstreams, context_.metrics);
+  } else {
+    outcome = co_await proxy::forward_http(stream_, buffer_, parser, forward, context_.upstreams);
+  }
+
+  if (!outcome.local_reason.empty()) {
+    auto record = co_await reply_locally(request, outcome.status, outcome.local_reason,
+                                         "application/json",
+                                         json_reply(outcome.status, outcome.local_reason));
+    record.keep_alive = record.keep_alive && outcome.status != 413;
+    co_return record;
+  }
+
+  request_record record;
+  record.route = "ui";
+  record.status = outcome.client_gone ? 499 : outcome.status;
+  record.body_bytes = outcome.body_bytes;
+  record.keep_alive = outcome.keep_alive && request.keep_alive && !outcome.upgraded;
+  co_return record;
+}
+
+asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
+                                                    proxy::request_parser& parser) {
+  auto self = shared_from_this();
+  std::vector<char> chunk(asgi_body_chunk_bytes);
+  while (!parser.is_done() && !response_done_) {
+    if (!exchange->io_wants_more_body()) {
+      // Backpressure: the app has not consumed what it has; read again once it does.
+      body_pending_ = false;
+      if (!exchange->io_wants_more_body()) co_await wait_for(body_timer_, body_pending_);
+      continue;
+    }
+    auto& body = parser.get().body();
+    body.data = chunk.data();
+    body.size = chunk.size();
+    auto [error, read] = co_await http::async_read(stream_, buffer_, parser, nothrow_awaitable);
+    if (error == http::error::need_buffer) error = {};
+    if (error) {
+      if (error == http::error::body_limit) {
+        observability::logger("fluxlit")->warn(
+            "{} request body larger than max_request_body_bytes ({} bytes); closing", tag_,
+            context_.settings.max_request_body_bytes);
+        context_.metrics.count_local_reply("request_body_too_large");
+      }
+      exchange->io_client_gone();
+      wake(response_timer_, client_gone_);
+      wake(pump_timer_, pump_done_);
+      co_return;
+    }
+    const auto got = chunk.size() - body.size;
+    if (got != 0 || parser.is_done()) {
+      exchange->io_push_body(std::string(chunk.data(), got), !parser.is_done());
+    }
+  }
+
+  // Watch for the client going away while the app works on its response.
+  while (!response_done_ && buffer_.size() < max_pipelined_bytes) {
+    auto [error, read] = co_await stream_.async_read_some(buffer_.prepare(4096), nothrow_awaitable);
+    buffer_.commit(read);
+    if (error) {
+      if (!response_done_) {
+        exchange->io_client_gone();
+        wake(response_timer_, client_gone_);
+      }
+      break;
+    }
+  }
+  wake(pump_timer_, pump_done_);
+}
+
+asio::awaitable<connection::request_record> connection::serve_api(proxy::request_parser& parser,
+                                                                  const request_view& request) {
+  if (request.upgrade) {
+    // TODO: WebSocket routes of the ASGI app are not bridged yet; they answer 501.
+    co_return co_await reply_locally(request, 501, "asgi_websocket_unsupported",
+                                     "application/json",
+                                     json_reply(501, "asgi_websocket_unsupported"));
+  }
+  auto& message = parser.get();
+  const auto& settings = context_.settings;
+
+  asgi::http_request_head head;
+  head.method = request.method;
+  head.http_version = request.version == 10 ? "1.0" : "1.1";
+  head.scheme = request.client.scheme;
+  head.raw_path = request.destination.path;
+  head.path = percent_decode(head.raw_path);
+  head.query_string = request.destination.query;
+  head.root_path = context_.routes.root_path + context_.routes.api_prefix;
+  head.headers.reserve(16);
+  for (const auto& field : message.base()) {
+    if (iequals(field.name_string(), "x-request-id")) continue;
+    head.headers.emplace_back(lower_ascii(field.name_string()), std::string(field.value()));
+  }
+  head.headers.emplace_back("x-request-id", request.request_id);
+  head.client_host = request.client.client_host;
+  head.client_port = request.client.client_port;
+  head.server_host = host_of(local_.address());
+  head.server_port = local_.port();
+
+  auto exchange = std::make_shared<asgi::http_exchange>(
+      std::move(head), settings.asgi_send_high_water_bytes, settings.asgi_receive_high_water_bytes);
+  exchange->io_set_notify([weak = weak_from_this(), executor = stream_.get_executor()] {
+    asio::post(executor, [weak] {
+      if (auto self = weak.lock()) {
+        self->wake(self->response_timer_, self->response_pending_);
+        self->wake(self->body_timer_, self->body_pending_);
+      }
+    });
+  });
+
+  response_pending_ = false;
+  body_pending_ = false;
+  pump_done_ = false;
+  response_done_ = false;
+  client_gone_ = false;
+
+  if (!request.has_body) exchange->io_push_body({}, false);
+  if (request.has_body && iequals(message[http::field::expect], "100-continue")) {
+    static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+    co_await asio::async_write(stream_, asio::buffer(continue_line), nothrow_awaitable);
+  }
+  context_.bridge.submit(exchange);
+  asio::co_spawn(stream_.get_executor(), pump_request_body(exchange, parser), asio::detached);
+
+  request_record record;
+  record.route = "api";
+  record.keep_alive = request.keep_alive;
+
+  enum class framing { none, content_length, chunked, until_close };
+  framing body_framing = framing::none;
+  bool started = false;
+  bool finished = false;
+  bool aborted = false;
+  std::uint64_t declared_length = 0;
+
+  while (!finished && !aborted && !client_gone_) {
+    co_await wait_for(response_timer_, response_pending_);
+    response_pending_ = false;
+    if (client_gone_) break;
+
+    auto events = exchange->io_take_response_events();
+    std::string head_text;
+    std::vector<std::string> pieces;
+    std::uint64_t batch_body_bytes = 0;
+
+    for (auto& event : events) {
+      if (finished || aborted) break;
+      if (auto* start = std::get_if<asgi::response_start>(&event)) {
+        started = true;
+        record.status = start->status;
+        bool has_length = false;
+        bool has_date = false;
+        bool has_request_id = false;
+        append_status_line(head_text, start->status);
+        for (const auto& [name, value] : start->headers) {
+          if (iequals(name, "connection")) {
+            if (has_token(value, "close")) record.keep_alive = false;
+            continue;
+          }
+          if (iequals(name, "transfer-encoding") || iequals(name, "keep-alive")) continue;
+          if (iequals(name, "content-length")) {
+            has_length = true;
+            declared_length = std::stoull(value);
+          }
+          has_date = has_date || iequals(name, "date");
+          has_request_id = has_request_id || iequals(name, "x-request-id");
+          append_header(head_text, name, value);
+        }
+        if (!has_date) append_header(head_text, "date", http_date());
+        if (!has_request_id) append_header(head_text, "x-request-id", request.request_id);
+
+        if (request.head_only || status_forbids_body(start->status)) {
+          body_framing = framing::none;
+        } else if (has_length) {
+          body_framing = framing::content_length;
+        } else if (request.version >= 11) {
+          body_framing = framing::chunked;
+          append_header(head_text, "transfer-encoding", "chunked");
+        } else {
+          body_framing = framing::until_close;
+          record.keep_alive = false;
+        }
+        if (!record.keep_alive) {
+          append_header(head_text, "connection", "close");
+        } else if (request.version == 10) {
+          append_header(head_text, "connection", "keep-alive");
+        }
+        head_text += "\r\n";
+        pieces.push_back(std::move(head_text));
+        head_text.clear();
+      } else if (auto* body = std::get_if<asgi::response_body>(&event)) {
+        const auto size = body->data.size();
+        batch_body_bytes += size;
+        if (body_framing != framing::none) record.body_bytes += size;
+        if (body_framing == framing::chunked && size != 0) {
+          pieces.push_back(chunk_header(size));
+          pieces.push_back(std::move(body->data));
+          pieces.emplace_back("\r\n");
+        } else if (body_framing == framing::content_length ||
+                   body_framing == framing::until_close) {
+          pieces.push_back(std::move(body->data));
+        }
+        if (!body->more_body) {
+          finished = true;
+          if (body_framing == framing::chunked) pieces.emplace_back("0\r\n\r\n");
+          if (body_framing == framing::content_length && record.body_bytes < declared_length) {
+            // Fewer bytes than declared: the client cannot tell the end, so close.
+            record.keep_alive = false;
+          }
+        }
+      } else if (auto* abort = std::get_if<asgi::response_abort>(&event)) {
+        observability::logger("fluxlit")->warn("{} rid={} response aborted: {}", tag_,
+                                                request.request_id, abort->reason);
+        aborted = true;
+      }
+    }
+
+    if (!pieces.empty()) {
+      std::vector<asio::const_buffer> buffers;
+      buffers.reserve(pieces.size());
+      for (const auto& piece : pieces) buffers.push_back(asio::buffer(piece));
+      auto [error, written] = co_await asio::async_write(stream_, buffers, nothrow_awaitable);
+      if (error) {
+        exchange->io_client_gone();
+        client_gone_ = true;
+        break;
+      }
+      exchange->io_written(batch_body_bytes);
+    }
+  }
+
+  response_done_ = true;
+  exchange->io_response_finished();
+  // Stop the body pump or the disconnect watch, and wait until it let go of the parser.
+  wake(body_timer_, body_pending_);
+  if (!pump_done_) {
+    stream_.cancel();
+    co_await wait_for(pump_timer_, pump_done_);
+  }
+
+  if (client_gone_ && !finished) {
+    record.status = 499;
+    record.keep_alive = false;
+    co_return record;
+  }
+  if (aborted) {
+    record.keep_alive = false;
+    if (!started) {
+      // Nothing reached the client yet, so it gets a clean 500 rather than a reset.
+      auto reply = co_await reply_locally(request, 500, "app_exception", "text/plain; charset=utf-8",
+                                          "Internal Server Error\n");
+      reply.route = "api";
+      co_return reply;
+    }
+    record.status = record.status == 0 ? 500 : record.status;
+  }
+  co_return record;
+}
+
+asio::awaitable<connection::request_record> connection::reply_locally(
+    const request_view& request, int status, std::string reason, std::string content_type,
+    std::string body, std::string extra_headers) {
+  request_record record;
+  record.route = "local";
+  record.status = status;
+  record.reason = reason;
+  record.keep_alive = request.keep_alive && !request.has_body && status < 500 && status != 408 &&
+                      status != 431 && status != 413 && status != 400;
+  if (!reason.empty() && status >= 400) context_.metrics.count_local_reply(reason);
+
+  std::string head;
+  append_status_line(head, status);
+  append_header(head, "date", http_date());
+  append_header(head, "content-type", content_type);
+  append_header(head, "content-length", std::to_string(body.size()));
+  append_header(head, "x-request-id", request.request_id);
+  if (!reason.empty() && status >= 400) append_header(head, "x-fluxlit-reason", reason);
+  head += extra_headers;
+  append_header(head, "connection", record.keep_alive ? "keep-alive" : "close");
+  head += "\r\n";
+
+  const bool send_body = !request.head_only && !status_forbids_body(status);
+  const std::array<asio::const_buffer, 2> buffers = {
+      asio::buffer(head), send_body ? asio::buffer(body) : asio::const_buffer()};
+  auto [error, written] = co_await asio::async_write(stream_, buffers, nothrow_awaitable);
+  if (error) record.keep_alive = false;
+  record.body_bytes = send_body ? body.size() : 0;
+  co_return record;
+}
+
+void connection::log_request(const request_view& request, const request_record& record) {
+  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - request.started);
+  context_.metrics.count_request(record.route, record.status);
+  auto access = observability::logger("access");
+  if (!access->should_log(spdlog::level::info)) return;
+  access->info("{} rid={} {} \"{} {}\" {} {} {:.3f}ms route={}{}{}", tag_, request.request_id,
+               request.client.client_host, request.method, request.target, record.status,
+               record.body_bytes, static_cast<double>(elapsed.count()) / 1000.0, record.route,
+               record.reason.empty() ? "" : " reason=", record.reason);
+}
+
+}  // namespace fluxlit::gateway

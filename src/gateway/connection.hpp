@@ -1,0 +1,90 @@
+// One client connection: reads requests, routes each, and serves it natively, through the
+// ASGI bridge or through the proxy. Runs as one coroutine on the I/O thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "fluxlit/asgi/exchange.hpp"
+#include "fluxlit/gateway/context.hpp"
+#include "fluxlit/proxy/upstream.hpp"
+
+namespace fluxlit::gateway {
+
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  using closed_callback = std::function<void(std::uint64_t id)>;
+
+  connection(boost::asio::ip::tcp::socket socket, gateway_context& context, std::uint64_t id,
+             closed_callback on_closed);
+
+  void start();
+
+  // Closes the socket; pending reads and writes end with an error. I/O thread only.
+  void close();
+
+  bool busy() const { return busy_; }
+
+ private:
+  // What one request turned into, for the access log.
+  struct request_record {
+    std::string route;  // "api", "ui", "native", "local"
+    int status = 0;
+    std::uint64_t body_bytes = 0;
+    std::string reason;  // a local reply's machine-readable reason
+    bool keep_alive = false;
+  };
+
+  struct request_view;
+
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<request_record> serve(proxy::request_parser& parser);
+  boost::asio::awaitable<request_record> serve_native(const request_view& request);
+  boost::asio::awaitable<request_record> serve_ui(proxy::request_parser& parser,
+                                                  const request_view& request);
+  boost::asio::awaitable<request_record> serve_api(proxy::request_parser& parser,
+                                                   const request_view& request);
+  boost::asio::awaitable<void> pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
+                                                 proxy::request_parser& parser);
+
+  // Writes a reply the gateway makes itself, with its reason in X-FluxLit-Reason.
+  boost::asio::awaitable<request_record> reply_locally(const request_view& request, int status,
+                                                       std::string reason, std::string content_type,
+                                                       std::string body,
+                                                       std::string extra_headers = {});
+
+  boost::asio::awaitable<void> wait_for(boost::asio::steady_timer& timer, const bool& flag);
+  void wake(boost::asio::steady_timer& timer, bool& flag);
+  void log_request(const request_view& request, const request_record& record);
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  gateway_context& context_;
+  const std::uint64_t id_;
+  const std::string tag_;
+  closed_callback on_closed_;
+  boost::asio::ip::tcp::endpoint peer_;
+  boost::asio::ip::tcp::endpoint local_;
+  bool busy_ = false;
+
+  // ASGI exchange signalling; all flags are touched on the I/O thread only.
+  boost::asio::steady_timer response_timer_;
+  bool response_pending_ = false;
+  boost::asio::steady_timer body_timer_;
+  bool body_pending_ = false;
+  boost::asio::steady_timer pump_timer_;
+  bool pump_done_ = false;
+  bool response_done_ = false;
+  bool client_gone_ = false;
+};
+
+}  // namespace fluxlit::gateway

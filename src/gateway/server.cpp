@@ -1,0 +1,106 @@
+#include "fluxlit/gateway/server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <map>
+#include <system_error>
+
+#include "fluxlit/observability/log.hpp"
+#include "gateway/connection.hpp"
+
+namespace fluxlit::gateway {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+class server::impl {
+ public:
+  impl(asio::io_context& io, gateway_context& context)
+      : io_(io), context_(context), acceptor_(io) {}
+
+  void accept_next() {
+    acceptor_.async_accept([this](boost::system::error_code error, tcp::socket socket) {
+      on_accept(error, std::move(socket));
+    });
+  }
+
+  void on_accept(boost::system::error_code error, tcp::socket socket) {
+    if (error == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (error) {
+      // EMFILE and friends: log, keep accepting; the next attempt may succeed.
+      observability::logger("fluxlit")->warn("accept failed: {}", error.message());
+    } else {
+      const auto id = ++next_id_;
+      auto created = std::make_shared<connection>(std::move(socket), context_, id,
+                                                  [this](std::uint64_t closed) {
+                                                    connections_.erase(closed);
+                                                  });
+      connections_.emplace(id, created);
+      created->start();
+    }
+    accept_next();
+  }
+
+  asio::io_context& io_;
+  gateway_context& context_;
+  tcp::acceptor acceptor_;
+  std::uint64_t next_id_ = 0;
+  std::map<std::uint64_t, std::weak_ptr<connection>> connections_;
+};
+
+server::server(asio::io_context& io, gateway_context& context)
+    : impl_(std::make_unique<impl>(io, context)) {}
+
+server::~server() = default;
+
+tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
+  boost::system::error_code error;
+  const auto address = asio::ip::make_address(host, error);
+  if (error) {
+    throw std::system_error(error, "invalid --host \"" + host +
+                                       "\": expected an IP address such as 127.0.0.1 or 0.0.0.0");
+  }
+  const tcp::endpoint wanted(address, port);
+  auto& acceptor = impl_->acceptor_;
+  acceptor.open(wanted.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(wanted, error);
+  if (error) {
+    throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) +
+                                       " (" + error.message() +
+                                       "); choose another --port, or stop the other server");
+  }
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  impl_->accept_next();
+  return acceptor.local_endpoint();
+}
+
+void server::stop_accepting() {
+  boost::system::error_code ignored;
+  impl_->acceptor_.close(ignored);
+}
+
+void server::close_idle_connections() {
+  for (auto& [id, weak] : impl_->connections_) {
+    if (auto each = weak.lock(); each && !each->busy()) each->close();
+  }
+}
+
+void server::close_all_connections() {
+  // close() may end a connection at once and erase it from the map; iterate over a copy.
+  auto snapshot = impl_->connections_;
+  for (auto& [id, weak] : snapshot) {
+    if (auto each = weak.lock()) each->close();
+  }
+}
+
+std::size_t server::open_connections() const { return impl_->connections_.size(); }
+
+std::size_t server::busy_connections() const {
+  std::size_t busy = 0;
+  for (const auto& [id, weak] : impl_->connections_) {
+    if (auto each = weak.lock(); each && each->busy()) ++busy;
+  }
+  return busy;
+}
+
+}  // namespace fluxlit::gateway

@@ -1,0 +1,185 @@
+#include "supervisor/child_process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string_view>
+
+namespace fluxlit::supervisor::detail {
+
+namespace {
+
+// Owns the attributes and file actions that posix_spawn needs, so every return path frees them.
+class spawn_setup {
+ public:
+  spawn_setup() {
+    posix_spawn_file_actions_init(&actions_);
+    posix_spawnattr_init(&attributes_);
+  }
+  ~spawn_setup() {
+    posix_spawn_file_actions_destroy(&actions_);
+    posix_spawnattr_destroy(&attributes_);
+  }
+  spawn_setup(const spawn_setup&) = delete;
+  spawn_setup& operator=(const spawn_setup&) = delete;
+
+  posix_spawn_file_actions_t actions_;
+  posix_spawnattr_t attributes_;
+};
+
+void close_pipe(int (&fds)[2]) {
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+std::vector<char*> to_null_terminated(const std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (const std::string& text : strings) {
+    pointers.push_back(const_cast<char*>(text.c_str()));
+  }
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Prepares the child's standard streams, working directory, process group and signal state.
+// Returns 0 or an errno value.
+int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout_write,
+                    int stderr_write) {
+  posix_spawn_file_actions_t* actions = &setup.actions_;
+  if (int rc = posix_spawn_file_actions_addopen(actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)) {
+    return rc;
+  }
+  if (int rc = posix_spawn_file_actions_adddup2(actions, stdout_write, STDOUT_FILENO)) {
+    return rc;
+  }
+  if (int rc = posix_spawn_file_actions_adddup2(actions, stderr_write, STDERR_FILENO)) {
+    return rc;
+  }
+  if (!request.working_directory.empty()) {
+    const char* directory = request.working_directory.c_str();
+    if (int rc = posix_spawn_file_actions_addchdir_np(actions, directory)) {
+      return rc;
+    }
+  }
+
+  // A server process often ignores SIGPIPE or blocks signals in some threads, and exec keeps
+  // both, which would leave the child deaf to SIGTERM or dying quietly on a closed pipe.
+  sigset_t empty_mask;
+  sigemptyset(&empty_mask);
+  sigset_t all_signals;
+  sigfillset(&all_signals);
+  posix_spawnattr_t* attributes = &setup.attributes_;
+  if (int rc = posix_spawnattr_setsigmask(attributes, &empty_mask)) {
+    return rc;
+  }
+  if (int rc = posix_spawnattr_setsigdefault(attributes, &all_signals)) {
+    return rc;
+  }
+  if (int rc = posix_spawnattr_setpgroup(attributes, 0)) {
+    return rc;
+  }
+  const short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  return posix_spawnattr_setflags(attributes, flags);
+}
+
+}  // namespace
+
+std::error_code spawn_process(const spawn_request& request, spawned_child& child) {
+  int stdout_pipe[2];
+  if (::pipe2(stdout_pipe, O_CLOEXEC) != 0) {
+    return {errno, std::system_category()};
+  }
+  int stderr_pipe[2];
+  if (::pipe2(stderr_pipe, O_CLOEXEC) != 0) {
+    const int error = errno;
+    close_pipe(stdout_pipe);
+    return {error, std::system_category()};
+  }
+
+  spawn_setup setup;
+  int rc = configure_spawn(setup, request, stdout_pipe[1], stderr_pipe[1]);
+  pid_t pid = -1;
+  if (rc == 0) {
+    std::vector<char*> argv = to_null_terminated(request.arguments);
+    std::vector<char*> envp = to_null_terminated(request.environment);
+    // NOTE: with a working directory set, glibc changes directory before the PATH search and
+    // exec, so a relative program path is resolved from the new directory.
+    rc = ::posix_spawnp(&pid, request.program.c_str(), &setup.actions_, &setup.attributes_,
+                        argv.data(), envp.data());
+  }
+
+  // The child has its own copies of the write ends, and the parent must not keep them open or
+  // it would never see end of file on the pipes.
+  ::close(stdout_pipe[1]);
+  ::close(stderr_pipe[1]);
+  if (rc != 0) {
+    ::close(stdout_pipe[0]);
+    ::close(stderr_pipe[0]);
+    return {rc, std::system_category()};
+  }
+
+  child.pid = pid;
+  child.stdout_fd = stdout_pipe[0];
+  child.stderr_fd = stderr_pipe[0];
+  return {};
+}
+
+std::vector<std::string> merge_environment(
+    const char* const* parent, const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::vector<std::string> merged;
+  for (const char* const* entry = parent; entry != nullptr && *entry != nullptr; ++entry) {
+    merged.emplace_back(*entry);
+  }
+
+  for (const auto& [name, value] : overrides) {
+    std::string assignment = name + "=" + value;
+    bool replaced = false;
+    for (std::string& existing : merged) {
+      if (std::string_view(existing).starts_with(name + "=")) {
+        existing = assignment;
+        replaced = true;
+      }
+    }
+    if (!replaced) {
+      merged.push_back(std::move(assignment));
+    }
+  }
+  return merged;
+}
+
+int open_pidfd(pid_t pid) {
+  // The raw system call works with any glibc; glibc 2.36's <sys/pidfd.h> also lacks extern "C".
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+bool signal_process_group(pid_t process_group, int signal_number) {
+  if (process_group <= 0) {
+    return false;
+  }
+  return ::kill(-process_group, signal_number) == 0 || errno != ESRCH;
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) {
+    return "exit code " + std::to_string(WEXITSTATUS(status));
+  }
+  if (WIFSIGNALED(status)) {
+    const int signal_number = WTERMSIG(status);
+    const char* abbreviation = ::sigabbrev_np(signal_number);
+    std::string text = "signal " + std::to_string(signal_number);
+    if (abbreviation != nullptr) {
+      text += std::string(" (SIG") + abbreviation + ")";
+    }
+    return text;
+  }
+  return "wait status " + std::to_string(status);
+}
+
+}  // namespace fluxlit::supervisor::detail

@@ -1,0 +1,70 @@
+#include "fluxlit/supervisor/streamlit_supervisor.hpp"
+
+#include <memory>
+#include <utility>
+
+#include "supervisor/supervisor_core.hpp"
+
+namespace fluxlit::supervisor {
+
+namespace asio = boost::asio;
+
+const char* to_string(child_state state) {
+  switch (state) {
+    case child_state::starting:
+      return "starting";
+    case child_state::ready:
+      return "ready";
+    case child_state::restarting:
+      return "restarting";
+    case child_state::stopping:
+      return "stopping";
+    case child_state::stopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+// The public object owns the core only through this handle; the core's own lifetime is shared
+// with its pending handlers.
+class streamlit_supervisor::impl {
+ public:
+  impl(asio::any_io_executor executor, streamlit_options options)
+      : core(std::make_shared<supervisor_core>(std::move(executor), std::move(options))) {}
+
+  std::shared_ptr<supervisor_core> core;
+};
+
+streamlit_supervisor::streamlit_supervisor(asio::any_io_executor executor,
+                                           streamlit_options options)
+    : impl_(std::make_unique<impl>(std::move(executor), std::move(options))) {}
+
+streamlit_supervisor::~streamlit_supervisor() {
+  impl_->core->kill_now(false);
+}
+
+void streamlit_supervisor::start() {
+  impl_->core->start();
+}
+
+void streamlit_supervisor::async_stop(std::function<void()> done) {
+  impl_->core->async_stop(std::move(done));
+}
+
+void streamlit_supervisor::kill_now() {
+  impl_->core->kill_now(true);
+}
+
+child_state streamlit_supervisor::state() const {
+  return impl_->core->state();
+}
+
+std::uint16_t streamlit_supervisor::port() const {
+  return impl_->core->port();
+}
+
+int streamlit_supervisor::pid() const {
+  return impl_->core->pid();
+}
+
+}  // namespace fluxlit::supervisor

@@ -1,0 +1,248 @@
+// Start-up of supervisor_core: spawning, output logging and health checks.
+#include "supervisor/supervisor_core.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+#include <utility>
+
+#include "supervisor/streamlit_command.hpp"
+
+namespace fluxlit::supervisor {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+supervisor_core::supervisor_core(asio::any_io_executor executor, streamlit_options options)
+    : executor_(executor),
+      options_(std::move(options)),
+      health_target_(detail::make_health_target(options_.base_url_path)),
+      exit_descriptor_(executor),
+      stdout_(executor),
+      stderr_(executor),
+      health_timer_(executor),
+      start_deadline_timer_(executor),
+      exit_poll_timer_(executor),
+      drain_timer_(executor),
+      stop_timer_(executor),
+      restart_timer_(executor) {}
+
+void supervisor_core::start() {
+  if (state_ != child_state::stopped) {
+    supervisor_log()->debug("Streamlit supervisor start() ignored: state is {}", to_string(state_));
+    return;
+  }
+  restart_delay_ = first_restart_delay;
+  const error_code error = launch();
+  if (error) {
+    throw std::system_error(std::error_code(error.value(), std::system_category()),
+                            "failed to start Streamlit with '" + options_.python + "'");
+  }
+}
+
+error_code supervisor_core::launch() {
+  std::uint16_t port = 0;
+  if (error_code error = detail::pick_free_loopback_port(executor_, port)) {
+    return error;
+  }
+
+  detail::spawn_request request;
+  request.program = options_.python;
+  request.arguments = detail::make_streamlit_arguments(options_, port);
+  request.environment = detail::make_child_environment(options_);
+  request.working_directory = options_.working_directory;
+
+  detail::spawned_child child;
+  if (std::error_code spawn_error = detail::spawn_process(request, child)) {
+    return {spawn_error.value(), boost::system::system_category()};
+  }
+
+  ++run_;
+  set_pid(child.pid);
+  port_ = port;
+  start_timed_out_ = false;
+  last_health_status_ = 0;
+  ready_since_.reset();
+  output_tail_.clear();
+  attach_descriptors(child);
+  set_state(child_state::starting);
+  supervisor_log()->info("Started Streamlit (pid {}, port {}): {}", pid_, port,
+                         detail::join_arguments(request.arguments));
+
+  read_output(stdout_, run_);
+  read_output(stderr_, run_);
+  wait_for_exit(run_);
+
+  start_deadline_timer_.expires_after(options_.start_timeout);
+  start_deadline_timer_.async_wait([self = shared_from_this(), run = run_](const error_code& e) {
+    self->on_start_deadline(run, e);
+  });
+  schedule_health_check(run_);
+  return {};
+}
+
+void supervisor_core::attach_descriptors(const detail::spawned_child& child) {
+  error_code error;
+  stdout_.descriptor.assign(child.stdout_fd, error);
+  if (error) {
+    // The child then gets EPIPE (or SIGPIPE) on output and exits, which leads to a restart.
+    supervisor_log()->error("Cannot watch the stdout pipe of Streamlit (pid {}): {}", pid_,
+                            error.message());
+    ::close(child.stdout_fd);
+  }
+  stderr_.descriptor.assign(child.stderr_fd, error);
+  if (error) {
+    supervisor_log()->error("Cannot watch the stderr pipe of Streamlit (pid {}): {}", pid_,
+                            error.message());
+    ::close(child.stderr_fd);
+  }
+
+  const int pidfd = detail::open_pidfd(child.pid);
+  if (pidfd < 0) {
+    const int open_error = errno;
+    supervisor_log()->debug(
+        "pidfd_open failed for Streamlit (pid {}): {}; polling waitpid every "
+        "{} ms instead",
+        pid_, std::generic_category().message(open_error), exit_poll_interval.count());
+    return;
+  }
+  exit_descriptor_.assign(pidfd, error);
+  if (error) {
+    supervisor_log()->debug("Cannot watch the pidfd of Streamlit (pid {}): {}; polling waitpid",
+                            pid_, error.message());
+    ::close(pidfd);
+  }
+}
+
+void supervisor_core::set_state(child_state state) {
+  state_ = state;
+}
+
+void supervisor_core::set_pid(pid_t pid) {
+  pid_ = pid;
+  public_pid_ = pid;
+}
+
+void supervisor_core::read_output(output_pipe& pipe, std::uint64_t run) {
+  if (!pipe.descriptor.is_open()) {
+    return;
+  }
+  pipe.descriptor.async_read_some(
+      asio::buffer(pipe.buffer),
+      [self = shared_from_this(), &pipe, run](const error_code& error, std::size_t bytes) {
+        self->on_output(pipe, run, error, bytes);
+      });
+}
+
+void supervisor_core::on_output(output_pipe& pipe, std::uint64_t run, const error_code& error,
+                                std::size_t bytes) {
+  if (run != run_ || error == asio::error::operation_aborted) {
+    return;
+  }
+
+  std::vector<std::string> lines;
+  if (bytes > 0) {
+    pipe.splitter.feed(std::string_view(pipe.buffer.data(), bytes), lines);
+  }
+  if (error) {
+    // End of file, or a read error that ends this pipe the same way.
+    pipe.splitter.finish(lines);
+  }
+  for (std::string& line : lines) {
+    log_output_line(std::move(line));
+  }
+
+  if (!error) {
+    read_output(pipe, run);
+    return;
+  }
+
+  close_output(pipe);
+  if (exit_pending_ && !stdout_.descriptor.is_open() && !stderr_.descriptor.is_open()) {
+    drain_timer_.cancel();
+    finish_exit();
+  }
+}
+
+void supervisor_core::close_output(output_pipe& pipe) {
+  // A close error leaves nothing to clean up: the descriptor is released either way.
+  error_code ignored;
+  pipe.descriptor.close(ignored);
+}
+
+void supervisor_core::log_output_line(std::string line) {
+  // Streamlit frames its start-up banner with blank lines, which carry nothing for a log.
+  if (line.find_first_not_of(" \t") == std::string::npos) {
+    return;
+  }
+  observability::logger("streamlit")->log(detail::detect_level(line), "{}", line);
+
+  output_tail_.push_back(std::move(line));
+  if (output_tail_.size() > output_tail_lines) {
+    output_tail_.pop_front();
+  }
+}
+
+void supervisor_core::schedule_health_check(std::uint64_t run) {
+  health_timer_.expires_after(health_poll_interval);
+  health_timer_.async_wait([self = shared_from_this(), run](const error_code& error) {
+    self->on_health_timer(run, error);
+  });
+}
+
+void supervisor_core::on_health_timer(std::uint64_t run, const error_code& error) {
+  if (error || run != run_ || state_ != child_state::starting) {
+    return;
+  }
+  probe_ = std::make_shared<detail::health_probe>(executor_, port_.load(), health_target_,
+                                                  health_request_timeout);
+  probe_->start(
+      [self = shared_from_this(), run](unsigned status) { self->on_health_result(run, status); });
+}
+
+void supervisor_core::on_health_result(std::uint64_t run, unsigned status) {
+  if (run != run_ || state_ != child_state::starting) {
+    return;
+  }
+  probe_.reset();
+  last_health_status_ = status;
+  if (status != 200) {
+    schedule_health_check(run);
+    return;
+  }
+
+  start_deadline_timer_.cancel();
+  ready_since_ = std::chrono::steady_clock::now();
+  set_state(child_state::ready);
+  supervisor_log()->info("Streamlit is ready on 127.0.0.1:{} (pid {})", port_.load(), pid_);
+  // NOTE: health is not polled after `ready`, so a child that hangs without exiting stays
+  // `ready`; only an exit is detected.
+}
+
+void supervisor_core::on_start_deadline(std::uint64_t run, const error_code& error) {
+  if (error || run != run_ || state_ != child_state::starting || pid_ < 0) {
+    return;
+  }
+  const std::string last_result = last_health_status_ == 0
+                                      ? std::string("no HTTP response")
+                                      : "HTTP " + std::to_string(last_health_status_);
+  supervisor_log()->error(
+      "Streamlit (pid {}) did not answer 200 on {} within {} ms (last result: {}); killing its "
+      "process group",
+      pid_, health_target_, options_.start_timeout.count(), last_result);
+  start_timed_out_ = true;
+  cancel_start_checks();
+  detail::signal_process_group(pid_, SIGKILL);
+}
+
+void supervisor_core::cancel_start_checks() {
+  health_timer_.cancel();
+  start_deadline_timer_.cancel();
+  if (probe_) {
+    probe_->cancel();
+    probe_.reset();
+  }
+}
+
+}  // namespace fluxlit::supervisor

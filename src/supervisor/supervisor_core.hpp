@@ -1,0 +1,155 @@
+// The state machine behind streamlit_supervisor, shared by the files that implement it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fluxlit/observability/log.hpp"
+#include "fluxlit/supervisor/streamlit_supervisor.hpp"
+#include "supervisor/child_process.hpp"
+#include "supervisor/health_probe.hpp"
+#include "supervisor/output_lines.hpp"
+
+namespace fluxlit::supervisor {
+
+// `ready` follows within one interval of the health endpoint returning 200, at the cost of one
+// loopback request per interval while the child starts.
+inline constexpr std::chrono::milliseconds health_poll_interval{100};
+
+// A health request on loopback completes in milliseconds, so this timeout only catches a child
+// that accepts the connection and then hangs.
+inline constexpr std::chrono::milliseconds health_request_timeout{1000};
+
+// Used only when pidfd_open is unavailable (kernels before 5.3, or a seccomp filter that
+// rejects it): the supervisor then polls waitpid at this interval.
+inline constexpr std::chrono::milliseconds exit_poll_interval{100};
+
+// Restart backoff: a child that keeps crashing at start-up (a broken app, a missing package)
+// should not spin the CPU, yet one crash of a healthy server should cost about half a second.
+inline constexpr std::chrono::milliseconds first_restart_delay{500};
+inline constexpr std::chrono::milliseconds max_restart_delay = std::chrono::seconds{10};
+// A child that stayed ready this long counts as healthy again, so its next crash restarts
+// after first_restart_delay.
+inline constexpr std::chrono::milliseconds stable_ready_duration = std::chrono::seconds{30};
+
+// After the child exits (and its group is killed), the pipes reach end of file almost at once.
+// This bounds the wait for the final output in case a process outside the group keeps a pipe
+// open.
+inline constexpr std::chrono::milliseconds output_drain_timeout{500};
+
+// Lines of recent output repeated in the log message about an unexpected exit.
+inline constexpr std::size_t output_tail_lines = 20;
+
+// Longer lines are cut, so a child writing without newlines cannot grow memory.
+inline constexpr std::size_t max_output_line_bytes = 8192;
+
+inline constexpr std::size_t output_read_bytes = 4096;
+
+inline std::shared_ptr<spdlog::logger> supervisor_log() {
+  return observability::logger("fluxlit");
+}
+
+// The state machine behind streamlit_supervisor. Every pending operation keeps a shared_ptr to
+// it, so it outlives the public object until those operations complete. Handlers carry the run
+// number of the child they were started for and do nothing when a newer run (or kill_now) has
+// begun since.
+class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
+ public:
+  supervisor_core(boost::asio::any_io_executor executor, streamlit_options options);
+
+  void start();
+  void async_stop(std::function<void()> done);
+  void kill_now(bool call_stop_handlers);
+
+  child_state state() const { return state_.load(); }
+  std::uint16_t port() const { return port_.load(); }
+  int pid() const { return public_pid_.load(); }
+
+ private:
+  struct output_pipe {
+    explicit output_pipe(const boost::asio::any_io_executor& executor)
+        : descriptor(executor), splitter(max_output_line_bytes) {}
+
+    boost::asio::posix::stream_descriptor descriptor;
+    detail::line_splitter splitter;
+    std::array<char, output_read_bytes> buffer{};
+  };
+
+  // Spawning and its timers.
+  boost::system::error_code launch();
+  void attach_descriptors(const detail::spawned_child& child);
+  void set_state(child_state state);
+  void set_pid(pid_t pid);
+
+  // Output.
+  void read_output(output_pipe& pipe, std::uint64_t run);
+  void on_output(output_pipe& pipe, std::uint64_t run, const boost::system::error_code& error,
+                 std::size_t bytes);
+  void close_output(output_pipe& pipe);
+  void log_output_line(std::string line);
+
+  // Health.
+  void schedule_health_check(std::uint64_t run);
+  void on_health_timer(std::uint64_t run, const boost::system::error_code& error);
+  void on_health_result(std::uint64_t run, unsigned status);
+  void on_start_deadline(std::uint64_t run, const boost::system::error_code& error);
+
+  // Exit, stop and restart.
+  void wait_for_exit(std::uint64_t run);
+  void on_exit_event(std::uint64_t run, const boost::system::error_code& error);
+  void on_drain_timeout(std::uint64_t run, const boost::system::error_code& error);
+  void finish_exit();
+  void log_unexpected_exit(std::chrono::milliseconds restart_delay);
+  std::chrono::milliseconds take_restart_delay();
+  void arm_restart_timer(std::chrono::milliseconds delay);
+  void on_restart_timer(const boost::system::error_code& error);
+  void on_stop_timeout(std::uint64_t run, const boost::system::error_code& error);
+  void cancel_start_checks();
+  void post_stop_handlers();
+
+  boost::asio::any_io_executor executor_;
+  streamlit_options options_;
+  std::string health_target_;
+
+  std::atomic<child_state> state_{child_state::stopped};
+  std::atomic<std::uint16_t> port_{0};
+  std::atomic<int> public_pid_{-1};
+
+  pid_t pid_ = -1;             // running child, which is also its process group id; -1 when none
+  pid_t exited_pid_ = -1;      // the child whose exit is being finished, for log messages
+  std::uint64_t run_ = 0;      // increases with every spawn and with kill_now
+  bool exit_pending_ = false;  // reaped, waiting for the output pipes to drain
+  bool start_timed_out_ = false;
+  std::string exit_description_;
+  unsigned last_health_status_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> ready_since_;
+  std::chrono::milliseconds restart_delay_ = first_restart_delay;
+  std::deque<std::string> output_tail_;
+  std::vector<std::function<void()>> stop_handlers_;
+
+  boost::asio::posix::stream_descriptor exit_descriptor_;  // pidfd of the child
+  output_pipe stdout_;
+  output_pipe stderr_;
+  std::shared_ptr<detail::health_probe> probe_;
+  boost::asio::steady_timer health_timer_;
+  boost::asio::steady_timer start_deadline_timer_;
+  boost::asio::steady_timer exit_poll_timer_;
+  boost::asio::steady_timer drain_timer_;
+  boost::asio::steady_timer stop_timer_;
+  boost::asio::steady_timer restart_timer_;
+};
+
+}  // namespace fluxlit::supervisor

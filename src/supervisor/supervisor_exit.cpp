@@ -1,0 +1,246 @@
+// Exit detection, restarts and stopping for supervisor_core.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <utility>
+
+#include "supervisor/supervisor_core.hpp"
+
+namespace fluxlit::supervisor {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+void supervisor_core::wait_for_exit(std::uint64_t run) {
+  auto handler = [self = shared_from_this(), run](const error_code& error) {
+    self->on_exit_event(run, error);
+  };
+  if (exit_descriptor_.is_open()) {
+    exit_descriptor_.async_wait(asio::posix::stream_descriptor::wait_read, std::move(handler));
+    return;
+  }
+  exit_poll_timer_.expires_after(exit_poll_interval);
+  exit_poll_timer_.async_wait(std::move(handler));
+}
+
+void supervisor_core::on_exit_event(std::uint64_t run, const error_code& error) {
+  if (error == asio::error::operation_aborted || run != run_ || pid_ < 0) {
+    return;
+  }
+
+  // Look without reaping first: while the exited leader is an unreaped zombie its pid cannot be
+  // reused, so signalling its process group cannot reach an unrelated process.
+  siginfo_t info{};
+  const int peek_result = ::waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT);
+  if (peek_result == 0 && info.si_pid == 0) {
+    wait_for_exit(run);  // still running: a poll tick, or a spurious wake-up
+    return;
+  }
+
+  // Kill what the child left behind in its group (workers, a shell's children) so nothing keeps
+  // running, or keeps the output pipes open, after the leader is gone. When other code has
+  // already reaped the leader (peek_result < 0), its pid may be reused, so nothing is signalled.
+  if (peek_result == 0) {
+    detail::signal_process_group(pid_, SIGKILL);
+  }
+
+  int status = 0;
+  pid_t reaped = -1;
+  do {
+    reaped = ::waitpid(pid_, &status, 0);
+  } while (reaped < 0 && errno == EINTR);
+  exit_description_ = reaped == pid_ ? detail::describe_wait_status(status)
+                                     : std::string("an unknown status (reaped by other code)");
+
+  exited_pid_ = pid_;
+  set_pid(-1);
+  exit_pending_ = true;
+  cancel_start_checks();
+  stop_timer_.cancel();
+  error_code ignored;
+  exit_descriptor_.close(ignored);
+
+  if (!stdout_.descriptor.is_open() && !stderr_.descriptor.is_open()) {
+    finish_exit();
+    return;
+  }
+  drain_timer_.expires_after(output_drain_timeout);
+  drain_timer_.async_wait(
+      [self = shared_from_this(), run](const error_code& e) { self->on_drain_timeout(run, e); });
+}
+
+void supervisor_core::on_drain_timeout(std::uint64_t run, const error_code& error) {
+  if (error || run != run_ || !exit_pending_) {
+    return;
+  }
+  supervisor_log()->warn(
+      "Output pipes of Streamlit (pid {}) stayed open {} ms after it exited; closing them",
+      exited_pid_, output_drain_timeout.count());
+  for (output_pipe* pipe : {&stdout_, &stderr_}) {
+    std::vector<std::string> lines;
+    pipe->splitter.finish(lines);
+    for (std::string& line : lines) {
+      log_output_line(std::move(line));
+    }
+    close_output(*pipe);
+  }
+  finish_exit();
+}
+
+void supervisor_core::finish_exit() {
+  exit_pending_ = false;
+
+  if (state_ == child_state::stopping) {
+    stop_timer_.cancel();
+    set_state(child_state::stopped);
+    supervisor_log()->info("Streamlit (pid {}) stopped with {}", exited_pid_, exit_description_);
+    post_stop_handlers();
+    return;
+  }
+
+  const std::chrono::milliseconds delay = take_restart_delay();
+  log_unexpected_exit(delay);
+  set_state(child_state::restarting);
+  arm_restart_timer(delay);
+}
+
+void supervisor_core::log_unexpected_exit(std::chrono::milliseconds restart_delay) {
+  std::string tail;
+  for (const std::string& line : output_tail_) {
+    tail += "\n  ";
+    tail += line;
+  }
+  if (tail.empty()) {
+    tail = " (none)";
+  }
+
+  const char* what =
+      start_timed_out_ ? "was killed after the start timeout with" : "exited unexpectedly with";
+  supervisor_log()->warn("Streamlit (pid {}) {} {}; restarting in {} ms. Last {} output lines:{}",
+                         exited_pid_, what, exit_description_, restart_delay.count(),
+                         output_tail_.size(), tail);
+}
+
+std::chrono::milliseconds supervisor_core::take_restart_delay() {
+  const auto now = std::chrono::steady_clock::now();
+  if (ready_since_ && now - *ready_since_ >= stable_ready_duration) {
+    restart_delay_ = first_restart_delay;
+  }
+  ready_since_.reset();
+
+  const std::chrono::milliseconds delay = restart_delay_;
+  restart_delay_ = std::min(restart_delay_ * 2, max_restart_delay);
+  return delay;
+}
+
+void supervisor_core::arm_restart_timer(std::chrono::milliseconds delay) {
+  restart_timer_.expires_after(delay);
+  restart_timer_.async_wait(
+      [self = shared_from_this()](const error_code& error) { self->on_restart_timer(error); });
+}
+
+void supervisor_core::on_restart_timer(const error_code& error) {
+  if (error || state_ != child_state::restarting) {
+    return;
+  }
+  if (error_code launch_error = launch()) {
+    const std::chrono::milliseconds delay = take_restart_delay();
+    supervisor_log()->error("Failed to restart Streamlit with '{}': {}; retrying in {} ms",
+                            options_.python, launch_error.message(), delay.count());
+    arm_restart_timer(delay);
+  }
+}
+
+void supervisor_core::async_stop(std::function<void()> done) {
+  if (state_ == child_state::stopped) {
+    if (done) {
+      asio::post(executor_, std::move(done));
+    }
+    return;
+  }
+  if (done) {
+    stop_handlers_.push_back(std::move(done));
+  }
+  if (state_ == child_state::stopping) {
+    return;
+  }
+
+  set_state(child_state::stopping);
+  restart_timer_.cancel();
+  cancel_start_checks();
+
+  if (pid_ < 0) {
+    // Between runs there is nothing to signal. While a reaped child's output drains,
+    // finish_exit() completes the stop.
+    if (!exit_pending_) {
+      set_state(child_state::stopped);
+      supervisor_log()->info("Streamlit supervisor stopped between restarts");
+      post_stop_handlers();
+    }
+    return;
+  }
+
+  supervisor_log()->info("Stopping Streamlit (pid {}): SIGTERM to its process group", pid_);
+  detail::signal_process_group(pid_, SIGTERM);
+  stop_timer_.expires_after(options_.stop_timeout);
+  stop_timer_.async_wait([self = shared_from_this(), run = run_](const error_code& error) {
+    self->on_stop_timeout(run, error);
+  });
+}
+
+void supervisor_core::on_stop_timeout(std::uint64_t run, const error_code& error) {
+  if (error || run != run_ || pid_ < 0 || state_ != child_state::stopping) {
+    return;
+  }
+  supervisor_log()->warn(
+      "Streamlit (pid {}) did not exit within {} ms of SIGTERM; sending SIGKILL to its process "
+      "group",
+      pid_, options_.stop_timeout.count());
+  detail::signal_process_group(pid_, SIGKILL);
+}
+
+void supervisor_core::kill_now(bool call_stop_handlers) {
+  // A new run number turns every pending handler into a no-op.
+  ++run_;
+  restart_timer_.cancel();
+  stop_timer_.cancel();
+  drain_timer_.cancel();
+  exit_poll_timer_.cancel();
+  cancel_start_checks();
+
+  if (pid_ > 0) {
+    // The group is signalled before the leader is reaped, while its pid cannot be reused.
+    detail::signal_process_group(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    supervisor_log()->info("Killed Streamlit (pid {}) and its process group", pid_);
+    set_pid(-1);
+  }
+
+  error_code ignored;
+  exit_descriptor_.close(ignored);
+  close_output(stdout_);
+  close_output(stderr_);
+  exit_pending_ = false;
+  set_state(child_state::stopped);
+
+  if (call_stop_handlers) {
+    post_stop_handlers();
+  } else {
+    stop_handlers_.clear();
+  }
+}
+
+void supervisor_core::post_stop_handlers() {
+  std::vector<std::function<void()>> handlers = std::move(stop_handlers_);
+  stop_handlers_.clear();
+  for (std::function<void()>& handler : handlers) {
+    asio::post(executor_, std::move(handler));
+  }
+}
+
+}  // namespace fluxlit::supervisor

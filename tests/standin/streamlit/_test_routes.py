@@ -1,0 +1,141 @@
+"""Endpoints that only the stand-in has, under `/_standin/`, for tests to inspect and drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import traceback
+
+import tornado.ioloop
+import tornado.iostream
+import tornado.web
+
+from ._http import BaseHandler
+from ._recording import RECORD
+from ._runner import run_script
+
+logger = logging.getLogger("streamlit.standin")
+
+# Upper bound for /_standin/slow, so a typo cannot park a request for hours.
+MAX_SLOW_MS = 600_000
+
+
+class RecordHandler(BaseHandler):
+    """`GET /_standin/record`: everything recorded so far, as JSON."""
+
+    def get(self) -> None:
+        self.write_json(RECORD.snapshot())
+
+
+class RunHandler(BaseHandler):
+    """`GET /_standin/run?page=<url_path>`: run the script for one page now.
+
+    The script runs in a worker thread, so its pages can call the API through the gateway
+    while this server keeps serving. Answers the run as JSON, with status 500 if it failed.
+    """
+
+    async def get(self) -> None:
+        page = self.get_argument("page", "")
+        loop = asyncio.get_running_loop()
+        try:
+            run = await loop.run_in_executor(
+                self.state.executor,
+                lambda: run_script(
+                    self.state.script_path, trigger="http", requested_page=page or None
+                ),
+            )
+        except Exception as error:  # noqa: BLE001 - reported to the test as a 500
+            logger.exception("script run for page %r could not start", page)
+            self.write_json(
+                {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()},
+                status=500,
+            )
+            return
+        self.write_json(run.to_dict(), status=500 if run.error else 200)
+
+
+class SseHandler(BaseHandler):
+    """`GET /_standin/sse?count=5&interval_ms=200`: Server-Sent Events, flushed one by one."""
+
+    async def get(self) -> None:
+        count = int(self.get_argument("count", "5"))
+        interval_ms = int(self.get_argument("interval_ms", "200"))
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        started = time.monotonic()
+        try:
+            for index in range(count):
+                if index:
+                    await asyncio.sleep(interval_ms / 1000)
+                elapsed_ms = round((time.monotonic() - started) * 1000)
+                data = json.dumps({"index": index, "elapsed_ms": elapsed_ms})
+                self.write(f"id: {index}\nevent: tick\ndata: {data}\n\n")
+                await self.flush()
+        except tornado.iostream.StreamClosedError:
+            logger.info("SSE client went away")
+            return
+        self.finish()
+
+
+class SlowHandler(BaseHandler):
+    """`GET /_standin/slow?ms=N`: answer after N ms, or stop early when the client goes away.
+
+    Each request is recorded under `slow_requests`, with whether it completed or the client
+    closed the connection first.
+    """
+
+    async def get(self) -> None:
+        delay_ms = min(int(self.get_argument("ms", "1000")), MAX_SLOW_MS)
+        self.client_gone = asyncio.Event()
+        self.entry = {"ms": delay_ms, "completed": False, "closed_by_client": False}
+        RECORD.append("slow_requests", self.entry)
+        try:
+            await asyncio.wait_for(self.client_gone.wait(), delay_ms / 1000)
+        except asyncio.TimeoutError:
+            RECORD.update(self.entry, completed=True)
+            self.finish(f"waited {delay_ms} ms\n")
+            return
+        logger.info("slow request of %d ms closed by the client first", delay_ms)
+
+    def on_connection_close(self) -> None:
+        if hasattr(self, "entry") and not self.entry["completed"]:
+            RECORD.update(self.entry, closed_by_client=True)
+            self.client_gone.set()
+
+
+class HeadersHandler(BaseHandler):
+    """`ANY /_standin/headers`: the request line, headers and body size as JSON."""
+
+    def handle(self) -> None:
+        self.write_json(
+            {
+                "method": self.request.method,
+                "uri": self.request.uri,
+                "remote_ip": self.request.remote_ip,
+                "headers": [[name, value] for name, value in self.request.headers.get_all()],
+                "body_bytes": len(self.request.body or b""),
+            }
+        )
+
+    def check_xsrf_cookie(self) -> None:
+        # This endpoint reports headers for any method, so it skips the XSRF check.
+        pass
+
+    get = post = put = delete = patch = options = handle
+
+    def head(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish()
+
+
+class ExitHandler(BaseHandler):
+    """`GET /_standin/exit?code=N`: exit with status N at once, like a crash, after answering."""
+
+    def get(self) -> None:
+        code = int(self.get_argument("code", "1"))
+        logger.warning("exiting with status %d on request", code)
+        self.finish(f"exiting with status {code}\n")
+        tornado.ioloop.IOLoop.current().call_later(0.05, os._exit, code)

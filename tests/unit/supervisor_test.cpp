@@ -1,0 +1,545 @@
+// Tests for the Streamlit supervisor against real child processes. The child is a stand-in
+// `streamlit` package (tests/unit/fixtures/supervisor) whose behaviour the tests choose through
+// environment variables, so no real Streamlit is needed.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spdlog/sinks/base_sink.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "fluxlit/observability/log.hpp"
+#include "fluxlit/supervisor/streamlit_supervisor.hpp"
+#include "supervisor/child_process.hpp"
+#include "supervisor/health_probe.hpp"
+#include "supervisor/output_lines.hpp"
+#include "supervisor/streamlit_command.hpp"
+
+namespace fluxlit::supervisor {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using clock_type = std::chrono::steady_clock;
+
+// Generous for a child that imports http.server and binds, yet short enough that a hang fails
+// the test well within the suite's time budget.
+constexpr std::chrono::milliseconds wait_deadline = 5s;
+
+struct captured_line {
+  std::string source;
+  spdlog::level::level_enum level;
+  std::string text;
+  clock_type::time_point time;
+};
+
+// Records every message of the loggers it is attached to. Tests read it on the thread that runs
+// the io_context, which is also the thread that logs.
+class capture_sink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::vector<captured_line> lines() {
+    std::lock_guard lock(mutex_);
+    return lines_;
+  }
+
+  // Returns the lines of one source that contain `fragment`.
+  std::vector<captured_line> find(const std::string& source, const std::string& fragment) {
+    std::vector<captured_line> found;
+    for (captured_line& line : lines()) {
+      if (line.source == source && line.text.find(fragment) != std::string::npos) {
+        found.push_back(std::move(line));
+      }
+    }
+    return found;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    lines_.push_back({std::string(message.logger_name.data(), message.logger_name.size()),
+                      message.level, std::string(message.payload.data(), message.payload.size()),
+                      clock_type::now()});
+  }
+  void flush_() override {}
+
+ private:
+  std::vector<captured_line> lines_;
+};
+
+class supervisor_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/fluxlit-supervisor-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr) << std::strerror(errno);
+    directory_ = pattern;
+
+    sink_ = std::make_shared<capture_sink>();
+    for (const char* source : {"streamlit", "fluxlit"}) {
+      observability::logger(source)->sinks().push_back(sink_);
+    }
+  }
+
+  void TearDown() override {
+    for (const char* source : {"streamlit", "fluxlit"}) {
+      auto& sinks = observability::logger(source)->sinks();
+      std::erase(sinks, sink_);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(directory_, ignored);
+  }
+
+  streamlit_options make_options(std::vector<std::pair<std::string, std::string>> environment) {
+    streamlit_options options;
+    options.python = "/usr/bin/python3";
+    options.entry_script = (directory_ / "app.py").string();
+    options.working_directory = directory_.string();
+    options.environment = {
+        {"PYTHONPATH", std::string(FLUXLIT_TEST_SOURCE_DIR) + "/tests/unit/fixtures/supervisor"},
+        {"PYTHONDONTWRITEBYTECODE", "1"},
+    };
+    options.environment.insert(options.environment.end(), environment.begin(), environment.end());
+    options.start_timeout = 5s;
+    options.stop_timeout = 2s;
+    return options;
+  }
+
+  // Runs the io_context until `condition` is true or `deadline` passes. Returns the condition.
+  bool run_until(const std::function<bool()>& condition,
+                 std::chrono::milliseconds deadline = wait_deadline) {
+    const auto end = clock_type::now() + deadline;
+    while (!condition()) {
+      if (clock_type::now() >= end) {
+        return false;
+      }
+      if (io_.stopped()) {
+        io_.restart();
+      }
+      if (io_.run_for(10ms) == 0) {
+        std::this_thread::sleep_for(5ms);  // no work was pending; do not spin
+      }
+    }
+    return true;
+  }
+
+  // Runs the io_context for `duration` regardless of any condition.
+  void run_for(std::chrono::milliseconds duration) {
+    run_until([] { return false; }, duration);
+  }
+
+  // Calls async_stop and runs the io_context until `done` was called.
+  bool stop_and_wait(streamlit_supervisor& supervisor) {
+    bool done = false;
+    supervisor.async_stop([&done] { done = true; });
+    return run_until([&done] { return done; });
+  }
+
+  std::filesystem::path directory_;
+  std::shared_ptr<capture_sink> sink_;
+  boost::asio::io_context io_;
+};
+
+bool process_group_exists(pid_t group) {
+  return ::kill(-group, 0) == 0 || errno != ESRCH;
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream input(path);
+  return nlohmann::json::parse(input);
+}
+
+TEST(line_splitter, JoinsLinesAcrossReads) {
+  detail::line_splitter splitter(64);
+  std::vector<std::string> lines;
+
+  splitter.feed("first ha", lines);
+  EXPECT_THAT(lines, IsEmpty());
+  splitter.feed("lf\nsecond\r\n\nthi", lines);
+  splitter.feed("rd", lines);
+  splitter.finish(lines);
+
+  EXPECT_EQ(lines, (std::vector<std::string>{"first half", "second", "", "third"}));
+}
+
+TEST(line_splitter, CutsLongLineAndDropsItsRest) {
+  detail::line_splitter splitter(8);
+  std::vector<std::string> lines;
+
+  splitter.feed("0123456789", lines);
+  splitter.feed("abcdef\nshort\n", lines);
+
+  const std::string cut = "01234567" + std::string(detail::line_splitter::truncated_line_marker);
+  EXPECT_EQ(lines, (std::vector<std::string>{cut, "short"}));
+}
+
+TEST(line_splitter, CutsBeforeUtf8Sequence) {
+  detail::line_splitter splitter(4);
+  std::vector<std::string> lines;
+
+  // "abc" followed by the two-byte "é": a cut at 4 bytes would split it.
+  splitter.feed("abc\xC3\xA9xyz\n", lines);
+
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "abc" + std::string(detail::line_splitter::truncated_line_marker));
+}
+
+TEST(detect_level, ReadsPythonLoggingMarkers) {
+  struct level_case {
+    const char* line;
+    spdlog::level::level_enum expected;
+  };
+  const level_case cases[] = {
+      {"2024-05-01 10:00:00.000 INFO    streamlit.web.server: started", spdlog::level::info},
+      {"2024-05-01 10:00:00.000 WARNING streamlit.runtime: slow", spdlog::level::warn},
+      {"2024-05-01 10:00:00.000 ERROR   streamlit.runtime: failed", spdlog::level::err},
+      {"2024-05-01 10:00:00.000 DEBUG   streamlit: detail", spdlog::level::debug},
+      {"CRITICAL:root:out of memory", spdlog::level::critical},
+      {"WARNING:root:deprecated option", spdlog::level::warn},
+      {"Traceback (most recent call last):", spdlog::level::info},
+      {"  You can now view your Streamlit app in your browser.", spdlog::level::info},
+      {"ERRORS are counted here", spdlog::level::info},
+      {"", spdlog::level::info},
+  };
+  for (const level_case& test_case : cases) {
+    EXPECT_EQ(detail::detect_level(test_case.line), test_case.expected) << test_case.line;
+  }
+}
+
+TEST(detect_level, IgnoresMarkerLateInLine) {
+  const std::string line = std::string(70, 'x') + " ERROR late";
+  EXPECT_EQ(detail::detect_level(line), spdlog::level::info);
+}
+
+TEST(parse_status_line, AcceptsOnlyHttpStatusLines) {
+  EXPECT_EQ(detail::parse_status_line("HTTP/1.1 200 OK\r\n"), 200u);
+  EXPECT_EQ(detail::parse_status_line("HTTP/1.0 503 Service Unavailable\r\n"), 503u);
+  EXPECT_EQ(detail::parse_status_line("HTTP/1.1 204\r\n"), 204u);
+  EXPECT_EQ(detail::parse_status_line("HTTP/2 200\r\n"), 0u);
+  EXPECT_EQ(detail::parse_status_line("HTTP/1.1 2000 OK\r\n"), 0u);
+  EXPECT_EQ(detail::parse_status_line("SSH-2.0-OpenSSH\r\n"), 0u);
+}
+
+TEST(merge_environment, ReplacesSameNameAndAppendsNew) {
+  const char* parent[] = {"PATH=/usr/bin", "HOME=/root", "HOMEDIR=/x", nullptr};
+  const auto merged = detail::merge_environment(parent, {{"HOME", "/home/app"}, {"EXTRA", "1"}});
+  EXPECT_EQ(merged,
+            (std::vector<std::string>{"PATH=/usr/bin", "HOME=/home/app", "HOMEDIR=/x", "EXTRA=1"}));
+}
+
+TEST(describe_wait_status, NamesExitCodeAndSignal) {
+  EXPECT_EQ(detail::describe_wait_status(3 << 8), "exit code 3");
+  EXPECT_EQ(detail::describe_wait_status(SIGKILL), "signal 9 (SIGKILL)");
+}
+
+TEST(make_health_target, NormalisesBaseUrlPath) {
+  EXPECT_EQ(detail::make_health_target(""), "/_stcore/health");
+  EXPECT_EQ(detail::make_health_target("/"), "/_stcore/health");
+  EXPECT_EQ(detail::make_health_target("app"), "/app/_stcore/health");
+  EXPECT_EQ(detail::make_health_target("/tools/app/"), "/tools/app/_stcore/health");
+}
+
+TEST_F(supervisor_test, ChildReceivesExpectedArguments) {
+  const auto record = directory_ / "record.json";
+  ::setenv("FLUXLIT_SUPERVISOR_TEST_VARIABLE", "from parent", 1);
+  streamlit_options options = make_options({{"FAKE_STREAMLIT_RECORD", record.string()},
+                                            {"FLUXLIT_SUPERVISOR_TEST_VARIABLE", "from options"}});
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  ::unsetenv("FLUXLIT_SUPERVISOR_TEST_VARIABLE");
+
+  const nlohmann::json invocation = read_json(record);
+  const std::vector<std::string> expected{"run",
+                                          options.entry_script,
+                                          "--server.port",
+                                          std::to_string(supervisor.port()),
+                                          "--server.address",
+                                          "127.0.0.1",
+                                          "--server.headless",
+                                          "true",
+                                          "--browser.gatherUsageStats",
+                                          "false"};
+  EXPECT_EQ(invocation["argv"].get<std::vector<std::string>>(), expected);
+  EXPECT_EQ(invocation["cwd"], directory_.string());
+  EXPECT_EQ(invocation["development_mode"], "false");
+  EXPECT_EQ(invocation["unbuffered"], "1");
+  EXPECT_EQ(invocation["override"], "from options");
+
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, ChildReceivesBaseUrlPathWhenSet) {
+  const auto record = directory_ / "record.json";
+  streamlit_options options = make_options({{"FAKE_STREAMLIT_RECORD", record.string()}});
+  options.base_url_path = "/tools/app/";
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+
+  // The stand-in serves health only under the base path, so `ready` also shows that the probe
+  // used "/tools/app/_stcore/health".
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+
+  const auto argv = read_json(record)["argv"].get<std::vector<std::string>>();
+  ASSERT_GE(argv.size(), 2u);
+  EXPECT_EQ(argv[argv.size() - 2], "--server.baseUrlPath");
+  EXPECT_EQ(argv.back(), "/tools/app/");
+
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, BecomesReadyOnlyAfterHealthAnswers200) {
+  streamlit_supervisor supervisor(io_.get_executor(),
+                                  make_options({{"FAKE_STREAMLIT_UNHEALTHY_COUNT", "3"}}));
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+  EXPECT_EQ(supervisor.port(), 0);
+
+  const auto started = clock_type::now();
+  supervisor.start();
+  EXPECT_EQ(supervisor.state(), child_state::starting);
+  EXPECT_GT(supervisor.pid(), 0);
+  EXPECT_NE(supervisor.port(), 0);
+
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  // Three 503 replies and the 200 take at least four poll intervals of 100 ms.
+  EXPECT_GE(clock_type::now() - started, 400ms);
+  const auto ready_lines = sink_->find("fluxlit", "Streamlit is ready");
+  ASSERT_EQ(ready_lines.size(), 1u);
+  EXPECT_THAT(ready_lines[0].text, HasSubstr(std::to_string(supervisor.port())));
+  EXPECT_THAT(ready_lines[0].text, HasSubstr(std::to_string(supervisor.pid())));
+
+  EXPECT_TRUE(stop_and_wait(supervisor));
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+}
+
+TEST_F(supervisor_test, RestartsAfterChildIsKilled) {
+  streamlit_supervisor supervisor(io_.get_executor(), make_options({}));
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int first_pid = supervisor.pid();
+
+  ASSERT_EQ(::kill(first_pid, SIGKILL), 0);
+  ASSERT_TRUE(run_until([&] { return supervisor.state() == child_state::restarting; }));
+  EXPECT_EQ(supervisor.pid(), -1);
+  EXPECT_FALSE(process_group_exists(first_pid));
+
+  const auto exit_lines = sink_->find("fluxlit", "exited unexpectedly");
+  ASSERT_EQ(exit_lines.size(), 1u);
+  EXPECT_EQ(exit_lines[0].level, spdlog::level::warn);
+  EXPECT_THAT(exit_lines[0].text, HasSubstr("signal 9 (SIGKILL)"));
+  EXPECT_THAT(exit_lines[0].text, HasSubstr("restarting in 500 ms"));
+
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  EXPECT_NE(supervisor.pid(), first_pid);
+
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, RestartDelayDoublesWhileChildKeepsFailing) {
+  streamlit_supervisor supervisor(io_.get_executor(),
+                                  make_options({{"FAKE_STREAMLIT_EXIT_CODE", "4"}}));
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return sink_->find("fluxlit", "Started Streamlit").size() >= 3; }));
+
+  const auto starts = sink_->find("fluxlit", "Started Streamlit");
+  EXPECT_GE(starts[1].time - starts[0].time, 500ms);
+  EXPECT_GE(starts[2].time - starts[1].time, 1000ms);
+  const auto exits = sink_->find("fluxlit", "exited unexpectedly with exit code 4");
+  ASSERT_GE(exits.size(), 2u);
+  EXPECT_THAT(exits[0].text, HasSubstr("restarting in 500 ms"));
+  EXPECT_THAT(exits[1].text, HasSubstr("restarting in 1000 ms"));
+
+  // A stop between two runs has no child to signal and completes at once.
+  ASSERT_TRUE(run_until([&] { return supervisor.state() == child_state::restarting; }));
+  EXPECT_TRUE(stop_and_wait(supervisor));
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+}
+
+TEST_F(supervisor_test, OutputLinesReachLoggerWithLevels) {
+  streamlit_supervisor supervisor(io_.get_executor(),
+                                  make_options({{"FAKE_STREAMLIT_LOG_LINES", "1"}}));
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  ASSERT_TRUE(run_until([&] { return sink_->find("streamlit", "sample error").size() == 1; }));
+
+  const auto warning = sink_->find("streamlit", "sample warning");
+  ASSERT_EQ(warning.size(), 1u);
+  EXPECT_EQ(warning[0].level, spdlog::level::warn);
+  EXPECT_EQ(sink_->find("streamlit", "sample error")[0].level, spdlog::level::err);
+  const auto plain = sink_->find("streamlit", "plain line without a level");
+  ASSERT_EQ(plain.size(), 1u);
+  EXPECT_EQ(plain[0].level, spdlog::level::info);
+
+  // The last line has no newline, so it is logged only when the pipe closes.
+  EXPECT_THAT(sink_->find("streamlit", "unterminated last line"), IsEmpty());
+  EXPECT_TRUE(stop_and_wait(supervisor));
+  EXPECT_EQ(sink_->find("streamlit", "unterminated last line").size(), 1u);
+
+  // The stand-in prints one empty line, which is not logged.
+  for (const captured_line& line : sink_->lines()) {
+    if (line.source == "streamlit") {
+      EXPECT_FALSE(line.text.empty());
+    }
+  }
+}
+
+TEST_F(supervisor_test, ExitReportIncludesLastOutputLines) {
+  streamlit_supervisor supervisor(
+      io_.get_executor(),
+      make_options({{"FAKE_STREAMLIT_LOG_LINES", "1"}, {"FAKE_STREAMLIT_EXIT_CODE", "1"}}));
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.state() == child_state::restarting; }));
+
+  const auto exits = sink_->find("fluxlit", "exited unexpectedly with exit code 1");
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_THAT(exits[0].text, HasSubstr("sample warning"));
+  EXPECT_THAT(exits[0].text, HasSubstr("plain line without a level"));
+  EXPECT_THAT(exits[0].text, HasSubstr("unterminated last line"));
+
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, StartTimeoutKillsChildAndRestarts) {
+  streamlit_options options = make_options({{"FAKE_STREAMLIT_NEVER_HEALTHY", "1"}});
+  options.start_timeout = 400ms;
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+  supervisor.start();
+  const int first_pid = supervisor.pid();
+
+  ASSERT_TRUE(run_until([&] { return supervisor.state() == child_state::restarting; }));
+  EXPECT_FALSE(process_group_exists(first_pid));
+  const auto errors = sink_->find("fluxlit", "did not answer 200");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].level, spdlog::level::err);
+  // Under load the stand-in may not listen yet when the deadline passes, so the last result is
+  // either "HTTP 503" or "no HTTP response".
+  EXPECT_THAT(errors[0].text, HasSubstr("last result: "));
+  EXPECT_EQ(sink_->find("fluxlit", "was killed after the start timeout").size(), 1u);
+
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, StopUsesSigkillWhenSigtermIsIgnored) {
+  streamlit_options options = make_options({{"FAKE_STREAMLIT_IGNORE_TERM", "1"}});
+  options.stop_timeout = 300ms;
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int group = supervisor.pid();
+
+  const auto stop_begin = clock_type::now();
+  bool done = false;
+  supervisor.async_stop([&done] { done = true; });
+  EXPECT_EQ(supervisor.state(), child_state::stopping);
+  ASSERT_TRUE(run_until([&done] { return done; }));
+  const auto stop_duration = clock_type::now() - stop_begin;
+
+  EXPECT_GE(stop_duration, 300ms);
+  EXPECT_LT(stop_duration, 300ms + 1000ms);
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+  EXPECT_FALSE(process_group_exists(group));
+  EXPECT_EQ(sink_->find("fluxlit", "sending SIGKILL").size(), 1u);
+  EXPECT_EQ(sink_->find("fluxlit", "stopped with signal 9 (SIGKILL)").size(), 1u);
+
+  // No restart follows a stop, even after the first restart delay has passed.
+  run_for(700ms);
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+  EXPECT_EQ(sink_->find("fluxlit", "Started Streamlit").size(), 1u);
+}
+
+TEST_F(supervisor_test, StopLeavesNoProcessInGroup) {
+  // Orphans of the child are reparented to this process, so the test can reap the killed
+  // grandchild. An unreaped zombie would keep the process group in existence.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  const auto grandchild_file = directory_ / "grandchild.pid";
+  streamlit_supervisor supervisor(
+      io_.get_executor(),
+      make_options({{"FAKE_STREAMLIT_GRANDCHILD_PID", grandchild_file.string()}}));
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int group = supervisor.pid();
+  ASSERT_TRUE(run_until([&] { return std::filesystem::exists(grandchild_file); }));
+  pid_t grandchild = 0;
+  std::ifstream(grandchild_file) >> grandchild;
+  ASSERT_GT(grandchild, 0);
+
+  // The leader dies of SIGTERM, the grandchild ignores it and only the SIGKILL to the group
+  // after the leader's exit ends it.
+  ASSERT_TRUE(stop_and_wait(supervisor));
+  int status = 0;
+  ASSERT_TRUE(run_until([&] { return ::waitpid(grandchild, &status, WNOHANG) == grandchild; }));
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+  EXPECT_FALSE(process_group_exists(group));
+  EXPECT_EQ(sink_->find("fluxlit", "stopped with signal 15 (SIGTERM)").size(), 1u);
+}
+
+TEST_F(supervisor_test, KillNowReapsAtOnceAndCompletesStop) {
+  streamlit_options options = make_options({{"FAKE_STREAMLIT_IGNORE_TERM", "1"}});
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int group = supervisor.pid();
+
+  bool done = false;
+  supervisor.async_stop([&done] { done = true; });
+  supervisor.kill_now();
+
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+  EXPECT_EQ(supervisor.pid(), -1);
+  EXPECT_FALSE(process_group_exists(group));
+  EXPECT_FALSE(done);  // posted, not called inline
+  EXPECT_TRUE(run_until([&done] { return done; }));
+}
+
+TEST_F(supervisor_test, DestructorKillsChild) {
+  int group = -1;
+  {
+    streamlit_supervisor supervisor(io_.get_executor(), make_options({}));
+    supervisor.start();
+    ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+    group = supervisor.pid();
+  }
+  EXPECT_FALSE(process_group_exists(group));
+
+  // Handlers still pending for the destroyed supervisor complete without effect.
+  run_for(200ms);
+}
+
+TEST_F(supervisor_test, StopBeforeStartCallsDone) {
+  streamlit_supervisor supervisor(io_.get_executor(), make_options({}));
+  bool done = false;
+  supervisor.async_stop([&done] { done = true; });
+  EXPECT_FALSE(done);  // posted, not called inline
+  EXPECT_TRUE(run_until([&done] { return done; }));
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+}
+
+TEST_F(supervisor_test, StartThrowsWhenPythonIsMissing) {
+  streamlit_options options = make_options({});
+  options.python = (directory_ / "no-such-python").string();
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+
+  EXPECT_THROW(supervisor.start(), std::system_error);
+  EXPECT_EQ(supervisor.state(), child_state::stopped);
+  EXPECT_EQ(supervisor.pid(), -1);
+}
+
+}  // namespace
+}  // namespace fluxlit::supervisor

@@ -15,7 +15,7 @@ from typing import Any
 
 if importlib.util.find_spec("fluxlit") is None:
     # Streamlit runs this file by path, so the package is importable only when its parent
-    # directory is on sys.path; add it for children started without PYTHONPATH.
+    # directory is on sys.path. Children started without PYTHONPATH get it added here.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fluxlit._app import FluxLit, PageRecord
@@ -39,15 +39,19 @@ def make_page_callable(st: Any, record: PageRecord) -> Callable[[], None]:
 def build_pages(st: Any, app: FluxLit) -> list[Any]:
     """Create one `st.Page` per registered page, in registration order.
 
-    The page at "/" is the default page and so gets no URL path of its own.
+    Every page gets an explicit URL path, "" for the default page at "/". Streamlit would
+    otherwise infer one from the callable's name, and it checks inferred paths for duplicates
+    even on the default page, so a handler named like another page's path would clash.
     """
     pages = []
     for record in app.pages:
-        options: dict[str, Any] = {"title": record.title, "icon": record.icon}
+        options: dict[str, Any] = {
+            "title": record.title,
+            "icon": record.icon,
+            "url_path": record.url_path,
+        }
         if record.is_default:
             options["default"] = True
-        else:
-            options["url_path"] = record.url_path
         pages.append(st.Page(make_page_callable(st, record), **options))
     return pages
 

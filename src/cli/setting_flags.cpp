@@ -65,13 +65,11 @@ void add_bool_flag(CLI::App& command, const config::key_info& key, config::cli_v
   // receives the text that key_info::assign parses. The last occurrence wins.
   command.add_flag(spec)
       ->description(help_text(key))
-      ->each([&given, name = std::string(key.name)](const std::string& text) {
-        given[name] = text;
-      });
+      ->each(
+          [&given, name = std::string(key.name)](const std::string& text) { given[name] = text; });
 }
 
-void add_value_option(CLI::App& command, const config::key_info& key,
-                      config::cli_values& given) {
+void add_value_option(CLI::App& command, const config::key_info& key, config::cli_values& given) {
   CLI::Option* option = command.add_option(std::string(key.cli_flag))
                             ->description(help_text(key))
                             ->type_name(value_name(key));

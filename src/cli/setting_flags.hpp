@@ -9,7 +9,7 @@ namespace fluxlit::cli {
 
 // Adds one option per key that has a CLI flag, with the key's description, unit, default and
 // environment variable in the help text. Bool keys become flags: `--proxy-headers` sets true,
-// and keys not already named "no_..." also get a negated form (`--no-proxy-headers`); a value
+// and keys not already named "no_..." also get a negated form (`--no-proxy-headers`). A value
 // may follow "=" (`--no-ui=false`). The options inject no defaults: while CLI11 parses, each
 // option the user passes writes its text into `given` under the key's name, so `given` holds
 // only what was passed and load() can apply the precedence. `given` must outlive the parse.

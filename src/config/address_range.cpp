@@ -55,9 +55,9 @@ ip::address network_of(const ip::address& address, unsigned prefix_length) {
 
 unsigned parse_prefix_length(std::string_view text, std::string_view digits, unsigned max_bits,
                              std::string_view family) {
-  const bool valid_digits = !digits.empty() && digits.size() <= 3 &&
-                            std::all_of(digits.begin(), digits.end(),
-                                        [](char c) { return c >= '0' && c <= '9'; });
+  const bool valid_digits =
+      !digits.empty() && digits.size() <= 3 &&
+      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
   unsigned length = 0;
   for (const char digit : digits) {
     length = length * 10 + static_cast<unsigned>(digit - '0');
@@ -104,7 +104,7 @@ address_range address_range::parse(std::string_view text) {
   }
 
   // NOTE: a mapped range shorter than /96 stays an IPv6 range. Peers are compared after
-  // unmapping, so such a range matches only IPv6 peers; write IPv4 ranges in IPv4 notation.
+  // unmapping, so such a range matches only IPv6 peers. IPv4 ranges belong in IPv4 notation.
   if (address.is_v6() && address.to_v6().is_v4_mapped() && prefix_length >= mapped_prefix_bits) {
     range.network_ = unmap(address);
     range.prefix_length_ = prefix_length - mapped_prefix_bits;

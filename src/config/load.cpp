@@ -1,5 +1,7 @@
 // Resolution of every key from the command line, FLUXLIT_* variables, a configuration file and
 // the defaults, recording where each value came from.
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <array>
 #include <filesystem>
@@ -7,8 +9,6 @@
 #include <optional>
 #include <sstream>
 #include <system_error>
-
-#include <toml++/toml.h>
 
 #include "config/value_text.hpp"
 #include "fluxlit/config/settings.hpp"
@@ -21,16 +21,15 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view env_prefix = "FLUXLIT_";
 
-// FLUXLIT_* variables that FluxLit passes to its Streamlit child for the Python package. They are
-// not settings, but a process started from that environment inherits them, so they must not
-// produce an unknown-variable warning.
-constexpr std::array<std::string_view, 3> child_process_variables = {
-    "FLUXLIT_API_BASE_URL",
-    "FLUXLIT_APP_DIR",
-    "FLUXLIT_STRICT",
+// FLUXLIT_* variables that are not settings: what FluxLit passes to its Streamlit child, where
+// to find the Python package, and the scripts' and tests' own switches. A process started from
+// such an environment inherits them, so they must not produce an unknown-variable warning.
+constexpr std::array<std::string_view, 6> child_process_variables = {
+    "FLUXLIT_API_BASE_URL", "FLUXLIT_APP_DIR",           "FLUXLIT_STRICT",
+    "FLUXLIT_PACKAGE_DIR",  "FLUXLIT_INSTALL_STREAMLIT", "FLUXLIT_BINARY",
 };
 
-// The table that holds FluxLit's keys, with the document that owns it. The document lives on
+// The table that contains FluxLit's keys, with the document that owns it. The document lives on
 // the heap so that `table`, which may point at it, stays valid when the struct moves.
 struct config_file {
   std::unique_ptr<toml::table> document;
@@ -39,10 +38,10 @@ struct config_file {
   std::string source_name;  // "fluxlit.toml" or "pyproject.toml:[tool.fluxlit]", for sources
 };
 
-std::string invalid_value_message(std::string_view key, std::string_view shown_value,
+std::string invalid_value_message(std::string_view key, std::string_view displayed_value,
                                   std::string_view where, std::string_view expected) {
   std::string message = "invalid value ";
-  message += shown_value;
+  message += displayed_value;
   message += " for ";
   message += key;
   message += " from ";
@@ -73,7 +72,7 @@ toml::table parse_toml(const fs::path& path) {
   }
 }
 
-bool is_existing_file(const fs::path& path) {
+bool regular_file_exists(const fs::path& path) {
   std::error_code error;
   return fs::is_regular_file(path, error);
 }
@@ -95,9 +94,9 @@ std::optional<config_file> read_config_file(const fs::path& directory,
                                             std::vector<std::string>& warnings) {
   const fs::path fluxlit_path = directory / "fluxlit.toml";
   const fs::path pyproject_path = directory / "pyproject.toml";
-  const bool has_pyproject = is_existing_file(pyproject_path);
+  const bool has_pyproject = regular_file_exists(pyproject_path);
 
-  if (is_existing_file(fluxlit_path)) {
+  if (regular_file_exists(fluxlit_path)) {
     config_file file;
     file.document = std::make_unique<toml::table>(parse_toml(fluxlit_path));
     file.table = file.document.get();
@@ -142,13 +141,13 @@ std::string file_location(const config_file& file, const toml::key& key) {
   return file.source_name + ":" + std::to_string(line);
 }
 
-std::string shown_node(const toml::node& node) {
+std::string display_node(const toml::node& node) {
   if (const auto* text = node.as_string()) {
     return detail::quote(text->get());
   }
-  std::ostringstream shown;
-  node.visit([&shown](const auto& value) { shown << value; });
-  return shown.str();
+  std::ostringstream formatted;
+  node.visit([&formatted](const auto& value) { formatted << value; });
+  return formatted.str();
 }
 
 // The expected form named when a TOML value has a type the key cannot take.
@@ -201,13 +200,13 @@ void assign_node(settings& values, const key_info& key, const toml::node& node,
                  const std::string& where) {
   const std::optional<std::string> text = node_text(key, node);
   if (!text) {
-    throw config_error(invalid_value_message(key.name, shown_node(node), where,
-                                             expected_toml_type(key)));
+    throw config_error(
+        invalid_value_message(key.name, display_node(node), where, expected_toml_type(key)));
   }
   try {
     key.assign(values, *text);
   } catch (const std::invalid_argument& error) {
-    throw config_error(invalid_value_message(key.name, shown_node(node), where, error.what()));
+    throw config_error(invalid_value_message(key.name, display_node(node), where, error.what()));
   }
 }
 
@@ -295,7 +294,8 @@ loaded_settings load(const cli_values& cli, const std::map<std::string, std::str
   for (const key_info& key : keys()) {
     value_source source;
     if (const auto given = cli.find(key.name); given != cli.end()) {
-      source = {source_kind::cli, key.cli_flag.empty() ? "command line" : std::string(key.cli_flag)};
+      source = {source_kind::cli,
+                key.cli_flag.empty() ? "command line" : std::string(key.cli_flag)};
       assign_text(loaded.values, key, given->second, source.where);
     } else if (const auto variable = environment.find(std::string(key.env));
                variable != environment.end()) {

@@ -22,11 +22,11 @@ constexpr std::uint64_t max_duration_ms = 24 * 60 * 60 * 1000;
 // Beast's HTTP parser takes its header limit as a 32-bit count.
 constexpr std::uint64_t max_header_limit = std::numeric_limits<std::uint32_t>::max();
 
-// Every idle connection to Streamlit holds one local loopback port, and there are 65535.
+// Every idle connection to Streamlit uses one local loopback port, and there are 65535 ports.
 constexpr std::uint64_t max_idle_connection_limit = 65535;
 
-constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug",    "info",    "warning",
-                                                        "warn",  "error",    "critical"};
+constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug", "info",    "warning",
+                                                        "warn",  "error", "critical"};
 constexpr std::array<std::string_view, 2> log_formats = {"json", "text"};
 
 struct key_names {
@@ -47,8 +47,7 @@ key_info make_key(const key_names& names, std::string_view type, std::string_vie
   return key;
 }
 
-key_info string_key(const key_names& names, std::string_view type,
-                    std::string settings::*field) {
+key_info string_key(const key_names& names, std::string_view type, std::string settings::*field) {
   key_info key = make_key(names, type, "");
   key.assign = [field](settings& values, std::string_view text) { values.*field = text; };
   key.format = [field](const settings& values) { return values.*field; };
@@ -60,7 +59,7 @@ key_info choice_key(const key_names& names, std::span<const std::string_view> ch
   key_info key = make_key(names, "string", "");
   key.assign = [field, choices](settings& values, std::string_view text) {
     std::string chosen = detail::parse_choice(text, choices);
-    // "warn" is accepted as the spelling Python's logging module also knows; one name downstream.
+    // "warn" is stored as "warning", so code downstream compares against one name per level.
     values.*field = (chosen == "warn") ? "warning" : std::move(chosen);
   };
   key.format = [field](const settings& values) { return values.*field; };
@@ -113,35 +112,36 @@ key_info list_key(const key_names& names, std::vector<std::string> settings::*fi
 std::vector<key_info> build_keys() {
   using s = settings;
   std::vector<key_info> all;
-  all.push_back(string_key(
-      {"target", "FLUXLIT_TARGET", "",
-       "Python app to serve, as module:attribute or path/to/file.py:attribute"},
-      "string", &s::target));
-  all.push_back(string_key({"host", "FLUXLIT_HOST", "--host",
-                            "Address or host name to listen on (0.0.0.0 or :: for every interface)"},
-                           "string", &s::host));
+  all.push_back(
+      string_key({"target", "FLUXLIT_TARGET", "",
+                  "Python app to serve, as module:attribute or path/to/file.py:attribute"},
+                 "string", &s::target));
+  all.push_back(
+      string_key({"host", "FLUXLIT_HOST", "--host",
+                  "Address or host name to listen on (0.0.0.0 or :: for every interface)"},
+                 "string", &s::host));
   all.push_back(port_key(
       {"port", "FLUXLIT_PORT", "--port", "TCP port to listen on (0 picks a free port)"}, &s::port));
   all.push_back(string_key(
       {"api_prefix", "FLUXLIT_API_PREFIX", "--api-prefix",
-       "URL path prefix whose requests go to the Python app; every other path goes to Streamlit"},
+       "URL path prefix whose requests go to the Python app, while every other path goes to "
+       "Streamlit"},
       "string", &s::api_prefix));
   all.push_back(string_key(
       {"root_path", "FLUXLIT_ROOT_PATH", "--root-path",
        "Path prefix under which a reverse proxy publishes FluxLit (empty when served at /)"},
       "string", &s::root_path));
-  all.push_back(choice_key(
-      {"log_level", "FLUXLIT_LOG_LEVEL", "--log-level",
-       "Lowest severity that is logged: trace, debug, info, warning, error or critical"},
-      log_levels, &s::log_level));
+  all.push_back(
+      choice_key({"log_level", "FLUXLIT_LOG_LEVEL", "--log-level",
+                  "Lowest severity that is logged: trace, debug, info, warning, error or critical"},
+                 log_levels, &s::log_level));
   all.push_back(choice_key({"log_format", "FLUXLIT_LOG_FORMAT", "--log-format",
                             "Log line format: json (one object per line) or text"},
                            log_formats, &s::log_format));
-  all.push_back(string_key(
-      {"python", "FLUXLIT_PYTHON", "--python",
-       "Python interpreter of the environment that holds the app's packages "
-       "(empty: the active VIRTUAL_ENV, else /usr/bin/python3)"},
-      "path", &s::python));
+  all.push_back(string_key({"python", "FLUXLIT_PYTHON", "--python",
+                            "Python interpreter of the environment that holds the app's packages "
+                            "(empty: the active VIRTUAL_ENV, else /usr/bin/python3)"},
+                           "path", &s::python));
   all.push_back(bool_key(
       {"no_ui", "FLUXLIT_NO_UI", "--no-ui", "Serve only the API and do not start Streamlit"},
       &s::no_ui));
@@ -155,10 +155,10 @@ std::vector<key_info> build_keys() {
        "Peers trusted to send forwarded headers: IP addresses, CIDR ranges, or * for any peer"},
       &s::forwarded_allow_ips));
 
-  all.push_back(unsigned_key({"max_request_body_bytes", "FLUXLIT_MAX_REQUEST_BODY_BYTES",
-                              "--max-request-body-bytes",
-                              "Maximum size of a request body (larger requests get 413)"},
-                             "bytes", 1, no_upper_limit, &s::max_request_body_bytes));
+  all.push_back(unsigned_key(
+      {"max_request_body_bytes", "FLUXLIT_MAX_REQUEST_BODY_BYTES", "--max-request-body-bytes",
+       "Maximum size of a request body (larger requests get 413)"},
+      "bytes", 1, no_upper_limit, &s::max_request_body_bytes));
   all.push_back(unsigned_key({"max_header_bytes", "FLUXLIT_MAX_HEADER_BYTES", "--max-header-bytes",
                               "Maximum total size of request headers (larger headers get 431)"},
                              "bytes", 1, max_header_limit, &s::max_header_bytes));
@@ -170,25 +170,25 @@ std::vector<key_info> build_keys() {
       {"keep_alive_timeout_ms", "FLUXLIT_KEEP_ALIVE_TIMEOUT_MS", "--keep-alive-timeout-ms",
        "Time an idle keep-alive connection stays open waiting for the next request"},
       "ms", 1, max_duration_ms, &s::keep_alive_timeout_ms));
-  all.push_back(unsigned_key({"upstream_connect_timeout_ms", "FLUXLIT_UPSTREAM_CONNECT_TIMEOUT_MS",
-                              "--upstream-connect-timeout-ms",
-                              "Time allowed to connect to the Streamlit child"},
-                             "ms", 1, max_duration_ms, &s::upstream_connect_timeout_ms));
   all.push_back(unsigned_key(
-      {"upstream_response_timeout_ms", "FLUXLIT_UPSTREAM_RESPONSE_TIMEOUT_MS",
-       "--upstream-response-timeout-ms",
-       "Time Streamlit has to send the headers of a response, not counting the body"},
-      "ms", 1, max_duration_ms, &s::upstream_response_timeout_ms));
-  all.push_back(unsigned_key(
-      {"upstream_max_idle_connections", "FLUXLIT_UPSTREAM_MAX_IDLE_CONNECTIONS",
-       "--upstream-max-idle-connections",
-       "Maximum number of idle keep-alive connections kept open to Streamlit"},
-      "", 0, max_idle_connection_limit, &s::upstream_max_idle_connections));
-  all.push_back(unsigned_key(
-      {"asgi_send_high_water_bytes", "FLUXLIT_ASGI_SEND_HIGH_WATER_BYTES",
-       "--asgi-send-high-water-bytes",
-       "Response bytes the app may queue for a slow client before its send() waits"},
-      "bytes", 1, no_upper_limit, &s::asgi_send_high_water_bytes));
+      {"upstream_connect_timeout_ms", "FLUXLIT_UPSTREAM_CONNECT_TIMEOUT_MS",
+       "--upstream-connect-timeout-ms", "Time allowed to connect to the Streamlit child"},
+      "ms", 1, max_duration_ms, &s::upstream_connect_timeout_ms));
+  all.push_back(
+      unsigned_key({"upstream_response_timeout_ms", "FLUXLIT_UPSTREAM_RESPONSE_TIMEOUT_MS",
+                    "--upstream-response-timeout-ms",
+                    "Time Streamlit has to send the headers of a response, not counting the body"},
+                   "ms", 1, max_duration_ms, &s::upstream_response_timeout_ms));
+  all.push_back(
+      unsigned_key({"upstream_max_idle_connections", "FLUXLIT_UPSTREAM_MAX_IDLE_CONNECTIONS",
+                    "--upstream-max-idle-connections",
+                    "Maximum number of idle keep-alive connections kept open to Streamlit"},
+                   "", 0, max_idle_connection_limit, &s::upstream_max_idle_connections));
+  all.push_back(
+      unsigned_key({"asgi_send_high_water_bytes", "FLUXLIT_ASGI_SEND_HIGH_WATER_BYTES",
+                    "--asgi-send-high-water-bytes",
+                    "Response bytes the app may queue for a slow client before its send() waits"},
+                   "bytes", 1, no_upper_limit, &s::asgi_send_high_water_bytes));
   all.push_back(unsigned_key(
       {"asgi_receive_high_water_bytes", "FLUXLIT_ASGI_RECEIVE_HIGH_WATER_BYTES",
        "--asgi-receive-high-water-bytes",
@@ -200,19 +200,20 @@ std::vector<key_info> build_keys() {
        "--readiness-max-loop-lag-ms",
        "Delay of the Python event loop above which the readiness endpoint reports not ready"},
       "ms", 1, max_duration_ms, &s::readiness_max_loop_lag_ms));
-  all.push_back(unsigned_key(
-      {"streamlit_start_timeout_ms", "FLUXLIT_STREAMLIT_START_TIMEOUT_MS",
-       "--streamlit-start-timeout-ms",
-       "Time Streamlit has to pass its first health check after it is started"},
-      "ms", 1, max_duration_ms, &s::streamlit_start_timeout_ms));
+  all.push_back(
+      unsigned_key({"streamlit_start_timeout_ms", "FLUXLIT_STREAMLIT_START_TIMEOUT_MS",
+                    "--streamlit-start-timeout-ms",
+                    "Time Streamlit has to pass its first health check after it is started"},
+                   "ms", 1, max_duration_ms, &s::streamlit_start_timeout_ms));
   all.push_back(unsigned_key(
       {"streamlit_stop_timeout_ms", "FLUXLIT_STREAMLIT_STOP_TIMEOUT_MS",
        "--streamlit-stop-timeout-ms",
        "Time Streamlit has to exit after SIGTERM before it gets SIGKILL (0 sends SIGKILL at once)"},
       "ms", 0, max_duration_ms, &s::streamlit_stop_timeout_ms));
-  all.push_back(unsigned_key({"shutdown_grace_ms", "FLUXLIT_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms",
-                              "Time in-flight requests have to finish after a shutdown signal"},
-                             "ms", 0, max_duration_ms, &s::shutdown_grace_ms));
+  all.push_back(
+      unsigned_key({"shutdown_grace_ms", "FLUXLIT_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms",
+                    "Time in-flight requests have to finish after a shutdown signal"},
+                   "ms", 0, max_duration_ms, &s::shutdown_grace_ms));
   return all;
 }
 
@@ -225,19 +226,19 @@ settings::settings() {
   // Eight times Beast's 8 KiB default: room for large cookies and bearer tokens while one
   // connection's header buffer stays small.
   max_header_bytes = 64 * kib;
-  // Bounds clients that open a connection and trickle headers; a real client on a slow mobile
+  // Bounds clients that open a connection and trickle headers. A real client on a slow mobile
   // link sends a few kilobytes of headers well within 10 s.
   header_read_timeout_ms = 10'000;
   // uvicorn's default (--timeout-keep-alive 5), so FastAPI users see the behaviour they know.
   keep_alive_timeout_ms = 5'000;
   // Streamlit listens on loopback, where a connect either succeeds at once or the child is not
-  // listening; 5 s only covers a machine under heavy load.
+  // listening. The 5 s only cover a machine under heavy load.
   upstream_connect_timeout_ms = 5'000;
   // Streamlit's HTTP responses are static files and small endpoints, so a minute without
   // response headers means it is stuck. WebSocket traffic is not an HTTP response and is exempt.
   upstream_response_timeout_ms = 60'000;
-  // A browser opens up to 6 connections per host for assets; 32 serves a few tabs loading at
-  // once without reconnecting, and caps the idle sockets kept open.
+  // A browser opens up to 6 connections per host for assets. With 32, a few tabs can load at
+  // once without reconnecting, and the idle sockets kept open stay few.
   upstream_max_idle_connections = 32;
   // Lets typical JSON and small file responses be queued whole without a wait, while a slow
   // client costs at most 1 MiB of memory per request.
@@ -248,7 +249,7 @@ settings::settings() {
   // stays above typical garbage-collection pauses.
   readiness_max_loop_lag_ms = 1'000;
   // Starting Streamlit imports the user's script, which may load large libraries or models on a
-  // cold container; a minute covers that.
+  // cold container, and a minute covers that.
   streamlit_start_timeout_ms = 60'000;
   // An estimate: time for Streamlit to close its sessions after SIGTERM, short enough that a
   // stuck child does not hold up a restart or a shutdown for long.

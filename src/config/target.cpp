@@ -17,11 +17,10 @@ namespace fs = std::filesystem;
 // Python 3 keywords, which are never valid names ("match", "case" and "type" are soft keywords
 // and remain valid identifiers).
 constexpr std::array<std::string_view, 35> python_keywords = {
-    "False",  "None",   "True",    "and",      "as",       "assert", "async",
-    "await",  "break",  "class",   "continue", "def",      "del",    "elif",
-    "else",   "except", "finally", "for",      "from",     "global", "if",
-    "import", "in",     "is",      "lambda",   "nonlocal", "not",    "or",
-    "pass",   "raise",  "return",  "try",      "while",    "with",   "yield",
+    "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield",
 };
 
 struct target_parts {
@@ -35,8 +34,8 @@ struct target_parts {
 }
 
 bool is_identifier_start(char c) {
-  // Bytes from 0x80 up belong to UTF-8 encoded letters, which Python accepts in names; Python
-  // itself reports the rare non-letter among them when it imports the target.
+  // Bytes from 0x80 up belong to UTF-8 encoded characters, and Python accepts the letters among
+  // them in names. Python itself reports any other character when it imports the target.
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;
 }
@@ -91,22 +90,26 @@ target_parts split_target(std::string_view text) {
     reject(text, "the module before \":\" is missing, for example \"app:app\"");
   }
   if (!is_dotted_name(parts.attribute)) {
-    reject(text, "the attribute after \":\" must be a Python name such as \"app\" or "
-                 "\"server.app\"");
+    reject(text,
+           "the attribute after \":\" must be a Python name such as \"app\" or "
+           "\"server.app\"");
   }
   if (parts.is_file && !parts.location.ends_with(".py")) {
     reject(text, "a file target must name a .py file, for example \"src/main.py:app\"");
   }
   if (!parts.is_file && !is_dotted_name(parts.location)) {
-    reject(text, "the module before \":\" must be a dotted Python module name such as "
-                 "\"app\" or \"mypackage.main\", or a path ending in .py");
+    reject(text,
+           "the module before \":\" must be a dotted Python module name such as "
+           "\"app\" or \"mypackage.main\", or a path ending in .py");
   }
   return parts;
 }
 
 }  // namespace
 
-void check_target_syntax(std::string_view text) { split_target(text); }
+void check_target_syntax(std::string_view text) {
+  split_target(text);
+}
 
 app_target parse_target(std::string_view text, const std::string& working_directory) {
   const target_parts parts = split_target(text);

@@ -46,8 +46,7 @@ std::string find_invalid_path_character(std::string_view path) {
     if (c == '/' || is_path_character(c)) {
       continue;
     }
-    if (c == '%' && i + 2 < path.size() && is_hex_digit(path[i + 1]) &&
-        is_hex_digit(path[i + 2])) {
+    if (c == '%' && i + 2 < path.size() && is_hex_digit(path[i + 1]) && is_hex_digit(path[i + 2])) {
       i += 2;
       continue;
     }
@@ -78,13 +77,13 @@ std::string strip_brackets(std::string_view host) {
 void check_path_prefix(std::string_view key, std::string_view value, std::string_view example,
                        const source_map* sources) {
   const std::string stripped = strip_slashes(value);
-  const std::string suggestion = detail::quote("/" + (stripped.empty() ? std::string(example)
-                                                                       : stripped));
+  const std::string suggestion =
+      detail::quote("/" + (stripped.empty() ? std::string(example) : stripped));
   if (value.front() != '/') {
     fail(key, subject(key, value) + " must start with \"/\", for example " + suggestion, sources);
   }
   if (value.size() > 1 && value.back() == '/') {
-    fail(key, subject(key, value) + " must not end with \"/\": use " + suggestion, sources);
+    fail(key, subject(key, value) + " must not end with \"/\". Use " + suggestion, sources);
   }
   if (value.find("//") != std::string_view::npos) {
     fail(key, subject(key, value) + " must not contain an empty segment (\"//\")", sources);
@@ -105,11 +104,11 @@ void check_path_prefix(std::string_view key, std::string_view value, std::string
 void check_api_prefix(const settings& values, const source_map* sources) {
   const std::string& prefix = values.api_prefix;
   if (prefix.empty()) {
-    fail("api_prefix", "api_prefix must not be empty: use a path such as \"/api\"", sources);
+    fail("api_prefix", "api_prefix must not be empty. Use a path such as \"/api\"", sources);
   }
   if (prefix == "/") {
     fail("api_prefix",
-         "api_prefix \"/\" would send every path to the app and none to Streamlit: use a path "
+         "api_prefix \"/\" would send every path to the app and none to Streamlit. Use a path "
          "such as \"/api\"",
          sources);
   }
@@ -132,7 +131,7 @@ void check_host(const settings& values, const source_map* sources) {
   const std::string& host = values.host;
   if (host.empty()) {
     fail("host",
-         "host must not be empty: use 127.0.0.1 for local access or 0.0.0.0 for every interface",
+         "host must not be empty. Use 127.0.0.1 for local access or 0.0.0.0 for every interface",
          sources);
   }
   if (host.front() == '[') {
@@ -177,8 +176,12 @@ void check_all(const settings& values, const source_map* sources) {
 
 }  // namespace
 
-void validate(const settings& values) { check_all(values, nullptr); }
+void validate(const settings& values) {
+  check_all(values, nullptr);
+}
 
-void validate(const loaded_settings& loaded) { check_all(loaded.values, &loaded.sources); }
+void validate(const loaded_settings& loaded) {
+  check_all(loaded.values, &loaded.sources);
+}
 
 }  // namespace fluxlit::config

@@ -11,7 +11,9 @@ namespace fluxlit::config::detail {
 
 namespace {
 
-char to_lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char to_lower_ascii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string to_lower(std::string_view text) {
   std::string lowered(text);
@@ -70,8 +72,8 @@ std::string expected_unsigned(std::uint64_t minimum, std::uint64_t maximum, std:
   if (maximum == std::numeric_limits<std::uint64_t>::max()) {
     expected = "expected an integer of at least " + std::to_string(minimum);
   } else {
-    expected = "expected an integer from " + std::to_string(minimum) + " to " +
-               std::to_string(maximum);
+    expected =
+        "expected an integer from " + std::to_string(minimum) + " to " + std::to_string(maximum);
   }
   if (!unit.empty()) {
     expected += " (";
@@ -84,9 +86,9 @@ std::string expected_unsigned(std::uint64_t minimum, std::uint64_t maximum, std:
 std::uint64_t parse_unsigned(std::string_view text, std::uint64_t minimum, std::uint64_t maximum,
                              std::string_view unit) {
   const std::string_view digits = trim(text);
-  const bool all_digits =
-      !digits.empty() && std::all_of(digits.begin(), digits.end(),
-                                     [](char c) { return c >= '0' && c <= '9'; });
+  const bool all_digits = !digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
   std::uint64_t value = 0;
   if (all_digits) {
     const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);

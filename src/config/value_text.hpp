@@ -25,7 +25,8 @@ std::uint64_t parse_unsigned(std::string_view text, std::uint64_t minimum, std::
 // The "expected ..." phrase that parse_unsigned uses, for docs and type-mismatch messages.
 std::string expected_unsigned(std::uint64_t minimum, std::uint64_t maximum, std::string_view unit);
 
-// Splits a comma-separated list and trims each entry; an empty or all-blank text is an empty list.
+// Splits a comma-separated list and trims each entry. An empty or all-blank text is an empty
+// list.
 // Empty entries ("a,,b") are rejected.
 std::vector<std::string> parse_list(std::string_view text);
 
@@ -40,7 +41,7 @@ std::string join_list(const std::vector<std::string>& entries);
 std::string quote(std::string_view text);
 
 // Returns the candidate closest to `name` by edit distance when it is at most 2 edits away, for
-// "did you mean" hints; empty when none is close.
+// "did you mean" hints, or an empty string when none is that close.
 std::string closest_match(std::string_view name, std::span<const std::string> candidates);
 
 }  // namespace fluxlit::config::detail

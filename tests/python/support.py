@@ -25,7 +25,7 @@ STANDIN_DIR = REPO_ROOT / "tests" / "standin"
 EXAMPLE_DIR = REPO_ROOT / "examples" / "hello"
 ENTRY_SCRIPT = PYTHON_DIR / "fluxlit" / "_streamlit_entry.py"
 
-# How long a stand-in may take to answer its health check after it starts.
+# How long a stand-in may take to print its URL line after it starts.
 STARTUP_TIMEOUT_SECONDS = 20.0
 # How long a stopped stand-in may take to exit after SIGTERM.
 STOP_TIMEOUT_SECONDS = 10.0
@@ -49,10 +49,10 @@ class StubRequest:
 
 
 class StubApi:
-    """A threaded HTTP server on 127.0.0.1 that records requests and answers JSON.
+    """A threaded HTTP server on 127.0.0.1 that records requests and returns JSON.
 
-    `GET <any prefix>/users` returns USERS, a path ending in `/missing` answers 404, and
-    everything else answers 200 with a description of the request.
+    `GET <any prefix>/users` returns USERS, a path ending in `/missing` returns 404, and
+    everything else returns 200 with a description of the request.
     """
 
     def __init__(self) -> None:
@@ -171,13 +171,15 @@ def standin_environment(
     return environment
 
 
-def standin_command(port: int, extra_args: Sequence[str] = ()) -> list[str]:
+def standin_command(
+    port: int, extra_args: Sequence[str] = (), script: Path = ENTRY_SCRIPT
+) -> list[str]:
     return [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(ENTRY_SCRIPT),
+        str(script),
         "--server.port",
         str(port),
         "--server.address",
@@ -194,16 +196,17 @@ def start_standin(
     extra_args: Sequence[str] = (),
     environment: Mapping[str, str] | None = None,
     base_path: str = "",
+    script: Path = ENTRY_SCRIPT,
 ) -> Standin:
     """Start the stand-in on a free port and wait until its first stdout lines are out.
 
     The caller must call `kill()` (a fixture finaliser does) whatever happens next.
     """
     port = free_port()
-    # The log goes to a file: a pipe that nobody reads would block the server once it is full.
+    # The log goes to a file because an unread pipe would block the server once it is full.
     stderr_file = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        standin_command(port, extra_args),
+        standin_command(port, extra_args, script),
         cwd=REPO_ROOT,
         env=dict(environment if environment is not None else standin_environment()),
         stdout=subprocess.PIPE,

@@ -68,18 +68,18 @@ def make_app() -> FluxLit:
     return app
 
 
-def test_default_page_has_no_url_path() -> None:
+def test_default_page_gets_empty_url_path() -> None:
     st = FakeStreamlit()
     pages = build_pages(st, make_app())
     assert [page.options for page in pages] == [
         {"title": "Profile", "icon": "⚙️", "url_path": "settings-profile"},
-        {"title": "Home", "icon": None, "default": True},
+        {"title": "Home", "icon": None, "url_path": "", "default": True},
     ]
 
 
 def test_url_paths_never_start_with_slash() -> None:
     pages = build_pages(FakeStreamlit(), make_app())
-    assert all(not page.options.get("url_path", "x").startswith("/") for page in pages)
+    assert all(not page.options["url_path"].startswith("/") for page in pages)
 
 
 def test_page_callable_passes_st_and_client(
@@ -109,7 +109,7 @@ def test_main_runs_default_page(stub_api: StubApi, monkeypatch: pytest.MonkeyPat
     st = FakeStreamlit()
     main(st)
     assert st.messages == []
-    assert [page.options.get("url_path") for page in st.navigated[0]] == [None, "add"]
+    assert [page.options["url_path"] for page in st.navigated[0]] == ["", "add"]
     assert st.navigated[0][0].runs == 1
     assert st.drawn == ["Users", USERS]
     assert stub_api.requests[-1].path == "/api/users"
@@ -137,7 +137,8 @@ def test_main_rejects_non_fluxlit_target(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_main_warns_without_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "pageless_entry_app.py").write_text("from fluxlit import FluxLit\napp = FluxLit()\n")
+    source = "from fluxlit import FluxLit\napp = FluxLit()\n"
+    (tmp_path / "pageless_entry_app.py").write_text(source)
     monkeypatch.setenv("FLUXLIT_TARGET", "pageless_entry_app.py:app")
     monkeypatch.setenv("FLUXLIT_APP_DIR", str(tmp_path))
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import httpx
 import pytest
@@ -412,3 +413,46 @@ def test_exit_route_ends_process(launch_standin: Callable[..., Standin]) -> None
     process = launch_standin()
     assert httpx.get(f"{process.url}/_standin/exit", params={"code": 3}).status_code == 200
     assert process.process.wait(10) == 3
+
+
+def test_handler_named_like_page_path(
+    launch_standin: Callable[..., Standin], tmp_path: Path, module_stub_api: StubApi
+) -> None:
+    # The default page's handler is called `add`, the name Streamlit would infer as its path.
+    (tmp_path / "clash_app.py").write_text(
+        "from fluxlit import FluxLit\n"
+        "app = FluxLit()\n"
+        "@app.page('/')\n"
+        "def add(st, client):\n"
+        "    st.write('home')\n"
+        "@app.page('/add')\n"
+        "def other(st, client):\n"
+        "    st.write('add')\n"
+    )
+    environment = standin_environment(
+        f"{tmp_path}/clash_app.py:app", {"FLUXLIT_API_BASE_URL": module_stub_api.url}
+    )
+    process = launch_standin(environment=environment)
+    for page, text in (("", "home"), ("add", "add")):
+        run = httpx.get(f"{process.url}/_standin/run", params={"page": page}, timeout=20).json()
+        assert run["error"] is None
+        assert run["calls"][-1]["args"] == [text]
+
+
+def test_inferred_duplicate_paths_fail(
+    launch_standin: Callable[..., Standin], tmp_path: Path
+) -> None:
+    script = tmp_path / "duplicate_pages.py"
+    script.write_text(
+        "import streamlit as st\n"
+        "def render():\n"
+        "    st.write('one')\n"
+        "first = render\n"
+        "def render():\n"
+        "    st.write('two')\n"
+        "st.navigation([st.Page(first, default=True), st.Page(render)]).run()\n"
+    )
+    process = launch_standin(script=script)
+    response = httpx.get(f"{process.url}/_standin/run", timeout=20)
+    assert response.status_code == 500
+    assert "two pages with the URL path 'render'" in response.json()["error"]

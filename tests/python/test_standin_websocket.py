@@ -239,3 +239,16 @@ def test_sigterm_closes_sockets_with_1001(launch_standin: Callable[..., Standin]
 
     assert asyncio.run(scenario()) == 1001
     assert process.process.wait(10) == 0
+
+
+@pytest.mark.parametrize("command", [b"close:abc:x", b"close:", b"send:lots"])
+def test_malformed_command_closes_1008(standin: Standin, command: bytes) -> None:
+    async def scenario() -> int:
+        async with connect(standin) as socket:
+            await socket.send(command)
+            await socket.recv()
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(socket.recv(), 5)
+            return socket.close_code
+
+    assert asyncio.run(scenario()) == 1008

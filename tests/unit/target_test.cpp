@@ -1,15 +1,14 @@
 // Tests for parsing the app target in its module form and its file form.
 #include "fluxlit/config/target.hpp"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "fluxlit/config/settings.hpp"
 
@@ -131,16 +130,16 @@ TEST_F(TargetTest, EmptyTargetIsRejected) {
 }
 
 TEST_F(TargetTest, InvalidAttributeIsRejected) {
-  for (const char* text : {"app:", "app:1app", "app:class", "app:a..b", "app:a.", "app:.a",
-                           "app:my-app", "app:a b"}) {
+  for (const char* text :
+       {"app:", "app:1app", "app:class", "app:a..b", "app:a.", "app:.a", "app:my-app", "app:a b"}) {
     EXPECT_THAT(parse_error(text), HasSubstr("the attribute after \":\" must be a Python name"))
         << text;
   }
 }
 
 TEST_F(TargetTest, InvalidModuleIsRejected) {
-  for (const char* text : {"my-app:app", "1app:app", ".app:app", "app.:app", "import:app",
-                           "a b:app", "app:app:app"}) {
+  for (const char* text :
+       {"my-app:app", "1app:app", ".app:app", "app.:app", "import:app", "a b:app", "app:app:app"}) {
     EXPECT_THAT(parse_error(text), HasSubstr("dotted Python module name")) << text;
   }
 }

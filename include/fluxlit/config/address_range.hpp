@@ -2,14 +2,13 @@
 // forwarded_allow_ips to name the proxies whose forwarded headers are trusted.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <string>
 #include <string_view>
 
-#include <boost/asio/ip/address.hpp>
-
 namespace fluxlit::config {
 
-// Immutable after parse(); contains() is safe from any thread.
+// Immutable after parse(), so contains() is safe from any thread.
 //
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d), as a dual-stack socket reports IPv4 peers, is
 // compared as the IPv4 address it carries, both in a peer and in a range written that way.
@@ -20,7 +19,7 @@ class address_range {
   // host bits set ("10.0.0.1/8") and for an IPv6 zone index ("fe80::1%eth0").
   static address_range parse(std::string_view text);
 
-  // Returns true when `peer` is in the range; "*" contains every address.
+  // Returns true when `peer` is in the range. The range "*" contains every address.
   bool contains(const boost::asio::ip::address& peer) const;
 
   // The text the range was parsed from.

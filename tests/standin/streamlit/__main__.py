@@ -9,5 +9,5 @@ status = main()
 sys.stdout.flush()
 sys.stderr.flush()
 # Script runs may still be blocked in worker threads (an API call waiting for its timeout), and
-# a normal exit would join them; the server has already closed every connection by now.
+# a normal exit would wait for them. The server has already closed every connection by now.
 os._exit(status)

@@ -144,7 +144,7 @@ class _Block:
         if name.startswith("_"):
             raise AttributeError(name)
         function = globals().get(name)
-        if not callable(function) or name.startswith("_"):
+        if not callable(function):
             raise AttributeError(f"the stand-in's {self._name} block has no {name!r}")
 
         def call_inside(*args: Any, **kwargs: Any) -> Any:
@@ -247,27 +247,29 @@ class Page:
             name = Path(page).stem
         else:
             raise StreamlitAPIException(f"st.Page needs a callable or a script path, got {page!r}")
-        if url_path is not None:
-            if url_path.startswith("/"):
-                raise StreamlitAPIException(
-                    f"st.Page url_path {url_path!r} must not start with '/'"
-                )
-            if not url_path.strip():
-                raise StreamlitAPIException("st.Page url_path must not be empty")
-            if "/" in url_path.strip("/"):
-                raise StreamlitAPIException(
-                    f"st.Page url_path {url_path!r} must not contain a nested path"
-                )
-            if default:
-                raise StreamlitAPIException(
-                    f"st.Page url_path {url_path!r} was given for the default page, whose URL "
-                    "is the app's root"
-                )
+        # As in Streamlit, the path is inferred from the callable or file name unless given,
+        # surrounding slashes are dropped, and navigation checks this path for duplicates even
+        # on the default page, whose public URL path is always "".
+        self.path_key = name if url_path is None else url_path.strip("/")
+        if url_path is not None and not self.path_key.strip() and not default:
+            raise StreamlitAPIException(
+                "st.Page url_path must not be empty unless the page is the default page"
+            )
+        if "/" in self.path_key:
+            raise StreamlitAPIException(
+                f"st.Page url_path {url_path!r} must not contain a nested path"
+            )
         self._page = page
-        self.title = title if title else name.replace("_", " ").strip().capitalize()
+        self.title = title if title else name.replace("_", " ")
+        if not self.title.strip():
+            raise StreamlitAPIException("st.Page title must not be empty")
         self.icon = icon
         self.default = default
-        self.url_path = "" if default else (url_path if url_path is not None else name)
+
+    @property
+    def url_path(self) -> str:
+        """The page's path in the browser URL; "" for the default page."""
+        return "" if self.default else self.path_key
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -300,13 +302,14 @@ def navigation(
     defaults = [page for page in flat if page.default]
     if len(defaults) > 1:
         raise StreamlitAPIException("st.navigation got more than one page with default=True")
-    seen: dict[str, Page] = {}
+    seen: set[str] = set()
     for page in flat:
-        if page.url_path in seen:
+        if page.path_key in seen:
             raise StreamlitAPIException(
-                f"st.navigation got two pages with the URL path {page.url_path!r}"
+                f"st.navigation got two pages with the URL path {page.path_key!r}; a page "
+                "without url_path takes it from its callable or file name"
             )
-        seen[page.url_path] = page
+        seen.add(page.path_key)
     described = [page.describe() for page in flat]
     _record("navigation", (described,), {"position": position, "expanded": expanded})
     default_page = defaults[0] if defaults else flat[0]

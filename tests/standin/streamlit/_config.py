@@ -7,11 +7,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# Options that the stand-in acts on, with their defaults. Defaults follow Streamlit 1.39 except
-# where a comment says otherwise; the value type of each default decides how text is parsed.
+# Options that the stand-in acts on, with their defaults. Defaults follow Streamlit 1.39 unless
+# a comment states otherwise. The value type of each default decides how text is parsed.
 DEFAULTS: dict[str, Any] = {
     "server.port": 8501,
-    # The stand-in binds loopback unless told otherwise; Streamlit binds every interface.
+    # The stand-in binds loopback by default, while Streamlit binds every interface.
     "server.address": "127.0.0.1",
     "server.headless": False,
     "server.baseUrlPath": "",
@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "browser.serverPort": 8501,
     "global.developmentMode": False,
     # Options of the stand-in itself.
-    "standin.healthDelayMs": 0,  # /_stcore/health answers 503 for this long after start
+    "standin.healthDelayMs": 0,  # /_stcore/health returns 503 for this long after start
     "standin.bundleBytes": 1 << 20,  # size of the generated main JavaScript bundle
     "standin.mediaBytes": 1 << 20,  # size of a /media file whose name carries no size
 }

@@ -1,6 +1,4 @@
-"""The HTTP endpoints that imitate Streamlit's: health, host config, the app page, static files,
-uploads and media.
-"""
+"""HTTP endpoints that imitate Streamlit's: health, the app page, static files, uploads, media."""
 
 from __future__ import annotations
 
@@ -23,8 +21,8 @@ logger = logging.getLogger("streamlit.standin")
 MEGABYTE = 1 << 20
 # Media responses are written in pieces of this size, flushing after each one.
 MEDIA_WRITE_BYTES = 64 * 1024
-# An upload above the limit is still read (and discarded) up to this many bytes past the
-# limit, so that the client is done sending when the 413 arrives; larger bodies are cut off.
+# An upload above the limit is still read and discarded up to this many bytes past the limit,
+# so that the client has finished sending when the 413 arrives. Larger bodies are cut off.
 UPLOAD_DISCARD_BYTES = 256 * MEGABYTE
 
 
@@ -48,7 +46,7 @@ class ServerState:
         return int(self.options["server.maxUploadSize"]) * MEGABYTE
 
     def starting(self) -> bool:
-        """Whether the health check still answers 503, per standin.healthDelayMs."""
+        """Whether the health check still returns 503, per standin.healthDelayMs."""
         elapsed_ms = (time.monotonic() - self.started) * 1000
         return elapsed_ms < int(self.options["standin.healthDelayMs"])
 
@@ -181,7 +179,7 @@ class MetricsHandler(BaseHandler):
 
 
 class AssetHandler(BaseHandler):
-    """A hashed static file: cacheable, with an entity tag, gzip-encoded when the client asks."""
+    """A hashed static file: cacheable, with an entity tag, gzip-encoded on request."""
 
     def initialize(self, asset_name: str = "bundle", **_: Any) -> None:
         super().initialize()
@@ -245,7 +243,7 @@ class UploadHandler(BaseHandler):
 
     Tornado checks the XSRF token before `prepare`. The body is streamed and counted; above
     server.maxUploadSize megabytes (of 2**20 bytes) the rest of the body is discarded and the
-    answer is 413.
+    status is 413.
 
     NOTE: whether Streamlit reads an oversized body to its end before answering is not known;
     the stand-in does, so that clients that send the whole body first still see the 413.
@@ -347,7 +345,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
-    """Return the half-open byte range a Range header asks for, "unsatisfiable", or None.
+    """Return the half-open byte range that a Range header requests, "unsatisfiable", or None.
 
     None means "send the whole file": no header, a malformed one, or several ranges, which
     Tornado's static file handler does not serve either.

@@ -21,7 +21,7 @@ from ._websocket import StreamHandler, close_all
 
 logger = logging.getLogger("streamlit.standin")
 
-# Script runs at once; each WebSocket message that runs the script holds one worker.
+# Maximum concurrent script runs. Each WebSocket message that runs the script uses one worker.
 SCRIPT_WORKERS = 8
 # How long shutdown waits for open connections to finish after closing the listener.
 SHUTDOWN_GRACE_SECONDS = 2.0

@@ -34,7 +34,7 @@ class RunHandler(BaseHandler):
     """`GET /_standin/run?page=<url_path>`: run the script for one page now.
 
     The script runs in a worker thread, so its pages can call the API through the gateway
-    while this server keeps serving. Answers the run as JSON, with status 500 if it failed.
+    while this server keeps serving. Returns the run as JSON, with status 500 if it failed.
     """
 
     async def get(self) -> None:
@@ -81,7 +81,7 @@ class SseHandler(BaseHandler):
 
 
 class SlowHandler(BaseHandler):
-    """`GET /_standin/slow?ms=N`: answer after N ms, or stop early when the client goes away.
+    """`GET /_standin/slow?ms=N`: respond after N ms, or stop early when the client goes away.
 
     Each request is recorded under `slow_requests`, with whether it completed or the client
     closed the connection first.
@@ -132,7 +132,7 @@ class HeadersHandler(BaseHandler):
 
 
 class ExitHandler(BaseHandler):
-    """`GET /_standin/exit?code=N`: exit with status N at once, like a crash, after answering."""
+    """`GET /_standin/exit?code=N`: respond, then exit with status N at once, like a crash."""
 
     def get(self) -> None:
         code = int(self.get_argument("code", "1"))

@@ -32,7 +32,7 @@ from ._runner import run_script
 
 logger = logging.getLogger("streamlit.standin")
 
-# Origins whose host is one of these are accepted whatever the Host header says.
+# Origins whose host is one of these are accepted whatever the Host header contains.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0")
 # Upper bound of a `send:<n>` reply, to keep a typo from allocating gigabytes.
 MAX_SEND_BYTES = 256 * (1 << 20)
@@ -124,9 +124,15 @@ class StreamHandler(tornado.websocket.WebSocketHandler):
 
     async def handle_message(self, message: bytes) -> None:
         if message.startswith(b"close:"):
-            _, code_text, reason = message.decode(errors="replace").split(":", 2)
-            self.close(int(code_text), reason)
+            parts = message.decode(errors="replace").split(":", 2)
+            if len(parts) != 3 or not parts[1].isdigit():
+                self.close(1008, "invalid command: expected close:<code>:<reason>")
+                return
+            self.close(int(parts[1]), parts[2])
         elif message.startswith(b"send:"):
+            if not message[5:].isdigit():
+                self.close(1008, "invalid command: expected send:<bytes>")
+                return
             size = min(int(message[5:]), MAX_SEND_BYTES)
             await self.write_message(_assets.media_bytes("websocket", size), binary=True)
         elif message.startswith(b"run:"):

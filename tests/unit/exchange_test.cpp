@@ -1,0 +1,109 @@
+#include "fluxlit/asgi/exchange.hpp"
+
+#include <gtest/gtest.h>
+
+namespace fluxlit::asgi {
+namespace {
+
+struct counters {
+  int io_notifications = 0;
+  int python_wakes = 0;
+};
+
+std::shared_ptr<http_exchange> make_exchange(counters& seen, std::uint64_t send_high = 10,
+                                             std::uint64_t receive_high = 10) {
+  auto exchange = std::make_shared<http_exchange>(http_request_head{}, send_high, receive_high);
+  exchange->io_set_notify([&seen] { ++seen.io_notifications; });
+  exchange->wake_python = [&seen] { ++seen.python_wakes; };
+  return exchange;
+}
+
+TEST(ExchangeTest, ReceiveWaitsUntilBodyArrives) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  EXPECT_FALSE(exchange->py_receive().has_value());
+  exchange->py_set_waiting(true);
+  exchange->io_push_body("abc", false);
+  EXPECT_EQ(seen.python_wakes, 1);
+  const auto event = exchange->py_receive();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->body, "abc");
+  EXPECT_FALSE(event->more_body);
+}
+
+TEST(ExchangeTest, NoWakeWhenPythonNotWaiting) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  exchange->io_push_body("abc", true);
+  EXPECT_EQ(seen.python_wakes, 0);
+}
+
+TEST(ExchangeTest, DisconnectAfterClientGone) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  exchange->py_set_waiting(true);
+  exchange->io_client_gone();
+  EXPECT_EQ(seen.python_wakes, 1);
+  const auto event = exchange->py_receive();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->what, receive_event::kind::disconnect);
+}
+
+TEST(ExchangeTest, QueuedBodyBeforeDisconnect) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  exchange->io_push_body("part", true);
+  exchange->io_client_gone();
+  EXPECT_EQ(exchange->py_receive()->what, receive_event::kind::body);
+  EXPECT_EQ(exchange->py_receive()->what, receive_event::kind::disconnect);
+}
+
+TEST(ExchangeTest, ReceiveHighWaterPausesReading) {
+  counters seen;
+  auto exchange = make_exchange(seen, 10, 8);
+  EXPECT_FALSE(exchange->io_push_body("0123456789", true));
+  EXPECT_FALSE(exchange->io_wants_more_body());
+  exchange->py_receive();
+  EXPECT_TRUE(exchange->io_wants_more_body());
+  EXPECT_EQ(seen.io_notifications, 1);
+}
+
+TEST(ExchangeTest, SendBatchNotifiesOnce) {
+  counters seen;
+  auto exchange = make_exchange(seen, 100);
+  exchange->py_send(response_start{200, {}}, 0);
+  exchange->py_send(response_body{"a", true}, 1);
+  exchange->py_send(response_body{"b", false}, 1);
+  EXPECT_EQ(seen.io_notifications, 1);
+  EXPECT_EQ(exchange->io_take_response_events().size(), 3u);
+}
+
+TEST(ExchangeTest, SendWaitsAboveHighWater) {
+  counters seen;
+  auto exchange = make_exchange(seen, 4);
+  exchange->py_send(response_start{200, {}}, 0);
+  EXPECT_TRUE(exchange->py_send(response_body{"123456", true}, 6));
+  EXPECT_TRUE(exchange->py_must_wait_for_drain());
+  exchange->py_set_waiting(true);
+  exchange->io_written(6);
+  EXPECT_FALSE(exchange->py_must_wait_for_drain());
+  EXPECT_EQ(seen.python_wakes, 1);
+}
+
+TEST(ExchangeTest, SendAfterClientGoneDropped) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  exchange->io_client_gone();
+  EXPECT_FALSE(exchange->py_send(response_body{"late", false}, 4));
+  EXPECT_TRUE(exchange->io_take_response_events().empty());
+}
+
+TEST(ExchangeTest, ReceiveAfterResponseIsDisconnect) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  exchange->io_response_finished();
+  EXPECT_EQ(exchange->py_receive()->what, receive_event::kind::disconnect);
+}
+
+}  // namespace
+}  // namespace fluxlit::asgi

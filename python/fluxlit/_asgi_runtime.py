@@ -140,7 +140,7 @@ class _Runtime:
     def drain(self) -> None:
         for kind, exchange in self.control.drain():
             if kind == NEW_REQUEST:
-                task = self.loop.create_task(self.run_http(exchange))
+                task = self.loop.create_task(self.run_exchange(exchange))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             elif kind == WAKE:
@@ -165,7 +165,8 @@ class _Runtime:
         finally:
             self.loop.stop()
 
-    async def run_http(self, exchange: Any) -> None:
+    async def run_exchange(self, exchange: Any) -> None:
+        """Run the app for one HTTP request or WebSocket connection."""
         loop = self.loop
         scope = exchange.scope()
         scope["state"] = self.state.copy()
@@ -207,7 +208,7 @@ class _Runtime:
         except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
             logger.error(
                 "exception in ASGI app for %s %s\n%s",
-                scope["method"],
+                scope.get("method", "WebSocket"),
                 scope["root_path"] + scope["path"],
                 traceback.format_exc().rstrip(),
             )

@@ -15,6 +15,8 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <type_traits>
+#include <variant>
 
 #include "asgi/python_exchange.hpp"
 #include "fluxlit/observability/log.hpp"
@@ -26,9 +28,12 @@ namespace fluxlit::asgi {
 // Kinds of hand-off events; the numbers are shared with _asgi_runtime.py.
 enum class handoff_kind : int { new_request = 0, wake = 1, stop = 2 };
 
+using exchange_handle = std::variant<std::monostate, std::shared_ptr<python_exchange>,
+                                     std::shared_ptr<python_websocket_exchange>>;
+
 struct handoff_event {
   handoff_kind kind;
-  std::shared_ptr<python_exchange> exchange;
+  exchange_handle exchange;
 };
 
 class bridge::impl {
@@ -68,7 +73,16 @@ class bridge::impl {
     }
     py::list events;
     for (auto& each : batch) {
-      events.append(py::make_tuple(static_cast<int>(each.kind), std::move(each.exchange)));
+      auto exchange = std::visit(
+          [](auto& held) -> py::object {
+            if constexpr (std::is_same_v<std::decay_t<decltype(held)>, std::monostate>) {
+              return py::none();
+            } else {
+              return py::cast(std::move(held));
+            }
+          },
+          each.exchange);
+      events.append(py::make_tuple(static_cast<int>(each.kind), std::move(exchange)));
     }
     return events;
   }
@@ -128,7 +142,7 @@ spdlog::level::level_enum level_from_python(int levelno) {
 }  // namespace
 
 PYBIND11_EMBEDDED_MODULE(_fluxlit_native, module) {
-  fluxlit::asgi::register_python_exchange(module);
+  fluxlit::asgi::register_python_exchanges(module);
 
   py::class_<control_handle>(module, "Control")
       .def("fileno", [](const control_handle& self) { return self.owner->wake_fd_; })
@@ -257,19 +271,32 @@ void bridge::start(const bridge_options& options) {
   }
 }
 
-void bridge::submit(std::shared_ptr<http_exchange> exchange) {
-  auto wrapped = std::make_shared<python_exchange>(std::move(exchange));
-  std::weak_ptr<python_exchange> weak = wrapped;
-  auto* owner = impl_.get();
+namespace {
+
+// Wraps an exchange for Python and lets the I/O side wake it through the hand-off queue.
+template <typename Wrapper, typename Exchange>
+handoff_event make_request_event(bridge::impl* owner, std::shared_ptr<Exchange> exchange) {
+  auto wrapped = std::make_shared<Wrapper>(std::move(exchange));
+  std::weak_ptr<Wrapper> weak = wrapped;
   wrapped->shared()->wake_python = [owner, weak] {
     if (auto strong = weak.lock()) owner->push({handoff_kind::wake, std::move(strong)});
   };
-  impl_->push({handoff_kind::new_request, std::move(wrapped)});
+  return {handoff_kind::new_request, std::move(wrapped)};
+}
+
+}  // namespace
+
+void bridge::submit(std::shared_ptr<http_exchange> exchange) {
+  impl_->push(make_request_event<python_exchange>(impl_.get(), std::move(exchange)));
+}
+
+void bridge::submit(std::shared_ptr<websocket_exchange> exchange) {
+  impl_->push(make_request_event<python_websocket_exchange>(impl_.get(), std::move(exchange)));
 }
 
 void bridge::stop(std::chrono::milliseconds timeout) {
   if (!impl_->thread_.joinable()) return;
-  impl_->push({handoff_kind::stop, nullptr});
+  impl_->push({handoff_kind::stop, std::monostate{}});
 
   // std::thread cannot be joined with a timeout; wait for the running flag instead.
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -36,6 +36,17 @@ struct asgi_names {
   py::str http_disconnect{"http.disconnect"};
   py::str response_start{"http.response.start"};
   py::str response_body{"http.response.body"};
+  py::str websocket{"websocket"};
+  py::str subprotocols{"subprotocols"};
+  py::str extensions{"extensions"};
+  py::str code{"code"};
+  py::str reason{"reason"};
+  py::str text{"text"};
+  py::str bytes_key{"bytes"};
+  py::str websocket_connect{"websocket.connect"};
+  py::str websocket_receive{"websocket.receive"};
+  py::str websocket_disconnect{"websocket.disconnect"};
+  py::object websocket_extensions;
   py::bytes empty_bytes{""};
 
   asgi_names() {
@@ -43,6 +54,9 @@ struct asgi_names {
     info["version"] = "3.0";
     info["spec_version"] = "2.3";
     asgi_info = info;
+    py::dict extensions_value;
+    extensions_value["websocket.http.response"] = py::dict();
+    websocket_extensions = extensions_value;
   }
 };
 
@@ -69,18 +83,21 @@ bool equals_ignoring_case(std::string_view left, std::string_view right) {
   return true;
 }
 
-}  // namespace
+// Decodes a percent-decoded path; bytes that are not UTF-8 become U+FFFD instead of an error.
+py::str decode_path(const std::string& path) {
+  PyObject* decoded =
+      PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace");
+  if (decoded == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(decoded);
+}
 
-py::dict python_exchange::scope() const {
+// Fills the keys that HTTP and WebSocket scopes share.
+void fill_common_scope(py::dict& scope, const http_request_head& head) {
   const auto& n = names();
-  const auto& head = shared_->head();
-  py::dict scope;
-  scope[n.type] = n.http;
   scope[n.asgi] = n.asgi_info.attr("copy")();
   scope[n.http_version] = head.http_version;
-  scope[n.method] = head.method;
   scope[n.scheme] = head.scheme;
-  scope[n.path] = head.path;
+  scope[n.path] = decode_path(head.path);
   scope[n.raw_path] = py::bytes(head.raw_path);
   scope[n.query_string] = py::bytes(head.query_string);
   scope[n.root_path] = head.root_path;
@@ -93,6 +110,79 @@ py::dict python_exchange::scope() const {
   scope[n.headers] = headers;
   scope[n.client] = py::make_tuple(head.client_host, head.client_port);
   scope[n.server] = py::make_tuple(head.server_host, head.server_port);
+}
+
+header_list parse_headers(const py::handle& value, std::optional<std::uint64_t>* content_length) {
+  header_list headers;
+  for (const auto& pair : py::iter(value)) {
+    const auto items = py::reinterpret_borrow<py::sequence>(pair);
+    if (items.size() != 2) throw py::value_error("each response header must be a pair");
+    auto name = bytes_of(items[0], "a response header name");
+    auto header_value = bytes_of(items[1], "a response header value");
+    if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos ||
+        header_value.find_first_of("\r\n") != std::string::npos) {
+      throw py::value_error("invalid response header " + name +
+                            ": names must be tokens and values must not contain line breaks");
+    }
+    if (content_length != nullptr && equals_ignoring_case(name, "content-length")) {
+      std::uint64_t length = 0;
+      const auto end = header_value.data() + header_value.size();
+      const auto parsed = std::from_chars(header_value.data(), end, length);
+      if (parsed.ec != std::errc{} || parsed.ptr != end) {
+        throw py::value_error("invalid Content-Length response header: " + header_value);
+      }
+      *content_length = length;
+    }
+    headers.emplace_back(std::move(name), std::move(header_value));
+  }
+  return headers;
+}
+
+}  // namespace
+
+response_start response_sequence::parse_start(const py::dict& message, const char* type) {
+  const auto& n = names();
+  if (started_) throw std::runtime_error(std::string(type) + " sent twice");
+  if (!message.contains(n.status)) throw py::value_error(std::string(type) + " has no 'status'");
+  const py::object status_value = message[n.status];
+  if (!py::isinstance<py::int_>(status_value) || py::isinstance<py::bool_>(status_value)) {
+    throw py::type_error(std::string(type) + " 'status' must be an int");
+  }
+  const auto status = status_value.cast<long long>();
+  if (status < 100 || status > 599) {
+    throw py::value_error(std::string(type) + " 'status' " + std::to_string(status) +
+                          " is not an HTTP status code (100-599)");
+  }
+  response_start start;
+  start.status = static_cast<int>(status);
+  if (message.contains(n.headers)) start.headers = parse_headers(message[n.headers], &content_length_);
+  started_ = true;
+  return start;
+}
+
+response_body response_sequence::parse_body(const py::dict& message, const char* type) {
+  const auto& n = names();
+  if (!started_) throw std::runtime_error(std::string(type) + " sent before the response start");
+  if (ended_) throw std::runtime_error(std::string(type) + " sent after the response ended");
+  response_body body;
+  if (message.contains(n.body)) body.data = bytes_of(message[n.body], "'body'");
+  if (message.contains(n.more_body)) body.more_body = py::bool_(message[n.more_body]);
+  body_bytes_sent_ += body.data.size();
+  if (content_length_ && body_bytes_sent_ > *content_length_) {
+    ended_ = true;
+    throw std::runtime_error("response body exceeds the Content-Length of " +
+                             std::to_string(*content_length_) + " bytes");
+  }
+  if (!body.more_body) ended_ = true;
+  return body;
+}
+
+py::dict python_exchange::scope() const {
+  const auto& n = names();
+  py::dict scope;
+  scope[n.type] = n.http;
+  scope[n.method] = shared_->head().method;
+  fill_common_scope(scope, shared_->head());
   return scope;
 }
 
@@ -118,83 +208,147 @@ bool python_exchange::send(const py::dict& message) {
   const auto type = py::str(message[n.type]).cast<std::string>();
 
   if (type == "http.response.start") {
-    if (started_) throw std::runtime_error("http.response.start sent twice");
-    if (!message.contains(n.status)) {
-      throw py::value_error("http.response.start has no 'status'");
-    }
-    const py::object status_value = message[n.status];
-    if (!py::isinstance<py::int_>(status_value) || py::isinstance<py::bool_>(status_value)) {
-      throw py::type_error("http.response.start 'status' must be an int");
-    }
-    const auto status = status_value.cast<long long>();
-    if (status < 100 || status > 599) {
-      throw py::value_error("http.response.start 'status' " + std::to_string(status) +
-                            " is not an HTTP status code (100-599)");
-    }
-
-    response_start start;
-    start.status = static_cast<int>(status);
-    if (message.contains(n.headers)) {
-      for (const auto& pair : py::iter(message[n.headers])) {
-        const auto items = py::reinterpret_borrow<py::sequence>(pair);
-        if (items.size() != 2) throw py::value_error("each response header must be a pair");
-        auto name = bytes_of(items[0], "a response header name");
-        auto value = bytes_of(items[1], "a response header value");
-        if (name.find_first_of("\r\n:") != std::string::npos ||
-            value.find_first_of("\r\n") != std::string::npos) {
-          throw py::value_error("response header " + name +
-                                " contains a line break or a colon in its name");
-        }
-        if (equals_ignoring_case(name, "content-length")) {
-          std::uint64_t length = 0;
-          const auto parsed = std::from_chars(value.data(), value.data() + value.size(), length);
-          if (parsed.ec != std::errc{} || parsed.ptr != value.data() + value.size()) {
-            throw py::value_error("invalid Content-Length response header: " + value);
-          }
-          content_length_ = length;
-        }
-        start.headers.emplace_back(std::move(name), std::move(value));
-      }
-    }
-    started_ = true;
-    return shared_->py_send(std::move(start), 0);
+    return shared_->py_send(response_.parse_start(message, "http.response.start"), 0);
   }
-
   if (type == "http.response.body") {
-    if (!started_) throw std::runtime_error("http.response.body sent before http.response.start");
-    if (ended_) throw std::runtime_error("http.response.body sent after the response ended");
     response_body body;
-    if (message.contains(n.body)) body.data = bytes_of(message[n.body], "'body'");
-    if (message.contains(n.more_body)) body.more_body = py::bool_(message[n.more_body]);
-    body_bytes_sent_ += body.data.size();
-    if (content_length_ && body_bytes_sent_ > *content_length_) {
-      shared_->py_send(response_abort{"the app sent more body bytes than its Content-Length"},
-                       0);
-      ended_ = true;
-      throw std::runtime_error("response body exceeds the Content-Length of " +
-                               std::to_string(*content_length_) + " bytes");
+    try {
+      body = response_.parse_body(message, "http.response.body");
+    } catch (const std::runtime_error&) {
+      if (response_.ended()) {
+        shared_->py_send(response_abort{"the app broke the response body sequence"}, 0);
+      }
+      throw;
     }
-    if (!body.more_body) ended_ = true;
     const auto size = body.data.size();
     return shared_->py_send(std::move(body), size);
   }
-
   throw py::value_error("unexpected ASGI message type for an HTTP connection: " + type);
 }
 
 void python_exchange::finish(const std::string& error) {
-  if (ended_) return;
-  ended_ = true;
+  if (response_.ended() && error.empty()) return;
+  const bool started = response_.started();
+  response_.end();
   if (!error.empty()) {
     shared_->py_send(response_abort{error}, 0);
-  } else if (!started_) {
+  } else if (!started) {
     shared_->py_send(response_abort{"the app returned without sending a response"}, 0);
   } else {
     shared_->py_send(response_abort{"the app returned without finishing its response body"}, 0);
   }
 }
 
-void register_python_exchange(py::module_& module) {
+py::dict python_websocket_exchange::scope() const {
+  const auto& n = names();
+  py::dict scope;
+  scope[n.type] = n.websocket;
+  fill_common_scope(scope, shared_->head());
+  py::list subprotocols;
+  for (const auto& each : shared_->head().subprotocols) subprotocols.append(each);
+  scope[n.subprotocols] = subprotocols;
+  scope[n.extensions] = n.websocket_extensions.attr("copy")();
+  return scope;
+}
+
+py::object python_websocket_exchange::receive_nowait() {
+  auto event = shared_->py_receive();
+  if (!event) return py::none();
+  const auto& n = names();
+  py::dict message;
+  switch (event->what) {
+    case websocket_inbound::kind::connect:
+      message[n.type] = n.websocket_connect;
+      break;
+    case websocket_inbound::kind::message:
+      message[n.type] = n.websocket_receive;
+      if (event->text) {
+        message[n.text] = decode_path(event->data);
+      } else {
+        message[n.bytes_key] = py::bytes(event->data);
+      }
+      break;
+    case websocket_inbound::kind::disconnect:
+      message[n.type] = n.websocket_disconnect;
+      message[n.code] = event->code;
+      message[n.reason] = event->reason;
+      phase_ = phase::closed;
+      break;
+  }
+  return message;
+}
+
+bool python_websocket_exchange::send(const py::dict& message) {
+  const auto& n = names();
+  if (!message.contains(n.type)) throw py::value_error("ASGI message has no 'type' key");
+  const auto type = py::str(message[n.type]).cast<std::string>();
+  const auto reject = [&type](const char* state) {
+    return std::runtime_error(type + " is not allowed " + state);
+  };
+
+  if (type == "websocket.accept") {
+    if (phase_ != phase::handshake) throw reject("after the handshake");
+    websocket_accept accept;
+    if (message.contains("subprotocol") && !message["subprotocol"].is_none()) {
+      accept.subprotocol = py::str(message["subprotocol"]).cast<std::string>();
+    }
+    if (message.contains(n.headers)) accept.headers = parse_headers(message[n.headers], nullptr);
+    phase_ = phase::open;
+    return shared_->py_push(std::move(accept), 0);
+  }
+  if (type == "websocket.send") {
+    if (phase_ != phase::open) throw reject("unless the connection is open");
+    const bool has_bytes = message.contains(n.bytes_key) && !message[n.bytes_key].is_none();
+    const bool has_text = message.contains(n.text) && !message[n.text].is_none();
+    if (has_bytes == has_text) {
+      throw py::value_error("websocket.send needs exactly one of 'bytes' and 'text'");
+    }
+    websocket_message out;
+    out.text = has_text;
+    out.data = has_text ? py::str(message[n.text]).cast<std::string>()
+                        : bytes_of(message[n.bytes_key], "'bytes'");
+    const auto size = out.data.size();
+    return shared_->py_push(std::move(out), size);
+  }
+  if (type == "websocket.close") {
+    if (phase_ == phase::closed || phase_ == phase::denial) throw reject("after the close");
+    websocket_close close;
+    if (message.contains(n.code)) close.code = message[n.code].cast<int>();
+    if (message.contains(n.reason) && !message[n.reason].is_none()) {
+      close.reason = py::str(message[n.reason]).cast<std::string>();
+    }
+    phase_ = phase::closed;
+    return shared_->py_push(std::move(close), 0);
+  }
+  if (type == "websocket.http.response.start") {
+    if (phase_ != phase::handshake) throw reject("after the handshake");
+    phase_ = phase::denial;
+    return shared_->py_push(denial_.parse_start(message, type.c_str()), 0);
+  }
+  if (type == "websocket.http.response.body") {
+    if (phase_ != phase::denial) throw reject("before websocket.http.response.start");
+    auto body = denial_.parse_body(message, type.c_str());
+    const auto size = body.data.size();
+    return shared_->py_push(std::move(body), size);
+  }
+  throw py::value_error("unexpected ASGI message type for a WebSocket connection: " + type);
+}
+
+void python_websocket_exchange::finish(const std::string& error) {
+  if (!error.empty()) {
+    shared_->py_push(response_abort{error}, 0);
+  } else if (phase_ == phase::handshake) {
+    shared_->py_push(response_abort{"the app returned without accepting or closing"}, 0);
+  } else if (phase_ == phase::open) {
+    // An app that returns with the socket open ends it normally.
+    shared_->py_push(websocket_close{1000, {}}, 0);
+  } else if (phase_ == phase::denial && !denial_.ended()) {
+    shared_->py_push(response_abort{"the app returned without finishing its denial response"}, 0);
+  }
+  phase_ = phase::closed;
+}
+
+void register_python_exchanges(py::module_& module) {
   py::class_<python_exchange, std::shared_ptr<python_exchange>>(module, "HttpExchange",
                                                                 py::dynamic_attr())
       .def("scope", &python_exchange::scope)
@@ -203,6 +357,15 @@ void register_python_exchange(py::module_& module) {
       .def("must_wait", &python_exchange::must_wait)
       .def("set_waiting", &python_exchange::set_waiting)
       .def("finish", &python_exchange::finish);
+
+  py::class_<python_websocket_exchange, std::shared_ptr<python_websocket_exchange>>(
+      module, "WebSocketExchange", py::dynamic_attr())
+      .def("scope", &python_websocket_exchange::scope)
+      .def("receive_nowait", &python_websocket_exchange::receive_nowait)
+      .def("send", &python_websocket_exchange::send)
+      .def("must_wait", &python_websocket_exchange::must_wait)
+      .def("set_waiting", &python_websocket_exchange::set_waiting)
+      .def("finish", &python_websocket_exchange::finish);
 }
 
 }  // namespace fluxlit::asgi

@@ -1,5 +1,5 @@
-// The Python-facing side of one HTTP exchange: ASGI message conversion and protocol state.
-// Everything here runs on the Python thread with the GIL held.
+// The Python-facing side of HTTP and WebSocket exchanges: ASGI message conversion and protocol
+// state. Everything here runs on the Python thread with the GIL held.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -7,10 +7,29 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "fluxlit/asgi/exchange.hpp"
 
 namespace fluxlit::asgi {
+
+// Validates the http.response.start/body sequence, for HTTP responses and WebSocket denials.
+class response_sequence {
+ public:
+  // Each raises TypeError, ValueError or RuntimeError for a message the protocol forbids.
+  response_start parse_start(const pybind11::dict& message, const char* type);
+  response_body parse_body(const pybind11::dict& message, const char* type);
+
+  bool started() const { return started_; }
+  bool ended() const { return ended_; }
+  void end() { ended_ = true; }
+
+ private:
+  bool started_ = false;
+  bool ended_ = false;
+  std::optional<std::uint64_t> content_length_;
+  std::uint64_t body_bytes_sent_ = 0;
+};
 
 class python_exchange {
  public:
@@ -24,7 +43,7 @@ class python_exchange {
   pybind11::object receive_nowait();
 
   // Validates and queues one ASGI send message; returns true when the app should wait for the
-  // output to drain. Raises RuntimeError or TypeError for a message the protocol forbids.
+  // output to drain. Raises for a message the protocol forbids.
   bool send(const pybind11::dict& message);
 
   bool must_wait() const { return shared_->py_must_wait_for_drain(); }
@@ -35,12 +54,31 @@ class python_exchange {
 
  private:
   std::shared_ptr<http_exchange> shared_;
-  bool started_ = false;
-  bool ended_ = false;
-  std::optional<std::uint64_t> content_length_;
-  std::uint64_t body_bytes_sent_ = 0;
+  response_sequence response_;
 };
 
-void register_python_exchange(pybind11::module_& module);
+class python_websocket_exchange {
+ public:
+  explicit python_websocket_exchange(std::shared_ptr<websocket_exchange> shared)
+      : shared_(std::move(shared)) {}
+
+  websocket_exchange* shared() const { return shared_.get(); }
+
+  pybind11::dict scope() const;
+  pybind11::object receive_nowait();
+  bool send(const pybind11::dict& message);
+  bool must_wait() const { return shared_->py_must_wait_for_drain(); }
+  void set_waiting(bool waiting) { shared_->py_set_waiting(waiting); }
+  void finish(const std::string& error);
+
+ private:
+  enum class phase { handshake, open, denial, closed };
+
+  std::shared_ptr<websocket_exchange> shared_;
+  phase phase_ = phase::handshake;
+  response_sequence denial_;
+};
+
+void register_python_exchanges(pybind11::module_& module);
 
 }  // namespace fluxlit::asgi

@@ -244,6 +244,7 @@ void serve_process::on_signal(int signal_number) {
   context_->draining = true;
   server_->stop_accepting();
   server_->close_idle_connections();
+  server_->begin_shutdown();
   drain_deadline_ =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.shutdown_grace_ms);
   signals_.async_wait([this](boost::system::error_code error, int number) {

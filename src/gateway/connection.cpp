@@ -67,20 +67,6 @@ std::string json_reply(int status, std::string_view reason, std::string_view det
 
 }  // namespace
 
-// The parts of a request that every serving path needs.
-struct connection::request_view {
-  std::string method;
-  std::string target;
-  std::string request_id;
-  client_identity client;
-  route destination;
-  bool head_only = false;
-  bool has_body = false;
-  bool keep_alive = false;
-  bool upgrade = false;
-  unsigned version = 11;
-  std::chrono::steady_clock::time_point started;
-};
 
 connection::connection(asio::ip::tcp::socket socket, gateway_context& context, std::uint64_t id,
                        closed_callback on_closed)
@@ -107,6 +93,12 @@ void connection::close() {
   boost::system::error_code ignored;
   stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   stream_.close();
+}
+
+void connection::begin_shutdown() {
+  shutdown_requested_ = true;
+  relay_interrupt_.request();
+  wake(response_timer_, response_pending_);
 }
 
 asio::awaitable<void> connection::wait_for(asio::steady_timer& timer, const bool& flag) {
@@ -304,6 +296,9 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   forward.client = request.client;
   forward.forwarded_prefix = context_.routes.root_path;
   forward.connection_tag = tag_;
+  relay_interrupt_ = {};
+  relay_interrupt_.requested = shutdown_requested_;
+  forward.interrupt = &relay_interrupt_;
 
   proxy::forward_outcome outcome;
   if (request.upgrade) {
@@ -313,6 +308,7 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   } else {
     outcome = co_await proxy::forward_http(stream_, buffer_, parser, forward, context_.upstreams);
   }
+  relay_interrupt_.cancel_read = nullptr;  // it may name a stream that is gone now
 
   if (!outcome.local_reason.empty()) {
     auto record = co_await reply_locally(request, outcome.status, outcome.local_reason,
@@ -379,17 +375,9 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
   wake(pump_timer_, pump_done_);
 }
 
-asio::awaitable<connection::request_record> connection::serve_api(proxy::request_parser& parser,
-                                                                  const request_view& request) {
-  if (request.upgrade) {
-    // TODO: WebSocket routes of the ASGI app are not bridged yet; they answer 501.
-    co_return co_await reply_locally(request, 501, "asgi_websocket_unsupported",
-                                     "application/json",
-                                     json_reply(501, "asgi_websocket_unsupported"));
-  }
+asgi::http_request_head connection::make_asgi_head(proxy::request_parser& parser,
+                                                   const request_view& request) const {
   auto& message = parser.get();
-  const auto& settings = context_.settings;
-
   asgi::http_request_head head;
   head.method = request.method;
   head.http_version = request.version == 10 ? "1.0" : "1.1";
@@ -408,10 +396,13 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   head.client_port = request.client.client_port;
   head.server_host = host_of(local_.address());
   head.server_port = local_.port();
+  return head;
+}
 
-  auto exchange = std::make_shared<asgi::http_exchange>(
-      std::move(head), settings.asgi_send_high_water_bytes, settings.asgi_receive_high_water_bytes);
-  exchange->io_set_notify([weak = weak_from_this(), executor = stream_.get_executor()] {
+// Routes the exchange's notifications to this connection's executor and resets the signals.
+template <typename Exchange>
+void connection::connect_exchange(Exchange& exchange) {
+  exchange.io_set_notify([weak = weak_from_this(), executor = stream_.get_executor()] {
     asio::post(executor, [weak] {
       if (auto self = weak.lock()) {
         self->wake(self->response_timer_, self->response_pending_);
@@ -419,12 +410,25 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
       }
     });
   });
-
   response_pending_ = false;
   body_pending_ = false;
   pump_done_ = false;
   response_done_ = false;
   client_gone_ = false;
+}
+
+template void connection::connect_exchange(asgi::websocket_exchange&);
+
+asio::awaitable<connection::request_record> connection::serve_api(proxy::request_parser& parser,
+                                                                  const request_view& request) {
+  if (request.upgrade) co_return co_await serve_api_websocket(parser, request);
+  auto& message = parser.get();
+  const auto& settings = context_.settings;
+
+  auto exchange = std::make_shared<asgi::http_exchange>(make_asgi_head(parser, request),
+                                                        settings.asgi_send_high_water_bytes,
+                                                        settings.asgi_receive_high_water_bytes);
+  connect_exchange(*exchange);
 
   if (!request.has_body) exchange->io_push_body({}, false);
   if (request.has_body && iequals(message[http::field::expect], "100-continue")) {
@@ -441,6 +445,7 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   enum class framing { none, content_length, chunked, until_close };
   framing body_framing = framing::none;
   bool started = false;
+  bool event_stream = false;
   bool finished = false;
   bool aborted = false;
   std::uint64_t declared_length = 0;
@@ -449,6 +454,15 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     co_await wait_for(response_timer_, response_pending_);
     response_pending_ = false;
     if (client_gone_) break;
+    if (shutdown_requested_ && event_stream && body_framing == framing::chunked) {
+      // An event stream never ends by itself: end it cleanly and tell the app the client left.
+      static constexpr std::string_view last_chunk = "0\r\n\r\n";
+      co_await asio::async_write(stream_, asio::buffer(last_chunk), nothrow_awaitable);
+      exchange->io_client_gone();
+      record.keep_alive = false;
+      finished = true;
+      break;
+    }
 
     auto events = exchange->io_take_response_events();
     std::string head_text;
@@ -475,6 +489,9 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
             declared_length = std::stoull(value);
           }
           has_date = has_date || iequals(name, "date");
+          if (iequals(name, "content-type") && value.starts_with("text/event-stream")) {
+            event_stream = true;
+          }
           has_request_id = has_request_id || iequals(name, "x-request-id");
           append_header(head_text, name, value);
         }

@@ -34,6 +34,10 @@ class connection : public std::enable_shared_from_this<connection> {
 
   bool busy() const { return busy_; }
 
+  // Starts ending long-lived exchanges for a shutdown: relayed and API WebSockets close with
+  // 1001 at a frame boundary, event streams end with their final chunk. I/O thread only.
+  void begin_shutdown();
+
  private:
   // What one request turned into, for the access log.
   struct request_record {
@@ -44,7 +48,20 @@ class connection : public std::enable_shared_from_this<connection> {
     bool keep_alive = false;
   };
 
-  struct request_view;
+  // The parts of a request that every serving path needs.
+  struct request_view {
+    std::string method;
+    std::string target;
+    std::string request_id;
+    client_identity client;
+    route destination;
+    bool head_only = false;
+    bool has_body = false;
+    bool keep_alive = false;
+    bool upgrade = false;
+    unsigned version = 11;
+    std::chrono::steady_clock::time_point started;
+  };
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<request_record> serve(proxy::request_parser& parser);
@@ -53,6 +70,13 @@ class connection : public std::enable_shared_from_this<connection> {
                                                   const request_view& request);
   boost::asio::awaitable<request_record> serve_api(proxy::request_parser& parser,
                                                    const request_view& request);
+  // Defined in api_websocket.cpp: a WebSocket route of the ASGI app.
+  boost::asio::awaitable<request_record> serve_api_websocket(proxy::request_parser& parser,
+                                                             const request_view& request);
+  asgi::http_request_head make_asgi_head(proxy::request_parser& parser,
+                                         const request_view& request) const;
+  template <typename Exchange>
+  void connect_exchange(Exchange& exchange);
   boost::asio::awaitable<void> pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
                                                  proxy::request_parser& parser);
 
@@ -85,6 +109,9 @@ class connection : public std::enable_shared_from_this<connection> {
   bool pump_done_ = false;
   bool response_done_ = false;
   bool client_gone_ = false;
+
+  bool shutdown_requested_ = false;
+  proxy::relay_interrupt relay_interrupt_;
 };
 
 }  // namespace fluxlit::gateway

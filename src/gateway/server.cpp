@@ -85,6 +85,13 @@ void server::close_idle_connections() {
   }
 }
 
+void server::begin_shutdown() {
+  auto snapshot = impl_->connections_;
+  for (auto& [id, weak] : snapshot) {
+    if (auto each = weak.lock()) each->begin_shutdown();
+  }
+}
+
 void server::close_all_connections() {
   // close() may end a connection at once and erase it from the map; iterate over a copy.
   auto snapshot = impl_->connections_;

@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address_v4.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "fluxlit/gateway/http_text.hpp"
+#include "fluxlit/proxy/frame_tracker.hpp"
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
 
@@ -331,14 +333,23 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
     }
 
     const bool chunked = framing == client_framing::chunked;
+    // An event stream never ends by itself; a shutdown ends it between two reads instead.
+    auto* interrupt = response[http::field::content_type].starts_with("text/event-stream")
+                          ? request.interrupt
+                          : nullptr;
+    if (interrupt != nullptr) {
+      interrupt->cancel_read = [&upstream] { upstream.socket().cancel(); };
+    }
+    const auto drained = [interrupt] { return interrupt != nullptr && interrupt->requested; };
     std::vector<char> chunk(body_chunk_bytes);
-    while (!response_parser.is_done()) {
+    while (!response_parser.is_done() && !drained()) {
       auto& body = response.body();
       body.data = chunk.data();
       body.size = chunk.size();
       auto [error, read] = co_await http::async_read(upstream, upstream_buffer, response_parser,
                                                      nothrow_awaitable);
       if (error == http::error::need_buffer) error = {};
+      if (error && drained()) break;
       if (error) {
         // The child broke off mid-body; the client must see a truncated response, not a
         // complete one, so its connection closes without the final chunk.
@@ -356,11 +367,14 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
       }
       outcome.body_bytes += got;
     }
+    if (interrupt != nullptr) interrupt->cancel_read = nullptr;
+    if (drained()) outcome.keep_alive = false;
     if (chunked && co_await write_text(client, "0\r\n\r\n")) {
       outcome.client_gone = true;
       outcome.keep_alive = false;
       co_return outcome;
     }
+    if (drained()) co_return outcome;  // the child's connection closes here
 
     if (response_parser.keep_alive() && body_result.upstream_error == boost::system::error_code{}) {
       pool.give_back(std::move(upstream), request.port);
@@ -386,6 +400,53 @@ asio::awaitable<void> pump(beast::tcp_stream& from, beast::tcp_stream& to) {
   boost::system::error_code ignored;
   from.socket().shutdown(tcp::socket::shutdown_both, ignored);
   to.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+// The child-to-client direction of a tunnel. It follows frame boundaries so that, when the
+// gateway shuts down, it can end the client's side with close 1001 between two frames.
+asio::awaitable<void> pump_to_client(beast::tcp_stream& upstream, beast::tcp_stream& client,
+                                     relay_interrupt* interrupt) {
+  // Time the client gets to answer the gateway's close frame before the sockets close. The
+  // answer is relayed to the child by the other direction; a client that is slower still saw
+  // the close code.
+  constexpr auto close_reply_wait = std::chrono::milliseconds(250);
+
+  std::vector<char> chunk(tunnel_chunk_bytes);
+  frame_tracker frames;
+  if (interrupt != nullptr) {
+    interrupt->cancel_read = [&upstream, &frames] {
+      // Mid-frame, the rest of the frame is relayed first and the read loop stops after it.
+      if (frames.at_boundary()) upstream.socket().cancel();
+    };
+  }
+  for (;;) {
+    if (interrupt != nullptr && interrupt->requested && frames.at_boundary()) {
+      const auto close = make_close_frame(1001, "server shutting down", false);
+      auto [error, written] =
+          co_await asio::async_write(client, asio::buffer(close), nothrow_awaitable);
+      if (!error) {
+        asio::steady_timer wait(client.get_executor());
+        wait.expires_after(close_reply_wait);
+        co_await wait.async_wait(nothrow_awaitable);
+      }
+      break;
+    }
+    auto [read_error, read] =
+        co_await upstream.async_read_some(asio::buffer(chunk), nothrow_awaitable);
+    if (read_error == asio::error::operation_aborted && interrupt != nullptr &&
+        interrupt->requested) {
+      continue;
+    }
+    if (read_error) break;
+    frames.consume(std::string_view(chunk.data(), read));
+    auto [write_error, written] =
+        co_await asio::async_write(client, asio::buffer(chunk.data(), read), nothrow_awaitable);
+    if (write_error) break;
+  }
+  if (interrupt != nullptr) interrupt->cancel_read = nullptr;
+  boost::system::error_code ignored;
+  upstream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  client.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
 }  // namespace
@@ -472,7 +533,7 @@ asio::awaitable<forward_outcome> tunnel_websocket(beast::tcp_stream& client,
 
   client.expires_never();
   metrics.websocket_opened();
-  co_await (pump(client, upstream) && pump(upstream, client));
+  co_await (pump(client, upstream) && pump_to_client(upstream, client, request.interrupt));
   metrics.websocket_closed();
   co_return outcome;
 }

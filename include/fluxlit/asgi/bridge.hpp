@@ -64,6 +64,7 @@ class bridge {
 
   // Hands a request to the app. Safe from any thread; never calls back inline.
   void submit(std::shared_ptr<http_exchange> exchange);
+  void submit(std::shared_ptr<websocket_exchange> exchange);
 
   // Runs the lifespan shutdown and stops the Python thread; blocks up to `timeout`.
   // Called from the main thread after the I/O threads stopped submitting.

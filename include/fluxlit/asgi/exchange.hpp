@@ -1,12 +1,11 @@
-// One HTTP request in flight between an I/O thread and the Python thread.
+// One request or WebSocket in flight between an I/O thread and the Python thread.
 //
 // Thread contract: the I/O side (the connection's executor) calls the `io_*` members; the
 // Python side (the Python thread, GIL held) calls the `py_*` members. Both sides only exchange
-// plain C++ values under `mutex_`; no Python object is ever stored here, so the exchange may be
+// plain C++ values under one mutex; no Python object is ever stored here, so an exchange may be
 // destroyed on either thread.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -21,11 +20,11 @@ namespace fluxlit::asgi {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
-// The parts of an ASGI HTTP scope that the gateway computes.
+// The parts of an ASGI HTTP or WebSocket scope that the gateway computes.
 struct http_request_head {
   std::string method;
   std::string http_version;  // "1.0" or "1.1"
-  std::string scheme;        // "http" or "https"
+  std::string scheme;        // "http" or "https" ("ws"/"wss" for a WebSocket scope)
   std::string path;          // percent-decoded, API prefix removed
   std::string raw_path;      // as sent, API prefix removed, query removed
   std::string query_string;  // without the "?"
@@ -35,9 +34,10 @@ struct http_request_head {
   std::uint16_t client_port = 0;
   std::string server_host;
   std::uint16_t server_port = 0;
+  std::vector<std::string> subprotocols;  // WebSocket only, in the client's order
 };
 
-// A piece of request body or the end of the client's side of the exchange.
+// A piece of request body or the end of the client's side of an HTTP exchange.
 struct receive_event {
   enum class kind { body, disconnect } what = kind::body;
   std::string body;
@@ -61,73 +61,231 @@ struct response_abort {
 
 using response_event = std::variant<response_start, response_body, response_abort>;
 
-class http_exchange {
+// The queues and flags that both kinds of exchange share.
+template <typename Inbound, typename Outbound>
+class exchange_queues {
  public:
-  http_exchange(http_request_head head, std::uint64_t send_high_water_bytes,
-                std::uint64_t receive_high_water_bytes);
-
-  const http_request_head& head() const { return head_; }
-
-  // --- I/O side -----------------------------------------------------------------------------
-
-  // Called by the connection to be told, on its own executor, that response events wait.
-  // `notify` must be cheap and thread-safe (it posts to the connection's executor).
-  void io_set_notify(std::function<void()> notify);
-
-  // Appends request body bytes; returns false when the app has not consumed enough and the
-  // connection should stop reading until `io_wants_more_body()` turns true again.
-  bool io_push_body(std::string data, bool more_body);
-  bool io_wants_more_body() const;
-
-  // The client closed or the connection failed.
-  void io_client_gone();
-
-  // Moves out every response event queued so far.
-  std::deque<response_event> io_take_response_events();
-
-  // Records that `bytes` of response body were written to the socket.
-  void io_written(std::uint64_t bytes);
-
-  // The response ended on the wire (or was aborted); a later receive() returns disconnect.
-  void io_response_finished();
-
-  // --- Python side --------------------------------------------------------------------------
-
-  // Returns the next receive event, or nothing when the app must wait for one.
-  std::optional<receive_event> py_receive();
-
-  // Queues a response event; returns true when the app should wait for the output to drain.
-  bool py_send(response_event event, std::uint64_t body_bytes);
-
-  // True while unsent response bytes are above the high-water mark.
-  bool py_must_wait_for_drain() const;
-
-  // Marks that the Python side sleeps on this exchange and must be woken by `wake`.
-  void py_set_waiting(bool waiting);
-
-  bool py_client_gone() const;
+  exchange_queues(std::uint64_t send_high_water_bytes, std::uint64_t receive_high_water_bytes)
+      : send_high_water_bytes_(send_high_water_bytes),
+        receive_high_water_bytes_(receive_high_water_bytes) {}
 
   // Set once by the bridge: schedules a wake-up of this exchange on the Python thread.
   std::function<void()> wake_python;
 
- private:
-  void wake_python_if_waiting_locked(std::unique_lock<std::mutex>& lock);
+  // Called by the connection to be told, on its own executor, that events wait or that
+  // reading may resume. `notify` must be cheap and thread-safe (it posts to the executor).
+  void io_set_notify(std::function<void()> notify) {
+    std::lock_guard lock(mutex_);
+    notify_io_ = std::move(notify);
+  }
 
-  http_request_head head_;
+  bool io_wants_more() const {
+    std::lock_guard lock(mutex_);
+    return inbound_bytes_ < receive_high_water_bytes_;
+  }
+
+  // The client closed or the connection failed.
+  void io_client_gone() {
+    std::unique_lock lock(mutex_);
+    if (client_gone_) return;
+    client_gone_ = true;
+    wake_python_if_waiting(lock);
+  }
+
+  // Moves out every event the app queued so far.
+  std::deque<Outbound> io_take_events() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(outbound_, {});
+  }
+
+  // Records that `bytes` of queued output were written to the socket.
+  void io_written(std::uint64_t bytes) {
+    std::unique_lock lock(mutex_);
+    const bool was_above = unsent_bytes_ > send_high_water_bytes_;
+    unsent_bytes_ = bytes > unsent_bytes_ ? 0 : unsent_bytes_ - bytes;
+    if (was_above && unsent_bytes_ <= send_high_water_bytes_) wake_python_if_waiting(lock);
+  }
+
+  // The connection is done with the exchange; a later receive() reports a disconnect.
+  void io_finished() {
+    std::unique_lock lock(mutex_);
+    finished_ = true;
+    unsent_bytes_ = 0;
+    wake_python_if_waiting(lock);
+  }
+
+  // Queues an event for the app; returns false when the app has not consumed enough and the
+  // connection should stop reading until `io_wants_more()` turns true again.
+  bool io_push(Inbound event, std::uint64_t bytes) {
+    std::unique_lock lock(mutex_);
+    inbound_bytes_ += bytes;
+    inbound_.push_back(Inbound{std::move(event)});
+    inbound_sizes_.push_back(bytes);
+    const bool wants_more = inbound_bytes_ < receive_high_water_bytes_;
+    wake_python_if_waiting(lock);
+    return wants_more;
+  }
+
+  // Queues an event for the connection; returns true when the app should wait for the output
+  // to drain. Events after the client went away are dropped.
+  bool py_push(Outbound event, std::uint64_t bytes) {
+    std::unique_lock lock(mutex_);
+    if (client_gone_) return false;
+    const bool was_empty = outbound_.empty();
+    outbound_.push_back(std::move(event));
+    unsent_bytes_ += bytes;
+    const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
+    auto notify = was_empty ? notify_io_ : nullptr;
+    lock.unlock();
+    // One notification per batch: the connection drains every queued event when it runs.
+    if (notify) notify();
+    return must_wait;
+  }
+
+  // True while unsent output is above the high-water mark.
+  bool py_must_wait_for_drain() const {
+    std::lock_guard lock(mutex_);
+    return !client_gone_ && !finished_ && unsent_bytes_ > send_high_water_bytes_;
+  }
+
+  // Marks that the Python side sleeps on this exchange and must be woken by `wake_python`.
+  void py_set_waiting(bool waiting) {
+    std::lock_guard lock(mutex_);
+    python_waiting_ = waiting;
+  }
+
+  bool py_client_gone() const {
+    std::lock_guard lock(mutex_);
+    return client_gone_;
+  }
+
+ protected:
+  // Returns the next queued event, or nothing; `ended` tells whether no event will come.
+  std::optional<Inbound> pop_inbound(bool& ended) {
+    std::unique_lock lock(mutex_);
+    ended = client_gone_ || finished_;
+    if (inbound_.empty()) return std::nullopt;
+    auto event = std::move(inbound_.front());
+    inbound_.pop_front();
+    const bool was_full = inbound_bytes_ >= receive_high_water_bytes_;
+    inbound_bytes_ -= inbound_sizes_.front();
+    inbound_sizes_.pop_front();
+    const bool reopened = was_full && inbound_bytes_ < receive_high_water_bytes_;
+    auto notify = reopened ? notify_io_ : nullptr;
+    lock.unlock();
+    // The connection paused reading at the high-water mark; let it read again.
+    if (notify) notify();
+    return event;
+  }
+
+ private:
+  void wake_python_if_waiting(std::unique_lock<std::mutex>& lock) {
+    if (!python_waiting_ || !wake_python) return;
+    python_waiting_ = false;
+    auto wake = wake_python;
+    lock.unlock();
+    wake();
+  }
+
   const std::uint64_t send_high_water_bytes_;
   const std::uint64_t receive_high_water_bytes_;
 
   mutable std::mutex mutex_;
-  std::deque<receive_event> inbound_;
+  std::deque<Inbound> inbound_;
+  std::deque<std::uint64_t> inbound_sizes_;
   std::uint64_t inbound_bytes_ = 0;
-  bool body_complete_ = false;
-  bool client_gone_ = false;
-  bool response_finished_ = false;
-  bool python_waiting_ = false;
-
-  std::deque<response_event> outbound_;
+  std::deque<Outbound> outbound_;
   std::uint64_t unsent_bytes_ = 0;
+  bool client_gone_ = false;
+  bool finished_ = false;
+  bool python_waiting_ = false;
   std::function<void()> notify_io_;
+};
+
+class http_exchange : public exchange_queues<receive_event, response_event> {
+ public:
+  http_exchange(http_request_head head, std::uint64_t send_high_water_bytes,
+                std::uint64_t receive_high_water_bytes)
+      : exchange_queues(send_high_water_bytes, receive_high_water_bytes), head_(std::move(head)) {}
+
+  const http_request_head& head() const { return head_; }
+
+  // Appends request body bytes; see io_push().
+  bool io_push_body(std::string data, bool more_body) {
+    const auto size = data.size();
+    return io_push(receive_event{receive_event::kind::body, std::move(data), more_body}, size);
+  }
+  bool io_wants_more_body() const { return io_wants_more(); }
+  std::deque<response_event> io_take_response_events() { return io_take_events(); }
+  void io_response_finished() { io_finished(); }
+
+  // Returns the next receive event, or nothing when the app must wait for one.
+  std::optional<receive_event> py_receive() {
+    bool ended = false;
+    auto event = pop_inbound(ended);
+    if (event) return event;
+    if (ended) return receive_event{receive_event::kind::disconnect, {}, false};
+    return std::nullopt;
+  }
+
+  bool py_send(response_event event, std::uint64_t body_bytes) {
+    return py_push(std::move(event), body_bytes);
+  }
+
+ private:
+  http_request_head head_;
+};
+
+// --- WebSocket ------------------------------------------------------------------------------
+
+struct websocket_inbound {
+  enum class kind { connect, message, disconnect } what = kind::connect;
+  bool text = false;
+  std::string data;
+  int code = 1005;  // for disconnect: the client's close code
+  std::string reason;
+};
+
+struct websocket_accept {
+  std::string subprotocol;  // empty for none
+  header_list headers;
+};
+
+struct websocket_message {
+  bool text = false;
+  std::string data;
+};
+
+struct websocket_close {
+  int code = 1000;
+  std::string reason;
+};
+
+// Before accept the app may answer with an HTTP response (the denial extension), which uses
+// response_start and response_body.
+using websocket_outbound = std::variant<websocket_accept, websocket_message, websocket_close,
+                                        response_start, response_body, response_abort>;
+
+class websocket_exchange : public exchange_queues<websocket_inbound, websocket_outbound> {
+ public:
+  websocket_exchange(http_request_head head, std::uint64_t send_high_water_bytes,
+                     std::uint64_t receive_high_water_bytes)
+      : exchange_queues(send_high_water_bytes, receive_high_water_bytes), head_(std::move(head)) {}
+
+  const http_request_head& head() const { return head_; }
+
+  // Returns the next event; after the connection ended and the queue is empty, a disconnect
+  // with 1006 (closed without a close frame).
+  std::optional<websocket_inbound> py_receive() {
+    bool ended = false;
+    auto event = pop_inbound(ended);
+    if (event) return event;
+    if (ended) return websocket_inbound{websocket_inbound::kind::disconnect, false, {}, 1006, {}};
+    return std::nullopt;
+  }
+
+ private:
+  http_request_head head_;
 };
 
 }  // namespace fluxlit::asgi

@@ -27,6 +27,9 @@ class server {
   // Closes connections that wait between requests; busy ones close after their response.
   void close_idle_connections();
 
+  // Asks every connection to end its long-lived exchanges (WebSockets, event streams) cleanly.
+  void begin_shutdown();
+
   // Closes every connection at once, relayed WebSockets included.
   void close_all_connections();
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,6 +54,19 @@ class upstream_pool {
   std::vector<idle_connection> idle_;
 };
 
+// Lets the gateway end a long relay early and cleanly during a shutdown: a WebSocket tunnel
+// sends close 1001 to the client at a frame boundary, and an event stream ends with its final
+// chunk. Used on the I/O thread only.
+struct relay_interrupt {
+  bool requested = false;
+  std::function<void()> cancel_read;  // set by the relay while it waits on the child
+
+  void request() {
+    requested = true;
+    if (cancel_read) cancel_read();
+  }
+};
+
 // The gateway's decisions about one request that goes to the child.
 struct forward_request {
   std::uint16_t port = 0;
@@ -61,6 +75,7 @@ struct forward_request {
   gateway::client_identity client;
   std::string forwarded_prefix;  // X-Forwarded-Prefix, the public root path
   std::string connection_tag;    // "[C12]" for log lines
+  relay_interrupt* interrupt = nullptr;  // optional; owned by the connection
 };
 
 struct forward_outcome {

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import traceback
 from typing import Any
 
-NEW_REQUEST, WAKE, STOP = 0, 1, 2
+NEW_REQUEST, WAKE, STOP, RELOAD = 0, 1, 2, 3
 HEARTBEAT_INTERVAL_S = 0.25  # readiness compares the time since the last beat with a limit
+# How long a reload lets requests that started before it finish with the old app. Requests
+# that run longer (streams, WebSockets) keep the old app; new requests wait for the new one.
+RELOAD_DRAIN_S = 5.0
 
 logger = logging.getLogger("fluxlit.app")
 
@@ -127,15 +132,68 @@ class _Lifespan:
             raise RuntimeError(f"unexpected lifespan message type {kind!r}")
 
 
+def _forget_app_modules(app_directory: str) -> None:
+    """Drop the modules loaded from the app's directory, so the next import reads them anew."""
+    root = os.path.realpath(app_directory) + os.sep
+    for name, module in list(sys.modules.items()):
+        if name == "fluxlit" or name.startswith("fluxlit."):
+            continue  # the runtime itself, even when the app lives next to the package
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(root) and "site-packages" not in real:
+            del sys.modules[name]
+
+
+def _error_app(description: str) -> Any:
+    """Build an ASGI app that answers 500 with a short page naming a load error."""
+    page = (
+        "FluxLit could not load the app after a code change:\n\n"
+        f"{description}\n\nFix the code and save; the app reloads by itself.\n"
+    ).encode()
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(page)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": page})
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011})
+        # A lifespan scope returns at once: the error app has no startup or shutdown.
+
+    return app
+
+
 class _Runtime:
-    def __init__(self, loop: asyncio.AbstractEventLoop, control: Any, app: Any) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        control: Any,
+        app: Any,
+        target_text: str,
+        app_directory: str,
+    ) -> None:
         self.loop = loop
         self.control = control
         self.app = app
+        self.target_text = target_text
+        self.app_directory = app_directory
         self.state: dict = {}
         self.lifespan = _Lifespan(app, self.state)
         self.tasks: set[asyncio.Task] = set()
         self.stopping = False
+        self.reloading = False
+        self.ready = asyncio.Event()
+        self.ready.set()
 
     def drain(self) -> None:
         for kind, exchange in self.control.drain():
@@ -150,6 +208,48 @@ class _Runtime:
             elif kind == STOP and not self.stopping:
                 self.stopping = True
                 self.loop.create_task(self.stop())
+            elif kind == RELOAD and not self.reloading and not self.stopping:
+                self.reloading = True
+                self.loop.create_task(self.reload())
+
+    async def reload(self) -> None:
+        """Replace the app with a fresh import of the target; new requests wait meanwhile.
+
+        A failed import or startup is logged with its traceback, and the API answers 500 with
+        a short page naming the error until the next successful reload.
+        """
+        in_flight = set(self.tasks)
+        self.ready.clear()
+        try:
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=RELOAD_DRAIN_S)
+            try:
+                await self.lifespan.shutdown()
+            except LifespanFailed as error:
+                logger.error("lifespan shutdown failed during reload: %s", error)
+            _forget_app_modules(self.app_directory)
+            from fluxlit._target import load_target
+
+            try:
+                app = _resolve_app(load_target(self.target_text, self.app_directory))
+                state: dict = {}
+                lifespan = _Lifespan(app, state)
+                await lifespan.startup()
+            except Exception as error:  # noqa: BLE001 - shown to the developer, then served
+                logger.error(
+                    "reload of %s failed; API requests answer 500 until the code is fixed\n%s",
+                    self.target_text,
+                    traceback.format_exc().rstrip(),
+                )
+                self.app = _error_app(f"{type(error).__name__}: {error}")
+                self.state = {}
+                self.lifespan = _Lifespan(self.app, self.state)
+            else:
+                self.app, self.state, self.lifespan = app, state, lifespan
+                logger.info("reloaded %s", self.target_text)
+        finally:
+            self.reloading = False
+            self.ready.set()
 
     async def heartbeat(self) -> None:
         while True:
@@ -167,6 +267,9 @@ class _Runtime:
 
     async def run_exchange(self, exchange: Any) -> None:
         """Run the app for one HTTP request or WebSocket connection."""
+        if not self.ready.is_set():
+            await self.ready.wait()
+        app = self.app
         loop = self.loop
         scope = exchange.scope()
         scope["state"] = self.state.copy()
@@ -204,7 +307,7 @@ class _Runtime:
                 await wait_for_wake(lambda: not exchange.must_wait())
 
         try:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
         except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
             logger.error(
                 "exception in ASGI app for %s %s\n%s",
@@ -240,7 +343,7 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
         loop.close()
         return
 
-    runtime = _Runtime(loop, control, app)
+    runtime = _Runtime(loop, control, app, target_text, app_directory)
     try:
         loop.run_until_complete(runtime.lifespan.startup())
     except LifespanFailed as error:

@@ -26,7 +26,7 @@ namespace py = pybind11;
 namespace fluxlit::asgi {
 
 // Kinds of hand-off events; the numbers are shared with _asgi_runtime.py.
-enum class handoff_kind : int { new_request = 0, wake = 1, stop = 2 };
+enum class handoff_kind : int { new_request = 0, wake = 1, stop = 2, reload = 3 };
 
 using exchange_handle = std::variant<std::monostate, std::shared_ptr<python_exchange>,
                                      std::shared_ptr<python_websocket_exchange>>;
@@ -313,6 +313,8 @@ void bridge::stop(std::chrono::milliseconds timeout) {
   }
   impl_->thread_.join();
 }
+
+void bridge::reload() { impl_->push({handoff_kind::reload, std::monostate{}}); }
 
 std::chrono::milliseconds bridge::loop_lag() const { return impl_->lag(); }
 

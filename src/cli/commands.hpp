@@ -11,4 +11,19 @@ void add_serve_commands(CLI::App& app, int& exit_status);
 
 void add_version_command(CLI::App& app, int& exit_status);
 
+// `config`: the resolved settings, their sources, derived values and coded warnings.
+void add_config_command(CLI::App& app, int& exit_status);
+
+// `doctor`: one PASS, WARN or FAIL row per check of the interpreter, packages, app and settings.
+void add_doctor_command(CLI::App& app, int& exit_status);
+
+// `pages manifest` and `pages validate`: the app's pages as JSON, and checks on them.
+void add_pages_command(CLI::App& app, int& exit_status);
+
+// `new`: a new project directory from a profile.
+void add_new_command(CLI::App& app, int& exit_status);
+
+// `build`: a Dockerfile and .dockerignore for the project in the working directory.
+void add_build_command(CLI::App& app, int& exit_status);
+
 }  // namespace fluxlit::cli

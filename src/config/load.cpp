@@ -12,6 +12,7 @@
 
 #include "config/value_text.hpp"
 #include "fluxlit/config/settings.hpp"
+#include "fluxlit/config/warnings.hpp"
 
 namespace fluxlit::config {
 
@@ -37,6 +38,11 @@ struct config_file {
   std::string path;         // as opened, for parse errors
   std::string source_name;  // "fluxlit.toml" or "pyproject.toml:[tool.fluxlit]", for sources
 };
+
+void add_warning(loaded_settings& loaded, std::string_view code, std::string message) {
+  loaded.warnings.push_back(std::move(message));
+  loaded.warning_codes.emplace_back(code);
+}
 
 std::string invalid_value_message(std::string_view key, std::string_view displayed_value,
                                   std::string_view where, std::string_view expected) {
@@ -90,8 +96,7 @@ const toml::table* find_tool_table(const toml::table& pyproject, const fs::path&
 }
 
 // Reads fluxlit.toml, or [tool.fluxlit] from pyproject.toml when there is no fluxlit.toml.
-std::optional<config_file> read_config_file(const fs::path& directory,
-                                            std::vector<std::string>& warnings) {
+std::optional<config_file> read_config_file(const fs::path& directory, loaded_settings& loaded) {
   const fs::path fluxlit_path = directory / "fluxlit.toml";
   const fs::path pyproject_path = directory / "pyproject.toml";
   const bool has_pyproject = regular_file_exists(pyproject_path);
@@ -107,13 +112,14 @@ std::optional<config_file> read_config_file(const fs::path& directory,
       try {
         const toml::table pyproject = parse_toml(pyproject_path);
         if (pyproject.at_path("tool.fluxlit").node() != nullptr) {
-          warnings.push_back("[tool.fluxlit] in " + pyproject_path.string() +
-                             " is ignored because " + fluxlit_path.string() +
-                             " exists and takes precedence");
+          add_warning(loaded, warning_code::ignored_tool_table,
+                      "[tool.fluxlit] in " + pyproject_path.string() + " is ignored because " +
+                          fluxlit_path.string() + " exists and takes precedence");
         }
       } catch (const config_error& error) {
-        warnings.push_back(std::string("could not check pyproject.toml for [tool.fluxlit]: ") +
-                           error.what());
+        add_warning(loaded, warning_code::unreadable_pyproject,
+                    std::string("could not check pyproject.toml for [tool.fluxlit]: ") +
+                        error.what());
       }
     }
     return file;
@@ -235,7 +241,7 @@ std::string did_you_mean(std::string_view name, const std::vector<std::string>& 
 }
 
 void warn_unknown_variables(const std::map<std::string, std::string>& environment,
-                            std::vector<std::string>& warnings) {
+                            loaded_settings& loaded) {
   const std::vector<std::string> known = env_names();
   for (const auto& [name, value] : environment) {
     if (!name.starts_with(env_prefix)) {
@@ -246,18 +252,20 @@ void warn_unknown_variables(const std::map<std::string, std::string>& environmen
         std::find(child_process_variables.begin(), child_process_variables.end(), name) !=
         child_process_variables.end();
     if (!is_setting && !is_child_variable) {
-      warnings.push_back("unknown environment variable " + name + " is ignored" +
-                         did_you_mean(name, known));
+      add_warning(loaded, warning_code::unknown_variable,
+                  "unknown environment variable " + name + " is ignored" +
+                      did_you_mean(name, known));
     }
   }
 }
 
-void warn_unknown_file_keys(const config_file& file, std::vector<std::string>& warnings) {
+void warn_unknown_file_keys(const config_file& file, loaded_settings& loaded) {
   const std::vector<std::string> known = key_names();
   for (const auto& [key, value] : *file.table) {
     if (find_key(key.str()) == nullptr) {
-      warnings.push_back("unknown key " + detail::quote(key.str()) + " at " +
-                         file_location(file, key) + " is ignored" + did_you_mean(key.str(), known));
+      add_warning(loaded, warning_code::unknown_key,
+                  "unknown key " + detail::quote(key.str()) + " at " + file_location(file, key) +
+                      " is ignored" + did_you_mean(key.str(), known));
     }
   }
 }
@@ -284,12 +292,12 @@ loaded_settings load(const cli_values& cli, const std::map<std::string, std::str
   }
 
   loaded_settings loaded;
-  const std::optional<config_file> file = read_config_file(directory, loaded.warnings);
+  const std::optional<config_file> file = read_config_file(directory, loaded);
   if (file) {
     loaded.file = file->path;
-    warn_unknown_file_keys(*file, loaded.warnings);
+    warn_unknown_file_keys(*file, loaded);
   }
-  warn_unknown_variables(environment, loaded.warnings);
+  warn_unknown_variables(environment, loaded);
 
   for (const key_info& key : keys()) {
     value_source source;

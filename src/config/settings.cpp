@@ -25,6 +25,9 @@ constexpr std::uint64_t max_header_limit = std::numeric_limits<std::uint32_t>::m
 // Every idle connection to Streamlit uses one local loopback port, and there are 65535 ports.
 constexpr std::uint64_t max_idle_connection_limit = 65535;
 
+// The supervisor keeps the time of each crash within the window, so the count bounds that list.
+constexpr std::uint64_t max_crash_loop_count = 1000;
+
 constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug", "info",    "warning",
                                                         "warn",  "error", "critical"};
 constexpr std::array<std::string_view, 2> log_formats = {"json", "text"};
@@ -196,6 +199,12 @@ std::vector<key_info> build_keys() {
        "pauses"},
       "bytes", 1, no_upper_limit, &s::asgi_receive_high_water_bytes));
   all.push_back(unsigned_key(
+      {"asgi_websocket_max_message_bytes", "FLUXLIT_ASGI_WEBSOCKET_MAX_MESSAGE_BYTES",
+       "--asgi-websocket-max-message-bytes",
+       "Maximum size of one WebSocket message a client sends to the app (larger ones close the "
+       "connection with 1009)"},
+      "bytes", 1, no_upper_limit, &s::asgi_websocket_max_message_bytes));
+  all.push_back(unsigned_key(
       {"readiness_max_loop_lag_ms", "FLUXLIT_READINESS_MAX_LOOP_LAG_MS",
        "--readiness-max-loop-lag-ms",
        "Delay of the Python event loop above which the readiness endpoint reports not ready"},
@@ -210,10 +219,57 @@ std::vector<key_info> build_keys() {
        "--streamlit-stop-timeout-ms",
        "Time Streamlit has to exit after SIGTERM before it gets SIGKILL (0 sends SIGKILL at once)"},
       "ms", 0, max_duration_ms, &s::streamlit_stop_timeout_ms));
+  all.push_back(unsigned_key(
+      {"streamlit_restart_initial_delay_ms", "FLUXLIT_STREAMLIT_RESTART_INITIAL_DELAY_MS",
+       "--streamlit-restart-initial-delay-ms",
+       "Wait before restarting Streamlit after its first crash; the wait doubles with each "
+       "further crash"},
+      "ms", 1, max_duration_ms, &s::streamlit_restart_initial_delay_ms));
+  all.push_back(unsigned_key(
+      {"streamlit_restart_max_delay_ms", "FLUXLIT_STREAMLIT_RESTART_MAX_DELAY_MS",
+       "--streamlit-restart-max-delay-ms",
+       "Upper bound of the doubling restart wait, and the wait between restarts in a crash loop"},
+      "ms", 1, max_duration_ms, &s::streamlit_restart_max_delay_ms));
+  all.push_back(unsigned_key(
+      {"streamlit_crash_loop_count", "FLUXLIT_STREAMLIT_CRASH_LOOP_COUNT",
+       "--streamlit-crash-loop-count",
+       "Number of Streamlit crashes within streamlit_crash_loop_window_ms that counts as a crash "
+       "loop"},
+      "", 1, max_crash_loop_count, &s::streamlit_crash_loop_count));
+  all.push_back(unsigned_key(
+      {"streamlit_crash_loop_window_ms", "FLUXLIT_STREAMLIT_CRASH_LOOP_WINDOW_MS",
+       "--streamlit-crash-loop-window-ms",
+       "Time window in which streamlit_crash_loop_count crashes count as a crash loop"},
+      "ms", 1, max_duration_ms, &s::streamlit_crash_loop_window_ms));
   all.push_back(
       unsigned_key({"shutdown_grace_ms", "FLUXLIT_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms",
                     "Time in-flight requests have to finish after a shutdown signal"},
                    "ms", 0, max_duration_ms, &s::shutdown_grace_ms));
+  all.push_back(string_key(
+      {"pidfile", "FLUXLIT_PIDFILE", "--pidfile",
+       "File to write the server's process id to, for `fluxlit shutdown` (empty: none)"},
+      "path", &s::pidfile));
+  all.push_back(bool_key({"reload", "FLUXLIT_RELOAD", "--reload",
+                          "Restart the app when a watched file changes"},
+                         &s::reload));
+  all.push_back(list_key(
+      {"reload_dirs", "FLUXLIT_RELOAD_DIRS", "--reload-dirs",
+       "Directories watched for changes, including their subdirectories (empty: the app "
+       "directory)"},
+      &s::reload_dirs));
+  all.push_back(list_key(
+      {"reload_includes", "FLUXLIT_RELOAD_INCLUDES", "--reload-includes",
+       "Glob patterns of files whose changes cause a reload, matched against the file name and "
+       "the path relative to the watched directory"},
+      &s::reload_includes));
+  all.push_back(list_key(
+      {"reload_excludes", "FLUXLIT_RELOAD_EXCLUDES", "--reload-excludes",
+       "Glob patterns of files and directories whose changes never cause a reload"},
+      &s::reload_excludes));
+  all.push_back(unsigned_key(
+      {"reload_debounce_ms", "FLUXLIT_RELOAD_DEBOUNCE_MS", "--reload-debounce-ms",
+       "Quiet time after the last file change before a reload starts"},
+      "ms", 1, max_duration_ms, &s::reload_debounce_ms));
   return all;
 }
 
@@ -245,6 +301,8 @@ settings::settings() {
   asgi_send_high_water_bytes = 1 * mib;
   // The same bound for request bodies: reading pauses until the app has consumed 1 MiB.
   asgi_receive_high_water_bytes = 1 * mib;
+  // The same bound uvicorn applies by default; a message is held whole before the app sees it.
+  asgi_websocket_max_message_bytes = 16 * mib;
   // A loop that has not run a callback for a second is visibly slow to users, and the margin
   // stays above typical garbage-collection pauses.
   readiness_max_loop_lag_ms = 1'000;
@@ -254,6 +312,19 @@ settings::settings() {
   // An estimate: time for Streamlit to close its sessions after SIGTERM, short enough that a
   // stuck child does not hold up a restart or a shutdown for long.
   streamlit_stop_timeout_ms = 5'000;
+  // One crash of a healthy server costs half a second of UI downtime, and the doubling reaches
+  // the 10 s maximum after five crashes in a row.
+  streamlit_restart_initial_delay_ms = 500;
+  // A child that cannot start (a broken app, a missing package) is retried six times a minute,
+  // which keeps its log output and CPU use small, and a fixed app is back within 10 s.
+  streamlit_restart_max_delay_ms = 10'000;
+  // With the default delays, five crashes take about 7.5 s of waiting: one crash is bad luck,
+  // but five in a row within a minute means the child cannot run as it is.
+  streamlit_crash_loop_count = 5;
+  streamlit_crash_loop_window_ms = 60'000;
+  // Long enough to group the steps of an editor's save (write a temporary file, rename it,
+  // change its mode) into one reload, and short enough to feel immediate.
+  reload_debounce_ms = 200;
   // The drain, then the app's lifespan shutdown and streamlit_stop_timeout_ms (5 s), fit inside
   // Kubernetes' default 30 s terminationGracePeriodSeconds before it sends SIGKILL.
   shutdown_grace_ms = 20'000;

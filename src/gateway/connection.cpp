@@ -330,6 +330,10 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
                                                     proxy::request_parser& parser) {
   auto self = shared_from_this();
   std::vector<char> chunk(asgi_body_chunk_bytes);
+  while (continue_pending_ && !response_done_) {
+    body_pending_ = false;
+    co_await wait_for(body_timer_, body_pending_);
+  }
   while (!parser.is_done() && !response_done_) {
     if (!exchange->io_wants_more_body()) {
       // Backpressure: the app has not consumed what it has; read again once it does.
@@ -431,10 +435,9 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   connect_exchange(*exchange);
 
   if (!request.has_body) exchange->io_push_body({}, false);
-  if (request.has_body && iequals(message[http::field::expect], "100-continue")) {
-    static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-    co_await asio::async_write(stream_, asio::buffer(continue_line), nothrow_awaitable);
-  }
+  // The client waits for 100 Continue before it sends the body; it is sent when the app first
+  // calls receive(), so an app that answers at once (401, 413) never makes it upload.
+  continue_pending_ = request.has_body && iequals(message[http::field::expect], "100-continue");
   context_.bridge.submit(exchange);
   asio::co_spawn(stream_.get_executor(), pump_request_body(exchange, parser), asio::detached);
 
@@ -454,6 +457,18 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     co_await wait_for(response_timer_, response_pending_);
     response_pending_ = false;
     if (client_gone_) break;
+    if (continue_pending_ && exchange->io_receive_requested() && !started) {
+      static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [error, written] =
+          co_await asio::async_write(stream_, asio::buffer(continue_line), nothrow_awaitable);
+      continue_pending_ = false;
+      wake(body_timer_, body_pending_);
+      if (error) {
+        exchange->io_client_gone();
+        client_gone_ = true;
+        break;
+      }
+    }
     if (shutdown_requested_ && event_stream && body_framing == framing::chunked) {
       // An event stream never ends by itself: end it cleanly and tell the app the client left.
       static constexpr std::string_view last_chunk = "0\r\n\r\n";

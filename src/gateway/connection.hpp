@@ -110,6 +110,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool response_done_ = false;
   bool client_gone_ = false;
 
+  bool continue_pending_ = false;  // `Expect: 100-continue` not answered yet
   bool shutdown_requested_ = false;
   proxy::relay_interrupt relay_interrupt_;
 };

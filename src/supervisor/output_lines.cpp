@@ -25,6 +25,14 @@ constexpr std::array<level_marker, 6> level_markers{{
     {"CRITICAL", spdlog::level::critical},
 }};
 
+constexpr std::string_view traceback_start = "Traceback (most recent call last):";
+
+// Lines that Python prints between the tracebacks of chained exceptions.
+constexpr std::array<std::string_view, 2> chained_exception_lines{{
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+}};
+
 bool is_word_separator(char c) {
   return c == ' ' || c == '\t' || c == ':' || c == '[' || c == ']';
 }
@@ -120,6 +128,31 @@ spdlog::level::level_enum detect_level(std::string_view line) {
     position = end;
   }
   return spdlog::level::info;
+}
+
+spdlog::level::level_enum level_classifier::classify(std::string_view line) {
+  const bool indented = !line.empty() && (line.front() == ' ' || line.front() == '\t');
+  if (line.ends_with(traceback_start)) {
+    // Python 3.11 prints an exception group as "  + Exception Group Traceback (most recent call
+    // last):" with every line after it indented, its exception lines included.
+    block_ = indented ? traceback_block::exception_group : traceback_block::plain;
+    return spdlog::level::err;
+  }
+  for (const std::string_view chained : chained_exception_lines) {
+    if (line.starts_with(chained)) {
+      return spdlog::level::err;
+    }
+  }
+  if (indented && block_ != traceback_block::none) {
+    return spdlog::level::err;
+  }
+  if (block_ == traceback_block::plain) {
+    // The exception line, such as "ValueError: bad input", is the first unindented one.
+    block_ = traceback_block::none;
+    return spdlog::level::err;
+  }
+  block_ = traceback_block::none;
+  return detect_level(line);
 }
 
 }  // namespace fluxlit::supervisor::detail

@@ -38,4 +38,19 @@ class line_splitter {
 // "WARN", "ERROR", "CRITICAL" as a whole word, as Python's logging prints them), else info.
 spdlog::level::level_enum detect_level(std::string_view line);
 
+// Assigns levels to the lines of one output stream, in order. A Python traceback is logged at
+// error: the "Traceback (most recent call last):" line, the indented lines after it, the first
+// unindented line (the exception) that ends it, and the lines that join chained exceptions.
+// Every other line gets detect_level(). Blank lines should not be passed, because a traceback
+// contains none.
+class level_classifier {
+ public:
+  spdlog::level::level_enum classify(std::string_view line);
+
+ private:
+  enum class traceback_block { none, plain, exception_group };
+
+  traceback_block block_ = traceback_block::none;
+};
+
 }  // namespace fluxlit::supervisor::detail

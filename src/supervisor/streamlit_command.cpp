@@ -3,6 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <utility>
 
+#include "fluxlit/supervisor/streamlit_config.hpp"
 #include "supervisor/child_process.hpp"
 
 extern char** environ;
@@ -29,23 +30,17 @@ std::string make_health_target(std::string_view base_url_path) {
 }
 
 std::vector<std::string> make_streamlit_arguments(const streamlit_options& options,
-                                                  std::uint16_t port) {
-  std::vector<std::string> arguments{options.python,
-                                     "-m",
-                                     "streamlit",
-                                     "run",
-                                     options.entry_script,
-                                     "--server.port",
-                                     std::to_string(port),
-                                     "--server.address",
-                                     "127.0.0.1",
-                                     "--server.headless",
-                                     "true",
-                                     "--browser.gatherUsageStats",
-                                     "false"};
-  if (!options.base_url_path.empty()) {
-    arguments.push_back("--server.baseUrlPath");
-    arguments.push_back(options.base_url_path);
+                                                  std::uint16_t port,
+                                                  bool pass_empty_base_url_path) {
+  std::vector<std::string> arguments{options.python, "-m", "streamlit", "run",
+                                     options.entry_script};
+  for (const streamlit_flag& flag : streamlit_flags(options)) {
+    const bool is_port = flag.key == "server.port";
+    if (flag.key == "server.baseUrlPath" && flag.value.empty() && !pass_empty_base_url_path) {
+      continue;
+    }
+    arguments.push_back("--" + flag.key);
+    arguments.push_back(is_port ? std::to_string(port) : flag.value);
   }
   return arguments;
 }

@@ -15,10 +15,13 @@ namespace fluxlit::supervisor::detail {
 // Returns "/<base>/_stcore/health" with slashes around the base path normalised.
 std::string make_health_target(std::string_view base_url_path);
 
-// Returns the child's argv: `<python> -m streamlit run <entry_script>` with the server options,
-// and --server.baseUrlPath only when options.base_url_path is not empty.
+// Returns the child's argv: `<python> -m streamlit run <entry_script>` with the options of
+// streamlit_flags() and `port`. --server.baseUrlPath is passed when options.base_url_path is not
+// empty, or as an empty value when `pass_empty_base_url_path` is set, which overrides a base
+// path from Streamlit's own configuration.
 std::vector<std::string> make_streamlit_arguments(const streamlit_options& options,
-                                                  std::uint16_t port);
+                                                  std::uint16_t port,
+                                                  bool pass_empty_base_url_path = false);
 
 // Returns the parent's environment with the supervisor's defaults and options.environment applied.
 std::vector<std::string> make_child_environment(const streamlit_options& options);

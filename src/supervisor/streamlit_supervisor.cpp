@@ -17,6 +17,8 @@ const char* to_string(child_state state) {
       return "ready";
     case child_state::restarting:
       return "restarting";
+    case child_state::crash_loop:
+      return "crash_loop";
     case child_state::stopping:
       return "stopping";
     case child_state::stopped:
@@ -45,6 +47,10 @@ streamlit_supervisor::~streamlit_supervisor() {
 
 void streamlit_supervisor::start() {
   impl_->core->start();
+}
+
+void streamlit_supervisor::restart() {
+  impl_->core->restart();
 }
 
 void streamlit_supervisor::async_stop(std::function<void()> done) {

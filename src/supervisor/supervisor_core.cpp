@@ -3,10 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 #include <utility>
 
+#include "fluxlit/supervisor/streamlit_config.hpp"
+#include "supervisor/port_owner.hpp"
 #include "supervisor/streamlit_command.hpp"
 
 namespace fluxlit::supervisor {
@@ -26,18 +29,40 @@ supervisor_core::supervisor_core(asio::any_io_executor executor, streamlit_optio
       exit_poll_timer_(executor),
       drain_timer_(executor),
       stop_timer_(executor),
-      restart_timer_(executor) {}
+      restart_timer_(executor),
+      stable_timer_(executor) {
+  restart_delay_ = options_.restart_initial_delay;
+  max_restart_delay_ = std::max(options_.restart_max_delay, options_.restart_initial_delay);
+}
 
 void supervisor_core::start() {
-  if (state_ != child_state::stopped) {
-    supervisor_log()->debug("Streamlit supervisor start() ignored: state is {}", to_string(state_));
+  if (phase_ != child_state::stopped) {
+    supervisor_log()->debug("Streamlit supervisor start() ignored: state is {}", to_string(phase_));
     return;
   }
-  restart_delay_ = first_restart_delay;
+  log_config_conflicts();
+  reset_crash_history();
   const error_code error = launch();
   if (error) {
     throw std::system_error(std::error_code(error.value(), std::system_category()),
                             "failed to start Streamlit with '" + options_.python + "'");
+  }
+}
+
+void supervisor_core::log_config_conflicts() {
+  if (config_checked_) {
+    return;
+  }
+  config_checked_ = true;
+  const streamlit_config_report report = check_streamlit_config(options_);
+  for (const std::string& problem : report.problems) {
+    supervisor_log()->warn("Cannot check Streamlit's configuration: {}", problem);
+  }
+  for (const streamlit_config_conflict& conflict : report.conflicts) {
+    supervisor_log()->warn("{}", describe(conflict));
+    if (conflict.key == "server.baseUrlPath" && options_.base_url_path.empty()) {
+      pass_empty_base_url_path_ = true;
+    }
   }
 }
 
@@ -49,7 +74,7 @@ error_code supervisor_core::launch() {
 
   detail::spawn_request request;
   request.program = options_.python;
-  request.arguments = detail::make_streamlit_arguments(options_, port);
+  request.arguments = detail::make_streamlit_arguments(options_, port, pass_empty_base_url_path_);
   request.environment = detail::make_child_environment(options_);
   request.working_directory = options_.working_directory;
 
@@ -61,10 +86,13 @@ error_code supervisor_core::launch() {
   ++run_;
   set_pid(child.pid);
   port_ = port;
-  start_timed_out_ = false;
+  kill_reason_ = kill_reason::none;
   last_health_status_ = 0;
-  ready_since_.reset();
+  stable_timer_.cancel();
   output_tail_.clear();
+  for (output_pipe* pipe : {&stdout_, &stderr_}) {
+    pipe->levels = detail::level_classifier();
+  }
   attach_descriptors(child);
   set_state(child_state::starting);
   supervisor_log()->info("Started Streamlit (pid {}, port {}): {}", pid_, port,
@@ -115,8 +143,10 @@ void supervisor_core::attach_descriptors(const detail::spawned_child& child) {
   }
 }
 
-void supervisor_core::set_state(child_state state) {
-  state_ = state;
+void supervisor_core::set_state(child_state phase) {
+  phase_ = phase;
+  const bool waiting = phase == child_state::starting || phase == child_state::restarting;
+  state_ = crash_loop_ && waiting ? child_state::crash_loop : phase;
 }
 
 void supervisor_core::set_pid(pid_t pid) {
@@ -150,7 +180,7 @@ void supervisor_core::on_output(output_pipe& pipe, std::uint64_t run, const erro
     pipe.splitter.finish(lines);
   }
   for (std::string& line : lines) {
-    log_output_line(std::move(line));
+    log_output_line(pipe, std::move(line));
   }
 
   if (!error) {
@@ -171,17 +201,26 @@ void supervisor_core::close_output(output_pipe& pipe) {
   pipe.descriptor.close(ignored);
 }
 
-void supervisor_core::log_output_line(std::string line) {
+void supervisor_core::log_output_line(output_pipe& pipe, std::string line) {
   // Streamlit frames its start-up banner with blank lines, which carry nothing for a log.
   if (line.find_first_not_of(" \t") == std::string::npos) {
     return;
   }
-  observability::logger("streamlit")->log(detail::detect_level(line), "{}", line);
+  observability::logger("streamlit")->log(pipe.levels.classify(line), "{}", line);
 
   output_tail_.push_back(std::move(line));
   if (output_tail_.size() > output_tail_lines) {
     output_tail_.pop_front();
   }
+}
+
+std::string supervisor_core::format_output_tail() const {
+  std::string tail;
+  for (const std::string& line : output_tail_) {
+    tail += "\n  ";
+    tail += line;
+  }
+  return tail.empty() ? std::string(" (none)") : tail;
 }
 
 void supervisor_core::schedule_health_check(std::uint64_t run) {
@@ -192,7 +231,7 @@ void supervisor_core::schedule_health_check(std::uint64_t run) {
 }
 
 void supervisor_core::on_health_timer(std::uint64_t run, const error_code& error) {
-  if (error || run != run_ || state_ != child_state::starting) {
+  if (error || run != run_ || phase_ != child_state::starting) {
     return;
   }
   probe_ = std::make_shared<detail::health_probe>(executor_, port_.load(), health_target_,
@@ -202,7 +241,7 @@ void supervisor_core::on_health_timer(std::uint64_t run, const error_code& error
 }
 
 void supervisor_core::on_health_result(std::uint64_t run, unsigned status) {
-  if (run != run_ || state_ != child_state::starting) {
+  if (run != run_ || phase_ != child_state::starting) {
     return;
   }
   probe_.reset();
@@ -213,15 +252,47 @@ void supervisor_core::on_health_result(std::uint64_t run, unsigned status) {
   }
 
   start_deadline_timer_.cancel();
-  ready_since_ = std::chrono::steady_clock::now();
+  if (!verify_listener()) {
+    return;
+  }
   set_state(child_state::ready);
   supervisor_log()->info("Streamlit is ready on 127.0.0.1:{} (pid {})", port_.load(), pid_);
   // NOTE: health is not polled after `ready`, so a child that hangs without exiting stays
   // `ready`; only an exit is detected.
+
+  stable_timer_.expires_after(options_.stable_ready_duration);
+  stable_timer_.async_wait([self = shared_from_this(), run](const error_code& error) {
+    self->on_stable_timer(run, error);
+  });
+}
+
+bool supervisor_core::verify_listener() {
+  // Another process may bind the port between pick_free_loopback_port() and the child's bind.
+  // The child then fails to listen, yet the health check reaches the other process.
+  const std::uint16_t port = port_.load();
+  switch (detail::find_listener_owner(port, pid_)) {
+    case detail::listener_owner::process_group:
+      return true;
+    case detail::listener_owner::unknown:
+      supervisor_log()->debug(
+          "Cannot tell from /proc which process listens on 127.0.0.1:{}; taking Streamlit (pid "
+          "{}) as its owner",
+          port, pid_);
+      return true;
+    case detail::listener_owner::other_process:
+      break;
+  }
+  supervisor_log()->error(
+      "The listener on 127.0.0.1:{} answered Streamlit's health check, but it belongs to a "
+      "process outside the process group of Streamlit (pid {}); killing Streamlit to restart it "
+      "on another port",
+      port, pid_);
+  kill_starting_child(kill_reason::foreign_listener);
+  return false;
 }
 
 void supervisor_core::on_start_deadline(std::uint64_t run, const error_code& error) {
-  if (error || run != run_ || state_ != child_state::starting || pid_ < 0) {
+  if (error || run != run_ || phase_ != child_state::starting || pid_ < 0) {
     return;
   }
   const std::string last_result = last_health_status_ == 0
@@ -231,9 +302,28 @@ void supervisor_core::on_start_deadline(std::uint64_t run, const error_code& err
       "Streamlit (pid {}) did not answer 200 on {} within {} ms (last result: {}); killing its "
       "process group",
       pid_, health_target_, options_.start_timeout.count(), last_result);
-  start_timed_out_ = true;
+  kill_starting_child(kill_reason::start_timeout);
+}
+
+void supervisor_core::kill_starting_child(kill_reason reason) {
+  // The exit handler sees the kill as a crash and restarts the child with backoff, on a new
+  // port chosen by launch().
+  kill_reason_ = reason;
   cancel_start_checks();
   detail::signal_process_group(pid_, SIGKILL);
+}
+
+void supervisor_core::on_stable_timer(std::uint64_t run, const error_code& error) {
+  if (error || run != run_ || phase_ != child_state::ready) {
+    return;
+  }
+  const bool was_crash_loop = crash_loop_;
+  reset_crash_history();
+  if (was_crash_loop) {
+    set_state(phase_);
+    supervisor_log()->info("Streamlit (pid {}) stayed ready for {} ms; the crash loop is over",
+                           pid_, options_.stable_ready_duration.count());
+  }
 }
 
 void supervisor_core::cancel_start_checks() {

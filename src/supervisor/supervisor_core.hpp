@@ -13,7 +13,6 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,14 +35,6 @@ inline constexpr std::chrono::milliseconds health_request_timeout{1000};
 // Used only when pidfd_open is unavailable (kernels before 5.3, or a seccomp filter that
 // rejects it): the supervisor then polls waitpid at this interval.
 inline constexpr std::chrono::milliseconds exit_poll_interval{100};
-
-// Restart backoff: a child that keeps crashing at start-up (a broken app, a missing package)
-// should not spin the CPU, yet one crash of a healthy server should cost about half a second.
-inline constexpr std::chrono::milliseconds first_restart_delay{500};
-inline constexpr std::chrono::milliseconds max_restart_delay = std::chrono::seconds{10};
-// A child that stayed ready this long counts as healthy again, so its next crash restarts
-// after first_restart_delay.
-inline constexpr std::chrono::milliseconds stable_ready_duration = std::chrono::seconds{30};
 
 // After the child exits (and its group is killed), the pipes reach end of file almost at once.
 // This bounds the wait for the final output in case a process outside the group keeps a pipe
@@ -71,6 +62,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   supervisor_core(boost::asio::any_io_executor executor, streamlit_options options);
 
   void start();
+  void restart();
   void async_stop(std::function<void()> done);
   void kill_now(bool call_stop_handlers);
 
@@ -85,13 +77,18 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
 
     boost::asio::posix::stream_descriptor descriptor;
     detail::line_splitter splitter;
+    detail::level_classifier levels;
     std::array<char, output_read_bytes> buffer{};
   };
 
+  // Why the supervisor killed the current child, for the exit's log message.
+  enum class kill_reason { none, start_timeout, foreign_listener };
+
   // Spawning and its timers.
+  void log_config_conflicts();
   boost::system::error_code launch();
   void attach_descriptors(const detail::spawned_child& child);
-  void set_state(child_state state);
+  void set_state(child_state phase);
   void set_pid(pid_t pid);
 
   // Output.
@@ -99,23 +96,32 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   void on_output(output_pipe& pipe, std::uint64_t run, const boost::system::error_code& error,
                  std::size_t bytes);
   void close_output(output_pipe& pipe);
-  void log_output_line(std::string line);
+  void log_output_line(output_pipe& pipe, std::string line);
+  std::string format_output_tail() const;
 
   // Health.
   void schedule_health_check(std::uint64_t run);
   void on_health_timer(std::uint64_t run, const boost::system::error_code& error);
   void on_health_result(std::uint64_t run, unsigned status);
+  bool verify_listener();
   void on_start_deadline(std::uint64_t run, const boost::system::error_code& error);
+  void kill_starting_child(kill_reason reason);
+  void on_stable_timer(std::uint64_t run, const boost::system::error_code& error);
 
   // Exit, stop and restart.
   void wait_for_exit(std::uint64_t run);
   void on_exit_event(std::uint64_t run, const boost::system::error_code& error);
   void on_drain_timeout(std::uint64_t run, const boost::system::error_code& error);
   void finish_exit();
-  void log_unexpected_exit(std::chrono::milliseconds restart_delay);
+  void log_unexpected_exit(std::chrono::milliseconds restart_delay, bool entered_crash_loop);
+  bool record_crash();
+  void reset_crash_history();
   std::chrono::milliseconds take_restart_delay();
   void arm_restart_timer(std::chrono::milliseconds delay);
   void on_restart_timer(const boost::system::error_code& error);
+  void relaunch();
+  void on_launch_failed(const boost::system::error_code& launch_error);
+  void begin_stop(const char* action);
   void on_stop_timeout(std::uint64_t run, const boost::system::error_code& error);
   void cancel_start_checks();
   void post_stop_handlers();
@@ -124,19 +130,27 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   streamlit_options options_;
   std::string health_target_;
 
+  // What other threads read. state_ shows crash_loop where phase_ is starting or restarting
+  // during a crash loop.
   std::atomic<child_state> state_{child_state::stopped};
   std::atomic<std::uint16_t> port_{0};
   std::atomic<int> public_pid_{-1};
 
+  child_state phase_ = child_state::stopped;  // never crash_loop
   pid_t pid_ = -1;             // running child, which is also its process group id; -1 when none
   pid_t exited_pid_ = -1;      // the child whose exit is being finished, for log messages
   std::uint64_t run_ = 0;      // increases with every spawn and with kill_now
   bool exit_pending_ = false;  // reaped, waiting for the output pipes to drain
-  bool start_timed_out_ = false;
+  bool config_checked_ = false;
+  bool pass_empty_base_url_path_ = false;  // a Streamlit config sets a base path FluxLit clears
+  bool restart_requested_ = false;         // the current stop ends in a new start
+  bool crash_loop_ = false;
+  kill_reason kill_reason_ = kill_reason::none;
   std::string exit_description_;
   unsigned last_health_status_ = 0;
-  std::optional<std::chrono::steady_clock::time_point> ready_since_;
-  std::chrono::milliseconds restart_delay_ = first_restart_delay;
+  std::chrono::milliseconds restart_delay_;
+  std::chrono::milliseconds max_restart_delay_;
+  std::deque<std::chrono::steady_clock::time_point> crash_times_;  // within crash_loop_window
   std::deque<std::string> output_tail_;
   std::vector<std::function<void()>> stop_handlers_;
 
@@ -150,6 +164,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   boost::asio::steady_timer drain_timer_;
   boost::asio::steady_timer stop_timer_;
   boost::asio::steady_timer restart_timer_;
+  boost::asio::steady_timer stable_timer_;
 };
 
 }  // namespace fluxlit::supervisor

@@ -83,7 +83,7 @@ void supervisor_core::on_drain_timeout(std::uint64_t run, const error_code& erro
     std::vector<std::string> lines;
     pipe->splitter.finish(lines);
     for (std::string& line : lines) {
-      log_output_line(std::move(line));
+      log_output_line(*pipe, std::move(line));
     }
     close_output(*pipe);
   }
@@ -93,46 +93,86 @@ void supervisor_core::on_drain_timeout(std::uint64_t run, const error_code& erro
 void supervisor_core::finish_exit() {
   exit_pending_ = false;
 
-  if (state_ == child_state::stopping) {
+  if (phase_ == child_state::stopping) {
     stop_timer_.cancel();
+    if (restart_requested_) {
+      restart_requested_ = false;
+      supervisor_log()->info("Streamlit (pid {}) stopped with {}; starting it again", exited_pid_,
+                             exit_description_);
+      relaunch();
+      return;
+    }
     set_state(child_state::stopped);
     supervisor_log()->info("Streamlit (pid {}) stopped with {}", exited_pid_, exit_description_);
     post_stop_handlers();
     return;
   }
 
+  const bool entered_crash_loop = record_crash();
   const std::chrono::milliseconds delay = take_restart_delay();
-  log_unexpected_exit(delay);
+  log_unexpected_exit(delay, entered_crash_loop);
   set_state(child_state::restarting);
   arm_restart_timer(delay);
 }
 
-void supervisor_core::log_unexpected_exit(std::chrono::milliseconds restart_delay) {
-  std::string tail;
-  for (const std::string& line : output_tail_) {
-    tail += "\n  ";
-    tail += line;
-  }
-  if (tail.empty()) {
-    tail = " (none)";
+void supervisor_core::log_unexpected_exit(std::chrono::milliseconds restart_delay,
+                                          bool entered_crash_loop) {
+  const char* what = "exited unexpectedly with";
+  if (kill_reason_ == kill_reason::start_timeout) {
+    what = "was killed after the start timeout with";
+  } else if (kill_reason_ == kill_reason::foreign_listener) {
+    what = "was killed because another process listens on its port, with";
   }
 
-  const char* what =
-      start_timed_out_ ? "was killed after the start timeout with" : "exited unexpectedly with";
+  if (entered_crash_loop) {
+    supervisor_log()->error(
+        "Streamlit (pid {}) {} {}. After {} crashes within {} ms, Streamlit is in a crash "
+        "loop: FluxLit restarts it every {} ms until it stays ready for {} ms. Last {} output "
+        "lines:{}",
+        exited_pid_, what, exit_description_, crash_times_.size(),
+        options_.crash_loop_window.count(), restart_delay.count(),
+        options_.stable_ready_duration.count(), output_tail_.size(), format_output_tail());
+    return;
+  }
+  if (crash_loop_) {
+    // The error that started the crash loop showed the output, and repeating it every
+    // restart would flood the log.
+    supervisor_log()->info("Streamlit (pid {}) {} {} in a crash loop; restarting in {} ms",
+                           exited_pid_, what, exit_description_, restart_delay.count());
+    return;
+  }
   supervisor_log()->warn("Streamlit (pid {}) {} {}; restarting in {} ms. Last {} output lines:{}",
                          exited_pid_, what, exit_description_, restart_delay.count(),
-                         output_tail_.size(), tail);
+                         output_tail_.size(), format_output_tail());
+}
+
+bool supervisor_core::record_crash() {
+  const auto now = std::chrono::steady_clock::now();
+  crash_times_.push_back(now);
+  while (now - crash_times_.front() > options_.crash_loop_window ||
+         crash_times_.size() > options_.crash_loop_count) {
+    crash_times_.pop_front();
+  }
+  if (crash_loop_ || crash_times_.size() < options_.crash_loop_count) {
+    return false;
+  }
+  crash_loop_ = true;
+  return true;
+}
+
+void supervisor_core::reset_crash_history() {
+  crash_times_.clear();
+  crash_loop_ = false;
+  restart_delay_ = options_.restart_initial_delay;
 }
 
 std::chrono::milliseconds supervisor_core::take_restart_delay() {
-  const auto now = std::chrono::steady_clock::now();
-  if (ready_since_ && now - *ready_since_ >= stable_ready_duration) {
-    restart_delay_ = first_restart_delay;
+  if (crash_loop_) {
+    restart_delay_ = max_restart_delay_;
+    return max_restart_delay_;
   }
-  ready_since_.reset();
-
   const std::chrono::milliseconds delay = restart_delay_;
-  restart_delay_ = std::min(restart_delay_ * 2, max_restart_delay);
+  restart_delay_ = std::min(restart_delay_ * 2, max_restart_delay_);
   return delay;
 }
 
@@ -143,19 +183,68 @@ void supervisor_core::arm_restart_timer(std::chrono::milliseconds delay) {
 }
 
 void supervisor_core::on_restart_timer(const error_code& error) {
-  if (error || state_ != child_state::restarting) {
+  if (error || phase_ != child_state::restarting) {
     return;
   }
   if (error_code launch_error = launch()) {
-    const std::chrono::milliseconds delay = take_restart_delay();
-    supervisor_log()->error("Failed to restart Streamlit with '{}': {}; retrying in {} ms",
-                            options_.python, launch_error.message(), delay.count());
-    arm_restart_timer(delay);
+    on_launch_failed(launch_error);
   }
 }
 
+void supervisor_core::relaunch() {
+  reset_crash_history();
+  if (error_code launch_error = launch()) {
+    on_launch_failed(launch_error);
+  }
+}
+
+void supervisor_core::on_launch_failed(const error_code& launch_error) {
+  const bool entered_crash_loop = record_crash();
+  const std::chrono::milliseconds delay = take_restart_delay();
+  if (entered_crash_loop) {
+    supervisor_log()->error(
+        "Failed to restart Streamlit with '{}': {}. After {} crashes within {} ms, Streamlit is "
+        "in a crash loop: FluxLit retries every {} ms",
+        options_.python, launch_error.message(), crash_times_.size(),
+        options_.crash_loop_window.count(), delay.count());
+  } else if (crash_loop_) {
+    supervisor_log()->info("Failed to restart Streamlit with '{}' in a crash loop: {}; retrying in "
+                           "{} ms",
+                           options_.python, launch_error.message(), delay.count());
+  } else {
+    supervisor_log()->error("Failed to restart Streamlit with '{}': {}; retrying in {} ms",
+                            options_.python, launch_error.message(), delay.count());
+  }
+  set_state(child_state::restarting);
+  arm_restart_timer(delay);
+}
+
+void supervisor_core::restart() {
+  switch (phase_) {
+    case child_state::stopped:
+      log_config_conflicts();
+      relaunch();
+      return;
+    case child_state::restarting:
+      // Between runs: skip the rest of the backoff.
+      restart_timer_.cancel();
+      supervisor_log()->info("Restarting Streamlit now instead of after the backoff delay");
+      relaunch();
+      return;
+    case child_state::starting:
+    case child_state::ready:
+      restart_requested_ = true;
+      begin_stop("Restarting");
+      return;
+    case child_state::stopping:
+    case child_state::crash_loop:
+      break;
+  }
+  supervisor_log()->debug("Streamlit restart ignored: a stop is in progress");
+}
+
 void supervisor_core::async_stop(std::function<void()> done) {
-  if (state_ == child_state::stopped) {
+  if (phase_ == child_state::stopped) {
     if (done) {
       asio::post(executor_, std::move(done));
     }
@@ -164,12 +253,17 @@ void supervisor_core::async_stop(std::function<void()> done) {
   if (done) {
     stop_handlers_.push_back(std::move(done));
   }
-  if (state_ == child_state::stopping) {
+  restart_requested_ = false;
+  if (phase_ == child_state::stopping) {
     return;
   }
+  begin_stop("Stopping");
+}
 
+void supervisor_core::begin_stop(const char* action) {
   set_state(child_state::stopping);
   restart_timer_.cancel();
+  stable_timer_.cancel();
   cancel_start_checks();
 
   if (pid_ < 0) {
@@ -183,7 +277,7 @@ void supervisor_core::async_stop(std::function<void()> done) {
     return;
   }
 
-  supervisor_log()->info("Stopping Streamlit (pid {}): SIGTERM to its process group", pid_);
+  supervisor_log()->info("{} Streamlit (pid {}): SIGTERM to its process group", action, pid_);
   detail::signal_process_group(pid_, SIGTERM);
   stop_timer_.expires_after(options_.stop_timeout);
   stop_timer_.async_wait([self = shared_from_this(), run = run_](const error_code& error) {
@@ -192,7 +286,7 @@ void supervisor_core::async_stop(std::function<void()> done) {
 }
 
 void supervisor_core::on_stop_timeout(std::uint64_t run, const error_code& error) {
-  if (error || run != run_ || pid_ < 0 || state_ != child_state::stopping) {
+  if (error || run != run_ || pid_ < 0 || phase_ != child_state::stopping) {
     return;
   }
   supervisor_log()->warn(
@@ -205,7 +299,9 @@ void supervisor_core::on_stop_timeout(std::uint64_t run, const error_code& error
 void supervisor_core::kill_now(bool call_stop_handlers) {
   // A new run number turns every pending handler into a no-op.
   ++run_;
+  restart_requested_ = false;
   restart_timer_.cancel();
+  stable_timer_.cancel();
   stop_timer_.cancel();
   drain_timer_.cancel();
   exit_poll_timer_.cancel();

@@ -7,16 +7,19 @@ group is checked as well when the server has exited.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -31,7 +34,7 @@ HELLO_TARGET = f"{REPO_ROOT / 'examples' / 'hello' / 'app.py'}:app"
 LISTEN_TIMEOUT_SECONDS = 20.0
 # How long readiness (the Streamlit child passing its health check) may take after listening.
 READY_TIMEOUT_SECONDS = 20.0
-# How long the binary may take to exit after SIGTERM; the default drain is 20 s, and tests that
+# How long the binary may take to exit after SIGTERM. The default drain is 20 s, so tests that
 # stop a server with requests in flight set a shorter --shutdown-grace-ms.
 STOP_TIMEOUT_SECONDS = 30.0
 # How long processes of a stopped server may take to disappear before they count as left over.
@@ -39,6 +42,18 @@ LEFTOVER_GRACE_SECONDS = 2.0
 
 LISTENING_LINE = re.compile(r"^fluxlit listening on http://(?P<host>\S+):(?P<port>\d+)$")
 STREAMLIT_PID = re.compile(r"Started Streamlit \(pid (\d+)")
+
+
+def load_standin_assets() -> ModuleType:
+    """Load the stand-in's generator of static and media bytes, to compare proxied bodies."""
+    path = STANDIN_DIR / "streamlit" / "_assets.py"
+    spec = importlib.util.spec_from_file_location("standin_assets", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Dataclasses look their module up in sys.modules while the class is created.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def binary_path() -> str:
@@ -131,7 +146,7 @@ def descendants(root_pid: int) -> list[ProcessInfo]:
 
 
 def is_running(info: ProcessInfo | None) -> bool:
-    # A zombie has exited; only its parent's wait is missing.
+    # A zombie has already exited and only waits for its parent to reap it.
     return info is not None and info.state != "Z"
 
 
@@ -252,6 +267,10 @@ class Fluxlit:
         return self.stdout.snapshot()
 
     def wait_for_log(self, pattern: re.Pattern[str] | str, timeout: float = 10.0) -> str:
+        """Return the first stderr line that contains `pattern` or matches it as a regex.
+
+        The lines are raw JSON text, so quotes and line breaks of a message appear escaped.
+        """
         line = self.stderr.wait_for(pattern, timeout)
         assert line is not None, (
             f"no log line matching {pattern!r} within {timeout} s; stderr:\n{self.stderr_text()}"
@@ -259,7 +278,7 @@ class Fluxlit:
         return line
 
     def expect_error(self, substring: str) -> None:
-        """Allow log lines of level error or critical whose text contains `substring`."""
+        """Allow log lines of level error or critical whose message contains `substring`."""
         self.expected_errors.append(substring)
 
     def unexpected_errors(self) -> list[str]:
@@ -267,7 +286,7 @@ class Fluxlit:
         for line in self.log_lines():
             if line.level not in ("error", "critical"):
                 continue
-            if any(expected in line.text for expected in self.expected_errors):
+            if any(expected in line.message for expected in self.expected_errors):
                 continue
             found.append(line.text)
         return found
@@ -380,10 +399,10 @@ class Fluxlit:
     # HTTP
 
     def wait_ready(self, path: str | None = None, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-        """Poll the readiness endpoint until it answers 200."""
+        """Poll the readiness endpoint until it returns 200."""
         url = self.url(path or f"{self.api_prefix}/readyz")
         deadline = time.monotonic() + timeout
-        last = "no answer"
+        last = "no response"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
@@ -413,8 +432,13 @@ def spawn(
     cwd: str | os.PathLike[str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], LineCollector, LineCollector]:
     """Start the binary with `arguments` in a new session, with both pipes read by threads."""
+    binary = binary_path()
+    assert os.access(binary, os.X_OK), (
+        f"fluxlit binary not found or not executable at {binary}; build it with "
+        "`cmake --build --preset debug --target fluxlit` or set FLUXLIT_BINARY"
+    )
     process = subprocess.Popen(
-        [binary_path(), *arguments],
+        [binary, *arguments],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -446,8 +470,8 @@ class Launcher:
     ) -> Fluxlit:
         """Start `fluxlit <command> [target] [--port <port>] <extra...>` and wait until it listens.
 
-        `api_prefix` only tells the helper where the readiness endpoint is; pass the flag in
-        `extra` to change it. With `ready`, wait until readiness answers 200.
+        `api_prefix` only sets where the helper polls the readiness endpoint, so pass the flag
+        in `extra` to change the server's prefix. With `ready`, wait until readiness returns 200.
         """
         arguments = [command]
         if target is not None:

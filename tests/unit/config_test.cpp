@@ -133,10 +133,20 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "readiness_max_loop_lag_ms",
                                       "streamlit_start_timeout_ms",
                                       "streamlit_stop_timeout_ms",
-                                      "shutdown_grace_ms"}) {
+                                      "streamlit_restart_initial_delay_ms",
+                                      "streamlit_restart_max_delay_ms",
+                                      "streamlit_crash_loop_count",
+                                      "streamlit_crash_loop_window_ms",
+                                      "shutdown_grace_ms",
+                                      "pidfile",
+                                      "reload",
+                                      "reload_dirs",
+                                      "reload_includes",
+                                      "reload_excludes",
+                                      "reload_debounce_ms"}) {
     EXPECT_NE(find_key(name), nullptr) << name;
   }
-  EXPECT_EQ(keys().size(), 24u);
+  EXPECT_EQ(keys().size(), 35u);
   EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
 

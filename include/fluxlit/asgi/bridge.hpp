@@ -66,6 +66,10 @@ class bridge {
   void submit(std::shared_ptr<http_exchange> exchange);
   void submit(std::shared_ptr<websocket_exchange> exchange);
 
+  // Re-imports the target after a code change: in-flight requests finish with the old app (up
+  // to 5 s), new ones wait for the new app. Safe from any thread; returns at once.
+  void reload();
+
   // Runs the lifespan shutdown and stops the Python thread; blocks up to `timeout`.
   // Called from the main thread after the I/O threads stopped submitting.
   void stop(std::chrono::milliseconds timeout);

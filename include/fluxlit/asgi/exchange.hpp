@@ -159,12 +159,26 @@ class exchange_queues {
     return client_gone_;
   }
 
+  // True once the app asked for an event that had not arrived yet; the connection answers
+  // `Expect: 100-continue` only then.
+  bool io_receive_requested() const {
+    std::lock_guard lock(mutex_);
+    return receive_requested_;
+  }
+
  protected:
   // Returns the next queued event, or nothing; `ended` tells whether no event will come.
   std::optional<Inbound> pop_inbound(bool& ended) {
     std::unique_lock lock(mutex_);
     ended = client_gone_ || finished_;
-    if (inbound_.empty()) return std::nullopt;
+    if (inbound_.empty()) {
+      const bool first_request = !receive_requested_;
+      receive_requested_ = true;
+      auto notify = first_request ? notify_io_ : nullptr;
+      lock.unlock();
+      if (notify) notify();
+      return std::nullopt;
+    }
     auto event = std::move(inbound_.front());
     inbound_.pop_front();
     const bool was_full = inbound_bytes_ >= receive_high_water_bytes_;
@@ -199,6 +213,7 @@ class exchange_queues {
   bool client_gone_ = false;
   bool finished_ = false;
   bool python_waiting_ = false;
+  bool receive_requested_ = false;
   std::function<void()> notify_io_;
 };
 

@@ -38,10 +38,23 @@ struct settings {
   std::uint64_t upstream_max_idle_connections = 0;
   std::uint64_t asgi_send_high_water_bytes = 0;
   std::uint64_t asgi_receive_high_water_bytes = 0;
+  std::uint64_t asgi_websocket_max_message_bytes = 0;
   std::uint64_t readiness_max_loop_lag_ms = 0;
   std::uint64_t streamlit_start_timeout_ms = 0;
   std::uint64_t streamlit_stop_timeout_ms = 0;
+  std::uint64_t streamlit_restart_initial_delay_ms = 0;
+  std::uint64_t streamlit_restart_max_delay_ms = 0;
+  std::uint64_t streamlit_crash_loop_count = 0;
+  std::uint64_t streamlit_crash_loop_window_ms = 0;
   std::uint64_t shutdown_grace_ms = 0;
+
+  std::string pidfile;  // empty: no pid file
+
+  bool reload = false;
+  std::vector<std::string> reload_dirs;  // empty: the app directory
+  std::vector<std::string> reload_includes = {"*.py"};
+  std::vector<std::string> reload_excludes;
+  std::uint64_t reload_debounce_ms = 0;
 
   settings();
 };
@@ -90,6 +103,8 @@ struct loaded_settings {
   settings values;
   std::map<std::string, value_source, std::less<>> sources;
   std::vector<std::string> warnings;  // unknown keys, ignored files
+  // The stable code of each entry of `warnings`, at the same index ("W001"; see warnings.hpp).
+  std::vector<std::string> warning_codes;
   std::string file;                   // path of the configuration file read, or empty
 };
 

@@ -3,6 +3,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,15 +22,33 @@ struct streamlit_options {
   std::vector<std::pair<std::string, std::string>> environment;
   std::chrono::milliseconds start_timeout{60000};
   std::chrono::milliseconds stop_timeout{5000};
+
+  // Restart backoff: the first restart after a healthy run waits restart_initial_delay, and each
+  // further crash doubles the wait up to restart_max_delay (raised to the initial delay when it
+  // is smaller).
+  std::chrono::milliseconds restart_initial_delay{500};
+  std::chrono::milliseconds restart_max_delay{10000};
+  // crash_loop_count crashes within crash_loop_window put the supervisor in a crash loop. A
+  // crash is an unexpected exit, a kill after start_timeout, a listener owned by another
+  // process, or a failed spawn on restart.
+  std::size_t crash_loop_count = 5;
+  std::chrono::milliseconds crash_loop_window{60000};
+  // A child that stays ready this long counts as healthy again: the next crash waits
+  // restart_initial_delay, and a crash loop ends.
+  std::chrono::milliseconds stable_ready_duration{30000};
 };
 
-enum class child_state { starting, ready, restarting, stopping, stopped };
+// `crash_loop` replaces `starting` and `restarting` while the supervisor is in a crash loop. A
+// child that passes its health check in a crash loop is `ready` and takes traffic.
+enum class child_state { starting, ready, restarting, crash_loop, stopping, stopped };
 
 const char* to_string(child_state state);
 
 // Starts `python -m streamlit run ...` on a free loopback port in its own process group, logs
-// its output with source "streamlit", polls /_stcore/health until it answers 200, and restarts
-// it with backoff when it exits. All members are called on the executor's thread only, and that
+// its output with source "streamlit", polls /_stcore/health until it answers 200, checks that
+// the listener on the port belongs to the child, and restarts it with backoff when it exits.
+// After crash_loop_count crashes within crash_loop_window it logs one error and keeps retrying
+// every restart_max_delay. All members are called on the executor's thread only, and that
 // executor must run its handlers one at a time (an io_context run by one thread, or a strand).
 // Only state(), port(), pid() and ready() may also be called from other threads. Destroy the
 // supervisor before its io_context.
@@ -49,10 +68,17 @@ class streamlit_supervisor {
   streamlit_supervisor& operator=(const streamlit_supervisor&) = delete;
 
   // Picks a free port on 127.0.0.1 and spawns the child; health polling, output logging and
-  // restarts then run on the executor. Does nothing unless the state is `stopped`. Throws
-  // std::system_error when this spawn fails (for example, `python` not found); a spawn that
-  // fails on a later restart is logged and retried with backoff.
+  // restarts then run on the executor. Does nothing unless the state is `stopped`. The first
+  // start logs one warning for each Streamlit setting in a config.toml or STREAMLIT_* variable
+  // that FluxLit's command-line flags override. Throws std::system_error when this spawn fails
+  // (for example, `python` not found); a spawn that fails on a later restart is logged and
+  // retried with backoff.
   void start();
+
+  // Stops the running child like async_stop() and starts a new one at once, without backoff
+  // and without counting a crash; for a reload after files changed. Starts the child when none
+  // runs. async_stop() and kill_now() cancel a pending restart.
+  void restart();
 
   // Sends SIGTERM to the child's process group, then SIGKILL after stop_timeout, and calls
   // `done` once the child has been reaped. Calls `done` at once when no child runs. `done` is

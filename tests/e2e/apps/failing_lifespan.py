@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 STARTUP_FAILURE = "e2e-lifespan: database at db.invalid:5432 is unreachable"
 
+app = FastAPI()
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+
+# A startup handler, because FastAPI 0.92 accepts `FastAPI(lifespan=...)` but never runs it.
+@app.on_event("startup")
+async def connect_database() -> None:
     raise RuntimeError(STARTUP_FAILURE)
-    yield
-
-
-app = FastAPI(lifespan=lifespan)
 
 
 @app.get("/ping")

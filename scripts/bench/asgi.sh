@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Benchmarks FluxLit's API path against uvicorn serving the same FastAPI app, plus the app's
+# in-process ceiling. Servers run on CPU 0 and wrk on CPU 1, all on 127.0.0.1; a full run
+# takes about 6 minutes. Extra arguments go to asgi_bench.py: --rounds, --duration,
+# --connections, --ceiling-requests, --binary, --output FILE, --append FILE (for example
+# --append docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bash scripts/install-deps.sh --bench
+if [[ ! -x build/release/fluxlit ]]; then
+  bash scripts/build.sh release
+fi
+if (( $(nproc) < 2 )); then
+  echo "error: the benchmark needs 2 CPUs (servers on CPU 0, load on CPU 1); nproc is $(nproc)" >&2
+  exit 1
+fi
+# Ask for 65536 file descriptors; where the hard limit is lower, take the hard limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# The driver sleeps while wrk runs; keep it off the servers' CPU.
+exec taskset -c 1 /usr/bin/python3 scripts/bench/asgi_bench.py "$@"

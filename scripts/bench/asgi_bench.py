@@ -1,0 +1,355 @@
+"""Compare FluxLit's API path with uvicorn on the same FastAPI app, and with the in-process
+ceiling of that app.
+
+Both servers run at once, pinned to CPU 0, and wrk (one thread) loads one of them at a time
+from CPU 1. Each round runs every route against both servers, in an order that alternates
+between rounds so that drift of the machine hits both alike, and then runs ceiling.py on CPU 0.
+The report takes the median over the rounds. Run it through scripts/bench/asgi.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import benchlib
+from benchlib import PYTHON, Server
+
+sys.path.insert(0, str(benchlib.BENCH_DIR))
+import asgi_app  # noqa: E402
+
+API_PREFIX = "/api"
+WARMUP_SECONDS = 2
+FLUXLIT = "fluxlit"
+UVICORN = "uvicorn"
+
+# Targets for FluxLit, as ratios measured on a 2-core machine.
+TRIVIAL_THROUGHPUT_TARGET = 1.25
+LARGE_THROUGHPUT_TARGET = 1.7
+PYDANTIC_CEILING_TARGET = 0.97
+BRIDGE_COST_TARGET_US = 6.0
+PYDANTIC_PATHS = ("/items", "/echo")
+# CPU time of other processes during a run, as a share of one CPU, above which the run is
+# reported as skewed.
+OTHER_LOAD_WARNING = 0.05
+
+
+@dataclass
+class Sample:
+    requests_per_second: float
+    p50_us: int
+    p99_us: int
+    cpu_us_per_request: float
+    rss_bytes: int
+    load_cpu_fraction: float
+    other_load: float
+
+
+@dataclass
+class RouteResults:
+    samples: dict[str, list[Sample]] = field(default_factory=lambda: {FLUXLIT: [], UVICORN: []})
+    ceiling: list[dict] = field(default_factory=list)
+
+    def median(self, server: str, attribute: str) -> float:
+        return benchlib.median([getattr(sample, attribute) for sample in self.samples[server]])
+
+    def ceiling_median(self, key: str) -> float:
+        return benchlib.median([result[key] for result in self.ceiling])
+
+
+def server_environment() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FLUXLIT_", "STREAMLIT_")) and name != "VIRTUAL_ENV"
+    }
+
+
+def start_fluxlit(binary: Path, work_directory: Path) -> tuple[Server, str]:
+    target = f"{benchlib.BENCH_DIR / 'asgi_app.py'}:app"
+    server = Server(
+        FLUXLIT,
+        [str(binary), "run", "--no-ui", "--host", "127.0.0.1", "--port", "0",
+         "--log-level", "warning", "--python", PYTHON, target],
+        work_directory / "fluxlit.log",
+        environment=server_environment(),
+        working_directory=work_directory,
+    )
+    port = benchlib.wait_for_port_line(server)
+    base = f"http://127.0.0.1:{port}{API_PREFIX}"
+    benchlib.wait_for_http(f"{base}/readyz", server)
+    return server, base
+
+
+def start_uvicorn(work_directory: Path) -> tuple[Server, str]:
+    port = benchlib.free_port()
+    server = Server(
+        UVICORN,
+        [PYTHON, "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+         "--log-level", "warning", "--host", "127.0.0.1", "--port", str(port),
+         "--app-dir", str(benchlib.BENCH_DIR), "asgi_app:app"],
+        work_directory / "uvicorn.log",
+        environment=server_environment(),
+        working_directory=work_directory,
+    )
+    base = f"http://127.0.0.1:{port}"
+    benchlib.wait_for_http(f"{base}/trivial", server)
+    return server, base
+
+
+def check_same_responses(bases: dict[str, str], echo_body: bytes) -> None:
+    """Fail unless both servers return 200 and the same body on every route."""
+    for _, method, path, sends_body in asgi_app.ROUTES:
+        bodies = {}
+        for name, base in bases.items():
+            request = urllib.request.Request(
+                base + path,
+                data=echo_body if sends_body else None,
+                method=method,
+                headers={"Content-Type": "application/json"} if sends_body else {},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"{name} returned {response.status} for {method} {path}")
+                bodies[name] = response.read()
+        if len(set(bodies.values())) != 1:
+            raise RuntimeError(f"the servers return different bodies for {method} {path}")
+
+
+def measure_round(
+    server: Server, url: str, arguments: argparse.Namespace, body_file: Path | None
+) -> Sample:
+    server.check_alive()
+    cpu_before = benchlib.cpu_seconds(server.pid)
+    with benchlib.OtherLoad([server.pid]) as other_load:
+        result = benchlib.run_wrk(url, arguments.duration, arguments.connections, body_file)
+    cpu_after = benchlib.cpu_seconds(server.pid)
+    if other_load.cpu_fraction > OTHER_LOAD_WARNING:
+        print(f"warning: other processes used {other_load.cpu_fraction:.0%} of a CPU during "
+              f"the run against {server.name} at {url}; its numbers are skewed",
+              file=sys.stderr, flush=True)
+    if result.errors:
+        raise RuntimeError(f"wrk counted {result.errors} errors against {server.name} at {url}")
+    return Sample(
+        requests_per_second=result.requests_per_second,
+        p50_us=result.p50_us,
+        p99_us=result.p99_us,
+        cpu_us_per_request=(cpu_after - cpu_before) / result.requests * 1e6,
+        rss_bytes=benchlib.rss_bytes(server.pid),
+        load_cpu_fraction=result.load_cpu_fraction,
+        other_load=other_load.cpu_fraction,
+    )
+
+
+def run_ceiling(requests: int) -> list[dict]:
+    completed = subprocess.run(
+        ["taskset", "-c", benchlib.SERVER_CPU, PYTHON, str(benchlib.BENCH_DIR / "ceiling.py"),
+         "--requests", str(requests)],
+        capture_output=True, text=True, check=True,
+    )
+    return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+
+
+def status_text(met: bool, value: str) -> str:
+    return f"met ({value})" if met else f"missed ({value})"
+
+
+def build_report(
+    results: dict[str, RouteResults],
+    facts: dict,
+    arguments: argparse.Namespace,
+) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"### API: FluxLit and uvicorn ({stamp})",
+        "",
+        benchlib.facts_markdown(facts),
+        "",
+        f"Medians of {arguments.rounds} interleaved rounds of {arguments.duration} s per server "
+        f"and route, wrk with 1 thread and {arguments.connections} connections on CPU 1, "
+        "servers on CPU 0. CPU is the server process's user plus system time divided by the "
+        "requests served.",
+        "",
+    ]
+    rows = []
+    for label, _, path, _ in asgi_app.ROUTES:
+        route = results[path]
+        for server in (FLUXLIT, UVICORN):
+            rps = route.median(server, "requests_per_second")
+            p99 = route.median(server, "p99_us")
+            per_round = [sample.requests_per_second for sample in route.samples[server]]
+            rows.append([
+                label if server == FLUXLIT else "",
+                server,
+                f"{rps:,.0f}",
+                f"{min(per_round):,.0f}-{max(per_round):,.0f}",
+                benchlib.format_ms(route.median(server, "p50_us")),
+                benchlib.format_ms(p99),
+                f"{route.median(server, 'cpu_us_per_request'):.1f}",
+                f"{route.median(server, 'rss_bytes') / 2**20:.1f}",
+                benchlib.format_ratio(rps / route.median(UVICORN, "requests_per_second")),
+                benchlib.format_ratio(p99 / route.median(UVICORN, "p99_us")),
+            ])
+    lines.append(benchlib.markdown_table(
+        ["Route", "Server", "req/s", "req/s range", "p50 ms", "p99 ms", "CPU µs/req",
+         "RSS MiB", "req/s vs uvicorn", "p99 vs uvicorn"],
+        rows,
+    ))
+    lines += [
+        "",
+        f"In-process ceiling: ceiling.py calls the app through ASGI with no sockets, "
+        f"{arguments.ceiling_requests} requests per route in sequence on uvloop, on CPU 0. "
+        "Bridge cost is FluxLit's CPU per request minus the ceiling's, and the uvicorn column "
+        "is the same difference for uvicorn.",
+        "",
+    ]
+    rows = []
+    for label, _, path, _ in asgi_app.ROUTES:
+        route = results[path]
+        ceiling_rps = route.ceiling_median("requests_per_second")
+        ceiling_cpu = route.ceiling_median("cpu_us_per_request")
+        rows.append([
+            label,
+            f"{ceiling_rps:,.0f}",
+            f"{ceiling_cpu:.1f}",
+            benchlib.format_ratio(route.median(FLUXLIT, "requests_per_second") / ceiling_rps),
+            f"{route.median(FLUXLIT, 'cpu_us_per_request') - ceiling_cpu:.1f}",
+            f"{route.median(UVICORN, 'cpu_us_per_request') - ceiling_cpu:.1f}",
+        ])
+    lines.append(benchlib.markdown_table(
+        ["Route", "Ceiling req/s", "Ceiling CPU µs/req", "FluxLit vs ceiling",
+         "FluxLit bridge cost µs/req", "uvicorn server cost µs/req"],
+        rows,
+    ))
+    lines += ["", "Targets:", ""]
+    lines.append(benchlib.markdown_table(["Target", "Result"], target_rows(results)))
+    samples = [
+        sample
+        for route in results.values()
+        for server_samples in route.samples.values()
+        for sample in server_samples
+    ]
+    load = max(sample.load_cpu_fraction for sample in samples)
+    other = [sample.other_load for sample in samples]
+    lines += [
+        "",
+        f"Highest CPU use of wrk on CPU 1 in any run: {load:.0%}. CPU used by other processes "
+        f"during a run, as a share of one CPU: median {benchlib.median(other):.1%}, "
+        f"highest {max(other):.1%}.",
+    ]
+    return "\n".join(lines)
+
+
+def target_rows(results: dict[str, RouteResults]) -> list[list[str]]:
+    def throughput_ratio(path: str) -> float:
+        route = results[path]
+        return route.median(FLUXLIT, "requests_per_second") / route.median(
+            UVICORN, "requests_per_second"
+        )
+
+    rows = []
+    ratio = throughput_ratio("/trivial")
+    rows.append([f"trivial JSON req/s >= {TRIVIAL_THROUGHPUT_TARGET}x uvicorn",
+                 status_text(ratio >= TRIVIAL_THROUGHPUT_TARGET, benchlib.format_ratio(ratio))])
+    ratio = throughput_ratio("/large")
+    rows.append([f"100 KiB req/s >= {LARGE_THROUGHPUT_TARGET}x uvicorn",
+                 status_text(ratio >= LARGE_THROUGHPUT_TARGET, benchlib.format_ratio(ratio))])
+    for path in PYDANTIC_PATHS:
+        route = results[path]
+        ratio = route.median(FLUXLIT, "requests_per_second") / route.ceiling_median(
+            "requests_per_second"
+        )
+        rows.append([f"{path} req/s >= {PYDANTIC_CEILING_TARGET}x in-process ceiling",
+                     status_text(ratio >= PYDANTIC_CEILING_TARGET, benchlib.format_ratio(ratio))])
+    for _, _, path, _ in asgi_app.ROUTES:
+        route = results[path]
+        ratio = route.median(FLUXLIT, "p99_us") / route.median(UVICORN, "p99_us")
+        rows.append([f"{path} p99 <= uvicorn's",
+                     status_text(ratio <= 1.0, f"{benchlib.format_ratio(ratio)} of uvicorn's")])
+    for _, _, path, _ in asgi_app.ROUTES:
+        route = results[path]
+        cost = route.median(FLUXLIT, "cpu_us_per_request") - route.ceiling_median(
+            "cpu_us_per_request"
+        )
+        rows.append([f"{path} bridge cost <= {BRIDGE_COST_TARGET_US:.0f} µs/req",
+                     status_text(cost <= BRIDGE_COST_TARGET_US, f"{cost:.1f} µs")])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="FluxLit API path against uvicorn.")
+    parser.add_argument("--binary", type=Path,
+                        default=benchlib.REPO_ROOT / "build" / "release" / "fluxlit")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--ceiling-requests", type=int, default=20000,
+                        help="requests per route in each ceiling run")
+    parser.add_argument("--output", type=Path, help="also write the Markdown report here")
+    parser.add_argument("--append", type=Path, help="append the Markdown report to this file")
+    arguments = parser.parse_args()
+
+    facts = benchlib.machine_facts(
+        arguments.binary,
+        ["fastapi", "pydantic", "starlette", "uvicorn", "uvloop", "httptools"],
+        ["wrk"],
+    )
+    print(benchlib.facts_markdown(facts), flush=True)
+
+    results = {path: RouteResults() for _, _, path, _ in asgi_app.ROUTES}
+    with tempfile.TemporaryDirectory(prefix="fluxlit-bench-") as directory:
+        work_directory = Path(directory)
+        echo_body = asgi_app.make_echo_body()
+        body_file = work_directory / "echo.json"
+        body_file.write_bytes(echo_body)
+
+        servers: dict[str, tuple[Server, str]] = {}
+        try:
+            servers[FLUXLIT] = start_fluxlit(arguments.binary, work_directory)
+            servers[UVICORN] = start_uvicorn(work_directory)
+            check_same_responses({name: base for name, (_, base) in servers.items()}, echo_body)
+
+            for _, _, path, sends_body in asgi_app.ROUTES:
+                for server, base in servers.values():
+                    benchlib.run_wrk(base + path, WARMUP_SECONDS, arguments.connections,
+                                     body_file if sends_body else None)
+
+            order = [FLUXLIT, UVICORN]
+            for round_number in range(arguments.rounds):
+                for label, _, path, sends_body in asgi_app.ROUTES:
+                    for name in order:
+                        server, base = servers[name]
+                        sample = measure_round(server, base + path, arguments,
+                                               body_file if sends_body else None)
+                        results[path].samples[name].append(sample)
+                        print(f"round {round_number + 1} {label:<28} {name:<8} "
+                              f"{sample.requests_per_second:>9,.0f} req/s  "
+                              f"p50 {sample.p50_us / 1000:6.2f} ms  "
+                              f"p99 {sample.p99_us / 1000:6.2f} ms  "
+                              f"CPU {sample.cpu_us_per_request:6.1f} µs/req  "
+                              f"wrk CPU {sample.load_cpu_fraction:.0%}", flush=True)
+                    order.reverse()
+                for ceiling in run_ceiling(arguments.ceiling_requests):
+                    results[ceiling["path"]].ceiling.append(ceiling)
+                    print(f"round {round_number + 1} ceiling {ceiling['path']:<10} "
+                          f"{ceiling['requests_per_second']:>9,.0f} req/s  "
+                          f"CPU {ceiling['cpu_us_per_request']:6.1f} µs/req", flush=True)
+        finally:
+            for server, _ in servers.values():
+                server.stop()
+
+    print()
+    report = build_report(results, facts, arguments)
+    benchlib.write_report(report, arguments.output, arguments.append)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Paths outside /api, proxied to the Streamlit stand-in that fluxlit starts as a child."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import socket
+import time
+
+import httpx
+import pytest
+
+import harness
+
+MEBIBYTE = 1 << 20
+MEDIA_NAME = "clip-1048576.mp4"
+MEDIA_SIZE = 1048576
+# Tornado's XSRF cookie value: version 2, mask, masked token and timestamp.
+XSRF_COOKIE = re.compile(r"^(_xsrf|_streamlit_xsrf)=2\|[0-9a-f]{8}\|[0-9a-f]{32}\|\d+; Path=/$")
+
+ASSETS = harness.load_standin_assets()
+
+
+@pytest.fixture(scope="module")
+def server(hello: harness.Fluxlit) -> harness.Fluxlit:
+    return hello
+
+
+def read_response(sock: socket.socket) -> tuple[list[str], bytes]:
+    """Read one response head; return its lines and the bytes that arrived after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        assert piece, f"connection closed before the end of the response head: {data!r}"
+        data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1").split("\r\n"), rest
+
+
+def header_lines(lines: list[str], name: str) -> list[str]:
+    prefix = name.lower() + ":"
+    return [line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith(prefix)]
+
+
+def bundle_path(server: harness.Fluxlit) -> str:
+    page = httpx.get(server.url("/")).text
+    match = re.search(r'src="\./(static/js/main\.[0-9a-f]+\.js)"', page)
+    assert match is not None, page
+    return "/" + match.group(1)
+
+
+def test_root_page_is_proxied(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url("/"))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html"
+    assert "<title>Streamlit</title>" in response.text
+
+
+def test_unknown_path_gets_index(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url("/add"))
+    assert response.status_code == 200
+    assert "<title>Streamlit</title>" in response.text
+
+
+def test_head_root_has_no_body(server: harness.Fluxlit) -> None:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(f"HEAD / HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+        lines, rest = read_response(sock)
+        assert lines[0].startswith("HTTP/1.1 200 ")
+        assert rest == b""
+        sock.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            sock.recv(65536)
+
+
+def test_health_cookies_arrive_separately(server: harness.Fluxlit) -> None:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        request = f"GET /_stcore/health HTTP/1.1\r\nHost: {server.authority}\r\n\r\n"
+        sock.sendall(request.encode())
+        lines, _ = read_response(sock)
+    assert lines[0].startswith("HTTP/1.1 200 ")
+    cookies = header_lines(lines, "Set-Cookie")
+    assert len(cookies) == 2, lines
+    for cookie in cookies:
+        assert XSRF_COOKIE.match(cookie), cookie
+    names = sorted(cookie.split("=", 1)[0] for cookie in cookies)
+    assert names == ["_streamlit_xsrf", "_xsrf"]
+    values = {cookie.split(";", 1)[0].split("=", 1)[1] for cookie in cookies}
+    assert len(values) == 1, "the stand-in sets both cookies to the same token"
+
+
+def upload(client: httpx.Client, server: harness.Fluxlit, body: bytes, token: str) -> int:
+    response = client.put(
+        server.url("/_stcore/upload_file/s/f"),
+        content=body,
+        headers={"X-Xsrftoken": token, "Content-Type": "application/octet-stream"},
+        timeout=60,
+    )
+    return response.status_code
+
+
+def test_upload_with_matching_xsrf_token(server: harness.Fluxlit) -> None:
+    body = os.urandom(4096)
+    with httpx.Client() as client:
+        health = client.get(server.url("/_stcore/health"))
+        assert health.status_code == 200
+        token = client.cookies["_xsrf"]
+        assert upload(client, server, body, token) == 204
+    uploads = server.record()["uploads"]
+    assert uploads[-1]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_upload_with_wrong_xsrf_token(server: harness.Fluxlit) -> None:
+    with httpx.Client() as client:
+        client.get(server.url("/_stcore/health"))
+        wrong = "2|00000000|" + "0" * 32 + "|1700000000"
+        assert upload(client, server, b"payload", wrong) == 403
+
+
+def test_upload_of_five_mebibytes(server: harness.Fluxlit) -> None:
+    body = os.urandom(5 * MEBIBYTE)
+    with httpx.Client() as client:
+        client.get(server.url("/_stcore/health"))
+        assert upload(client, server, body, client.cookies["_xsrf"]) == 204
+    recorded = server.record()["uploads"][-1]
+    assert recorded["bytes"] == 5 * MEBIBYTE
+    assert recorded["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_media_range_answers_206(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url(f"/media/{MEDIA_NAME}"), headers={"Range": "bytes=100-199"})
+    assert response.status_code == 206
+    assert response.headers["content-range"] == f"bytes 100-199/{MEDIA_SIZE}"
+    expected = ASSETS.media_bytes(MEDIA_NAME, MEDIA_SIZE)[100:200]
+    assert response.content == expected
+
+
+def test_media_range_past_end_answers_416(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url(f"/media/{MEDIA_NAME}"), headers={"Range": "bytes=2000000-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{MEDIA_SIZE}"
+
+
+def test_media_whole_file_is_intact(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url(f"/media/{MEDIA_NAME}"), timeout=30)
+    assert response.status_code == 200
+    assert response.content == ASSETS.media_bytes(MEDIA_NAME, MEDIA_SIZE)
+
+
+def test_static_asset_revalidates_with_304(server: harness.Fluxlit) -> None:
+    path = bundle_path(server)
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        connection.request("GET", path)
+        first = connection.getresponse()
+        body = first.read()
+        assert first.status == 200
+        etag = first.getheader("ETag")
+        assert etag
+        assert len(body) == MEBIBYTE
+        assert connection.sock is not None
+        local_port = connection.sock.getsockname()[1]
+
+        connection.request("GET", path, headers={"If-None-Match": etag})
+        revalidated = connection.getresponse()
+        assert revalidated.status == 304
+        assert revalidated.read() == b""
+
+        # A body sent after the 304 would be read as the next status line and fail here.
+        connection.request("GET", "/api/users/1")
+        after = connection.getresponse()
+        after.read()
+        assert after.status == 200
+        assert connection.sock.getsockname()[1] == local_port
+    finally:
+        connection.close()
+
+
+def test_gzip_asset_passes_unchanged(server: harness.Fluxlit) -> None:
+    path = bundle_path(server)
+    response = httpx.get(server.url(path), headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert len(response.content) == MEBIBYTE
+    assert hashlib.sha256(response.content).hexdigest()[:8] in path
+
+
+def forwarded_headers(server: harness.Fluxlit, headers: dict[str, str]) -> dict[str, str]:
+    """Return the headers that reached the stand-in, with names in lower case."""
+    response = httpx.get(server.url("/_standin/headers"), headers=headers)
+    assert response.status_code == 200
+    return {name.lower(): value for name, value in response.json()["headers"]}
+
+
+def test_forwarded_for_is_peer_address(server: harness.Fluxlit) -> None:
+    seen = forwarded_headers(server, {})
+    assert seen.get("x-forwarded-for") == "127.0.0.1"
+
+
+def test_forwarded_for_appends_peer(server: harness.Fluxlit) -> None:
+    seen = forwarded_headers(server, {"X-Forwarded-For": "203.0.113.7"})
+    assert seen.get("x-forwarded-for") == "203.0.113.7, 127.0.0.1"
+
+
+def test_forwarded_proto_and_host_are_set(server: harness.Fluxlit) -> None:
+    seen = forwarded_headers(server, {})
+    assert seen.get("x-forwarded-proto") == "http"
+    assert seen.get("x-forwarded-host") == server.authority
+
+
+def test_request_id_on_ui_response(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url("/_stcore/host-config"))
+    assert response.status_code == 200
+    assert len(response.headers.get("x-request-id", "")) == 32
+
+
+def test_client_request_id_reaches_streamlit(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url("/_standin/headers"), headers={"X-Request-ID": "e2e-ui-19"})
+    assert response.headers.get("x-request-id") == "e2e-ui-19"
+    seen = {name.lower(): value for name, value in response.json()["headers"]}
+    assert seen.get("x-request-id") == "e2e-ui-19"
+
+
+def test_unsafe_request_id_is_replaced_upstream(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url("/_standin/headers"), headers={"X-Request-ID": "a b"})
+    returned = response.headers.get_list("x-request-id")
+    assert len(returned) == 1, returned
+    assert returned[0] != "a b"
+    seen = [value for name, value in response.json()["headers"] if name.lower() == "x-request-id"]
+    assert seen == returned
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: the UI proxy holds back a chunked response body from Streamlit until "
+    "it ends, so Server-Sent Events 300 ms apart all reach the client together",
+)
+def test_sse_events_arrive_one_by_one(server: harness.Fluxlit) -> None:
+    started = time.monotonic()
+    arrivals: list[float] = []
+    body = b""
+    with httpx.stream("GET", server.url("/_standin/sse?count=4&interval_ms=300"), timeout=20) as r:
+        assert r.status_code == 200
+        for piece in r.iter_raw():
+            arrivals.append(time.monotonic() - started)
+            body += piece
+    assert body.count(b"event: tick") == 4
+    # The events are 300 ms apart, so buffering would make them arrive together at the end.
+    assert arrivals[-1] - arrivals[0] > 0.6, arrivals
+
+
+def test_page_calls_api_through_gateway(server: harness.Fluxlit) -> None:
+    response = httpx.get(server.url("/_standin/run?page="), timeout=30)
+    assert response.status_code == 200
+    run = response.json()
+    assert run["error"] is None
+    tables = [call["args"][0] for call in run["calls"] if call["name"] == "dataframe"]
+    assert len(tables) == 1
+    assert "Ada Lovelace" in [user["name"] for user in tables[0]]
+
+
+def test_streamlit_child_gets_gateway_url(server: harness.Fluxlit) -> None:
+    environment = server.record()["env"]
+    assert environment.get("FLUXLIT_API_BASE_URL") == f"{server.base_url}/api"

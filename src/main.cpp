@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   int exit_status = 0;
   fluxlit::cli::add_serve_commands(app, exit_status);
   fluxlit::cli::add_version_command(app, exit_status);
+  fluxlit::cli::add_shutdown_command(app, exit_status);
   fluxlit::cli::add_config_command(app, exit_status);
   fluxlit::cli::add_doctor_command(app, exit_status);
   fluxlit::cli::add_pages_command(app, exit_status);

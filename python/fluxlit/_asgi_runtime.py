@@ -309,10 +309,14 @@ class _Runtime:
         try:
             await app(scope, receive, send)
         except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
-            logger.error(
-                "exception in ASGI app for %s %s\n%s",
+            # After the client went away, an exception is most likely the app noticing it
+            # (Starlette's ClientDisconnect): worth a warning, not an error.
+            gone = exchange.client_gone()
+            (logger.warning if gone else logger.error)(
+                "exception in ASGI app for %s %s%s\n%s",
                 scope.get("method", "WebSocket"),
                 scope["root_path"] + scope["path"],
+                " after the client went away" if gone else "",
                 traceback.format_exc().rstrip(),
             )
             exchange.finish(f"{type(error).__name__}: {error}")

@@ -9,7 +9,7 @@ that an import that crashes or hangs cannot take the command down:
 
 Each command prints one JSON object on stdout. Whatever the app prints while it is imported goes
 to stderr, so stdout stays parseable. Exit status: 0 when the command ran (validation problems
-are part of the JSON), 1 when the target could not be loaded (the JSON holds an "error" object),
+are part of the JSON), 1 when the target could not be loaded (the JSON contains an "error" object),
 2 for a usage error.
 """
 
@@ -37,7 +37,7 @@ _RUNNER_ARGUMENTS = 2
 
 
 class _LoadFailed(Exception):
-    """The target could not be loaded; `details` is the "error" object to print."""
+    """The target could not be loaded. `details` is the "error" object to print."""
 
     def __init__(self, details: dict[str, Any]) -> None:
         super().__init__(details["message"])
@@ -55,7 +55,7 @@ def build_manifest(app: FluxLit) -> dict[str, Any]:
 
 
 def describe_page(page: PageRecord) -> dict[str, Any]:
-    """Return the manifest entry of one page; "children" appears only when the page has some."""
+    """Return the manifest entry of one page, with "children" only when the page has some."""
     entry: dict[str, Any] = {
         "path": page.path,
         "title": page.title,

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks FluxLit's API path against uvicorn serving the same FastAPI app, plus the app's
-# in-process ceiling. Servers run on CPU 0 and wrk on CPU 1, all on 127.0.0.1; a full run
-# takes about 6 minutes. Extra arguments go to asgi_bench.py: --rounds, --duration,
-# --connections, --ceiling-requests, --binary, --output FILE, --append FILE (for example
-# --append docs/benchmarks.md).
+# in-process ceiling. Servers run on CPU 0 and wrk on CPU 1, all on 127.0.0.1. A full run
+# takes about 7 minutes plus the build. Extra arguments go to asgi_bench.py: --rounds,
+# --duration, --connections, --ceiling-requests, --binary, --output FILE, --append FILE (for
+# example --append docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 bash scripts/install-deps.sh --bench
-if [[ ! -x build/release/fluxlit ]]; then
+# Measure the current sources: rebuild the release binary (incremental) unless --binary
+# names another build.
+if [[ " $* " != *" --binary "* && " $* " != *" --binary="* ]]; then
   bash scripts/build.sh release
 fi
 if (( $(nproc) < 2 )); then

@@ -1,7 +1,7 @@
 """FastAPI app that the API benchmark serves with fluxlit and with uvicorn.
 
-The routes carry no prefix: fluxlit strips its API prefix (`/api`) from the path before the app
-sees it, so `/api/trivial` through fluxlit and `/trivial` through uvicorn reach the same route.
+The routes carry no prefix: fluxlit removes its API prefix (`/api`) from the ASGI `path`, so
+`/api/trivial` through fluxlit and `/trivial` through uvicorn reach the same route.
 """
 
 from __future__ import annotations

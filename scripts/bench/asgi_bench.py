@@ -57,12 +57,19 @@ class Sample:
 class RouteResults:
     samples: dict[str, list[Sample]] = field(default_factory=lambda: {FLUXLIT: [], UVICORN: []})
     ceiling: list[dict] = field(default_factory=list)
+    # The same ceiling run by an interpreter linked against libpython3.11.so, as fluxlit is.
+    shared_ceiling: list[dict] = field(default_factory=list)
 
     def median(self, server: str, attribute: str) -> float:
         return benchlib.median([getattr(sample, attribute) for sample in self.samples[server]])
 
     def ceiling_median(self, key: str) -> float:
         return benchlib.median([result[key] for result in self.ceiling])
+
+    def shared_ceiling_median(self, key: str) -> float | None:
+        if not self.shared_ceiling:
+            return None
+        return benchlib.median([result[key] for result in self.shared_ceiling])
 
 
 def server_environment() -> dict[str, str]:
@@ -149,13 +156,38 @@ def measure_round(
     )
 
 
-def run_ceiling(requests: int) -> list[dict]:
+def build_shared_python(work_directory: Path) -> Path | None:
+    """Compile python_shared.c against libpython3.11.so; return None when that fails."""
+    output = work_directory / "python-shared"
+    # The python3.11-config on PATH may belong to another build; Debian's matches PYTHON.
+    flags = subprocess.run(["/usr/bin/python3.11-config", "--includes"], capture_output=True,
+                           text=True)
     completed = subprocess.run(
-        ["taskset", "-c", benchlib.SERVER_CPU, PYTHON, str(benchlib.BENCH_DIR / "ceiling.py"),
-         "--requests", str(requests)],
+        ["gcc", "-O2", *flags.stdout.split(), str(benchlib.BENCH_DIR / "python_shared.c"),
+         "-o", str(output), "-lpython3.11"],
+        capture_output=True, text=True,
+    )
+    if flags.returncode != 0 or completed.returncode != 0:
+        print(f"warning: cannot build a shared-libpython interpreter, so the report has no "
+              f"libpython3.11.so ceiling:\n{flags.stderr}{completed.stderr}", file=sys.stderr)
+        return None
+    return output
+
+
+def run_ceiling(interpreter: Path | str, requests: int) -> list[dict]:
+    completed = subprocess.run(
+        ["taskset", "-c", benchlib.SERVER_CPU, str(interpreter),
+         str(benchlib.BENCH_DIR / "ceiling.py"), "--requests", str(requests)],
         capture_output=True, text=True, check=True,
     )
     return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+
+
+def shared_cost_text(route: RouteResults, ceiling_cpu: float) -> str:
+    shared_cpu = route.shared_ceiling_median("cpu_us_per_request")
+    if shared_cpu is None:
+        return "not measured"
+    return f"{shared_cpu:.1f} ({shared_cpu - ceiling_cpu:+.1f})"
 
 
 def status_text(met: bool, value: str) -> str:
@@ -178,7 +210,41 @@ def build_report(
         "servers on CPU 0. CPU is the server process's user plus system time divided by the "
         "requests served.",
         "",
+        server_table(results),
+        "",
+        f"In-process ceiling: ceiling.py calls the app through ASGI with no sockets, "
+        f"{arguments.ceiling_requests} requests per route in sequence on uvloop, on CPU 0. "
+        "Bridge cost is FluxLit's CPU per request minus the ceiling's, and the uvicorn column "
+        "is the same difference for uvicorn. Debian's /usr/bin/python3 links the interpreter "
+        "statically while fluxlit embeds libpython3.11.so. The last column therefore runs the "
+        "same ceiling under an interpreter linked against libpython3.11.so (python_shared.c), "
+        "and its extra CPU per request is part of FluxLit's bridge cost.",
+        "",
+        ceiling_table(results),
+        "",
+        "Targets:",
+        "",
+        benchlib.markdown_table(["Target", "Result"], target_rows(results)),
     ]
+
+    samples = [
+        sample
+        for route in results.values()
+        for server_samples in route.samples.values()
+        for sample in server_samples
+    ]
+    load = max(sample.load_cpu_fraction for sample in samples)
+    other = [sample.other_load for sample in samples]
+    lines += [
+        "",
+        f"Highest CPU use of wrk on CPU 1 in any run: {load:.0%}. CPU used by other processes "
+        f"during a run, as a share of one CPU: median {benchlib.median(other):.1%}, "
+        f"highest {max(other):.1%}.",
+    ]
+    return "\n".join(lines)
+
+
+def server_table(results: dict[str, RouteResults]) -> str:
     rows = []
     for label, _, path, _ in asgi_app.ROUTES:
         route = results[path]
@@ -198,19 +264,14 @@ def build_report(
                 benchlib.format_ratio(rps / route.median(UVICORN, "requests_per_second")),
                 benchlib.format_ratio(p99 / route.median(UVICORN, "p99_us")),
             ])
-    lines.append(benchlib.markdown_table(
+    return benchlib.markdown_table(
         ["Route", "Server", "req/s", "req/s range", "p50 ms", "p99 ms", "CPU µs/req",
          "RSS MiB", "req/s vs uvicorn", "p99 vs uvicorn"],
         rows,
-    ))
-    lines += [
-        "",
-        f"In-process ceiling: ceiling.py calls the app through ASGI with no sockets, "
-        f"{arguments.ceiling_requests} requests per route in sequence on uvloop, on CPU 0. "
-        "Bridge cost is FluxLit's CPU per request minus the ceiling's, and the uvicorn column "
-        "is the same difference for uvicorn.",
-        "",
-    ]
+    )
+
+
+def ceiling_table(results: dict[str, RouteResults]) -> str:
     rows = []
     for label, _, path, _ in asgi_app.ROUTES:
         route = results[path]
@@ -223,29 +284,14 @@ def build_report(
             benchlib.format_ratio(route.median(FLUXLIT, "requests_per_second") / ceiling_rps),
             f"{route.median(FLUXLIT, 'cpu_us_per_request') - ceiling_cpu:.1f}",
             f"{route.median(UVICORN, 'cpu_us_per_request') - ceiling_cpu:.1f}",
+            shared_cost_text(route, ceiling_cpu),
         ])
-    lines.append(benchlib.markdown_table(
+    return benchlib.markdown_table(
         ["Route", "Ceiling req/s", "Ceiling CPU µs/req", "FluxLit vs ceiling",
-         "FluxLit bridge cost µs/req", "uvicorn server cost µs/req"],
+         "FluxLit bridge cost µs/req", "uvicorn server cost µs/req",
+         "libpython3.11.so ceiling CPU µs/req (extra)"],
         rows,
-    ))
-    lines += ["", "Targets:", ""]
-    lines.append(benchlib.markdown_table(["Target", "Result"], target_rows(results)))
-    samples = [
-        sample
-        for route in results.values()
-        for server_samples in route.samples.values()
-        for sample in server_samples
-    ]
-    load = max(sample.load_cpu_fraction for sample in samples)
-    other = [sample.other_load for sample in samples]
-    lines += [
-        "",
-        f"Highest CPU use of wrk on CPU 1 in any run: {load:.0%}. CPU used by other processes "
-        f"during a run, as a share of one CPU: median {benchlib.median(other):.1%}, "
-        f"highest {max(other):.1%}.",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def target_rows(results: dict[str, RouteResults]) -> list[list[str]]:
@@ -296,6 +342,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="also write the Markdown report here")
     parser.add_argument("--append", type=Path, help="append the Markdown report to this file")
     arguments = parser.parse_args()
+    # The servers run in a temporary directory, so a relative path would not resolve there.
+    arguments.binary = arguments.binary.resolve()
 
     facts = benchlib.machine_facts(
         arguments.binary,
@@ -311,6 +359,7 @@ def main() -> None:
         body_file = work_directory / "echo.json"
         body_file.write_bytes(echo_body)
 
+        shared_python = build_shared_python(work_directory)
         servers: dict[str, tuple[Server, str]] = {}
         try:
             servers[FLUXLIT] = start_fluxlit(arguments.binary, work_directory)
@@ -337,10 +386,17 @@ def main() -> None:
                               f"CPU {sample.cpu_us_per_request:6.1f} µs/req  "
                               f"wrk CPU {sample.load_cpu_fraction:.0%}", flush=True)
                     order.reverse()
-                for ceiling in run_ceiling(arguments.ceiling_requests):
+                for ceiling in run_ceiling(PYTHON, arguments.ceiling_requests):
                     results[ceiling["path"]].ceiling.append(ceiling)
                     print(f"round {round_number + 1} ceiling {ceiling['path']:<10} "
                           f"{ceiling['requests_per_second']:>9,.0f} req/s  "
+                          f"CPU {ceiling['cpu_us_per_request']:6.1f} µs/req", flush=True)
+                if shared_python is None:
+                    continue
+                for ceiling in run_ceiling(shared_python, arguments.ceiling_requests):
+                    results[ceiling["path"]].shared_ceiling.append(ceiling)
+                    print(f"round {round_number + 1} ceiling on libpython3.11.so "
+                          f"{ceiling['path']:<10} {ceiling['requests_per_second']:>9,.0f} req/s  "
                           f"CPU {ceiling['cpu_us_per_request']:6.1f} µs/req", flush=True)
         finally:
             for server, _ in servers.values():

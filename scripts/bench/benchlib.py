@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -195,8 +196,8 @@ class OtherLoad:
     @staticmethod
     def _own_seconds() -> float:
         total = 0.0
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-            usage = resource.getrusage(who)
+        for scope in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(scope)
             total += usage.ru_utime + usage.ru_stime
         return total
 
@@ -241,6 +242,7 @@ def run_wrk(
     """Run one wrk thread on the load CPU against `url` and parse the script's result line."""
     environment = dict(os.environ)
     environment["BENCH_POST_BODY_FILE"] = str(post_body_file) if post_body_file else ""
+
     command = [
         "taskset", "-c", LOAD_CPU, "wrk",
         "-t1", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s",
@@ -255,6 +257,7 @@ def run_wrk(
     load_cpu = (usage_after.ru_utime + usage_after.ru_stime) - (
         usage_before.ru_utime + usage_before.ru_stime
     )
+
     match = re.search(r"^WRK_RESULT (.*)$", completed.stdout, re.MULTILINE)
     if completed.returncode != 0 or match is None:
         raise RuntimeError(
@@ -303,20 +306,25 @@ def _python_versions(modules: Sequence[str]) -> str:
     return ", ".join(f"{name} {version}" for name, version in found.items())
 
 
-def machine_facts(fluxlit_binary: Path, python_modules: Sequence[str], tools: Sequence[str]) -> dict:
+def machine_facts(
+    fluxlit_binary: Path, python_modules: Sequence[str], tools: Sequence[str]
+) -> dict:
     """Collect the CPU model, core count, kernel and the versions of every program measured."""
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
+    binary_time = datetime.fromtimestamp(fluxlit_binary.stat().st_mtime, timezone.utc)
+    binary_time = binary_time.strftime("%Y-%m-%d %H:%M")
     facts = {
         "CPU": model,
         "Cores": str(os.cpu_count()),
         "Memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
         "Kernel": platform.release(),
-        "Source": _first_line(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"]),
+        "Checkout": _first_line(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"]),
         "FluxLit": _first_line([str(fluxlit_binary), "version"]),
+        "Binary": f"{fluxlit_binary}, modified {binary_time} UTC",
         "Python packages": _python_versions(python_modules),
     }
     tool_commands = {"wrk": ["wrk", "-v"], "nginx": ["nginx", "-v"]}

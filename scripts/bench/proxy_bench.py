@@ -284,55 +284,22 @@ def build_report(
         f"Medians of {arguments.rounds} interleaved rounds of {arguments.duration} s per path "
         f"and test. HTTP: wrk with 1 thread and {arguments.connections} connections. "
         f"WebSocket: {arguments.ws_connections} connections, each sending a 1 KiB binary "
-        "message and waiting for its echo before the next. Load on CPU 1; the upstream and "
-        "the gateway share CPU 0. Gateway CPU is the FluxLit process's or the nginx worker's "
-        "user plus system time per request or message.",
+        "message and waiting for its echo before the next. Load runs on CPU 1, and the "
+        "upstream and the gateway share CPU 0. Gateway CPU is the FluxLit process's or the "
+        "nginx worker's user plus system time per request or round trip.",
         "",
-    ]
-    rows = []
-    for test in tests.values():
-        for path in PATHS:
-            rate = test.median(path, "rate")
-            p99 = test.median(path, "p99_us")
-            cpu = [sample.gateway_cpu_us for sample in test.samples[path]]
-            rows.append([
-                test.label if path == DIRECT else "",
-                path,
-                f"{rate:,.0f} {test.unit}",
-                benchlib.format_ms(test.median(path, "p50_us")),
-                benchlib.format_ms(p99),
-                f"{benchlib.median(cpu):.1f}" if cpu[0] is not None else "",
-                ratio_text(rate, test.median(DIRECT, "rate")),
-                ratio_text(rate, test.median(NGINX, "rate")),
-                ratio_text(p99, test.median(NGINX, "p99_us")),
-            ])
-    lines.append(benchlib.markdown_table(
-        ["Test", "Path", "Rate", "p50 ms", "p99 ms", "Gateway CPU µs", "Rate vs direct",
-         "Rate vs nginx", "p99 vs nginx"],
-        rows,
-    ))
-    lines += [
+        rate_table(tests),
         "",
         f"Idle WebSockets: {arguments.idle_connections} opened through each gateway before any "
         "load, RSS read after a 3 s settle.",
         "",
+        memory_table(memory, arguments.idle_connections),
+        "",
+        "Targets:",
+        "",
+        benchlib.markdown_table(["Target", "Result"], target_rows(tests, memory)),
     ]
-    rows = []
-    for name in GATEWAYS:
-        result = memory[name]
-        rows.append([
-            name,
-            f"{result['rss_idle'] / 2**20:.1f}",
-            f"{result['rss_with_connections'] / 2**20:.1f}",
-            f"{result['bytes_per_connection']:,.0f}",
-        ])
-    lines.append(benchlib.markdown_table(
-        ["Gateway", "RSS idle MiB", f"RSS with {arguments.idle_connections} MiB",
-         "Bytes per WebSocket"],
-        rows,
-    ))
-    lines += ["", "Targets:", ""]
-    lines.append(benchlib.markdown_table(["Target", "Result"], target_rows(tests, memory)))
+
     highest_wrk = max(
         sample.load_cpu_fraction
         for key, test in tests.items() if key != "websocket"
@@ -353,6 +320,47 @@ def build_report(
         f"CPU: median {benchlib.median(other):.1%}, highest {max(other):.1%}.",
     ]
     return "\n".join(lines)
+
+
+def rate_table(tests: dict[str, TestResults]) -> str:
+    rows = []
+    for test in tests.values():
+        for path in PATHS:
+            rate = test.median(path, "rate")
+            p99 = test.median(path, "p99_us")
+            cpu = [sample.gateway_cpu_us for sample in test.samples[path]]
+            rows.append([
+                test.label if path == DIRECT else "",
+                path,
+                f"{rate:,.0f} {test.unit}",
+                benchlib.format_ms(test.median(path, "p50_us")),
+                benchlib.format_ms(p99),
+                f"{benchlib.median(cpu):.1f}" if cpu[0] is not None else "",
+                ratio_text(rate, test.median(DIRECT, "rate")),
+                ratio_text(rate, test.median(NGINX, "rate")),
+                ratio_text(p99, test.median(NGINX, "p99_us")),
+            ])
+    return benchlib.markdown_table(
+        ["Test", "Path", "Rate", "p50 ms", "p99 ms", "Gateway CPU µs", "Rate vs direct",
+         "Rate vs nginx", "p99 vs nginx"],
+        rows,
+    )
+
+
+def memory_table(memory: dict[str, dict], idle_connections: int) -> str:
+    rows = []
+    for name in GATEWAYS:
+        result = memory[name]
+        rows.append([
+            name,
+            f"{result['rss_idle'] / 2**20:.1f}",
+            f"{result['rss_with_connections'] / 2**20:.1f}",
+            f"{result['bytes_per_connection']:,.0f}",
+        ])
+    return benchlib.markdown_table(
+        ["Gateway", "RSS idle MiB", f"RSS with {idle_connections} MiB", "Bytes per WebSocket"],
+        rows,
+    )
 
 
 def target_rows(tests: dict[str, TestResults], memory: dict[str, dict]) -> list[list[str]]:
@@ -387,6 +395,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="also write the Markdown report here")
     parser.add_argument("--append", type=Path, help="append the Markdown report to this file")
     arguments = parser.parse_args()
+    # The servers run in a temporary directory, so a relative path would not resolve there.
+    arguments.binary = arguments.binary.resolve()
 
     facts = benchlib.machine_facts(arguments.binary, ["tornado", "websockets", "uvloop"],
                                    ["wrk", "nginx"])

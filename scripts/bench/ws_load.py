@@ -2,8 +2,8 @@
 
 `load` opens CONNECTIONS WebSockets and on each one sends a binary message, waits for its echo
 and sends the next, for DURATION seconds. It prints one JSON line: messages echoed per second,
-round-trip p50 and p99 in microseconds, and the share of one CPU that this client used, so a
-saturated client can be told from a slow server.
+round-trip p50 and p99 in microseconds, and the share of one CPU that this client used, which
+shows whether the client or the server is the limit.
 
 `idle` opens CONNECTIONS WebSockets, prints one JSON line once all are open, keeps them open
 until a line arrives on standard input, then closes them.
@@ -42,8 +42,8 @@ async def open_connection(url: str, max_size: int) -> websockets.WebSocketClient
 async def open_connections(url: str, count: int, max_size: int) -> list:
     sockets = []
     for start in range(0, count, OPEN_BATCH):
-        batch = [open_connection(url, max_size) for _ in range(start, min(count, start + OPEN_BATCH))]
-        sockets += await asyncio.gather(*batch)
+        size = min(OPEN_BATCH, count - start)
+        sockets += await asyncio.gather(*(open_connection(url, max_size) for _ in range(size)))
     for socket in sockets:
         if socket.subprotocol != SUBPROTOCOL:
             raise RuntimeError(f"the server chose subprotocol {socket.subprotocol!r}")

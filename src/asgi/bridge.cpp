@@ -2,11 +2,10 @@
 // event-loop side (python/fluxlit/_asgi_runtime.py) calls into.
 #include "fluxlit/asgi/bridge.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <pybind11/embed.h>
 #include <pybind11/stl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -191,8 +190,7 @@ void initialise_interpreter(const bridge_options& options) {
 
   const auto& info = options.interpreter;
   try {
-    check_status(PyConfig_SetString(&config, &config.program_name,
-                                    widen(info.executable).c_str()),
+    check_status(PyConfig_SetString(&config, &config.program_name, widen(info.executable).c_str()),
                  "program name");
     check_status(PyConfig_SetString(&config, &config.executable, widen(info.executable).c_str()),
                  "executable");
@@ -201,9 +199,9 @@ void initialise_interpreter(const bridge_options& options) {
                  "exec_prefix");
     check_status(PyConfig_SetString(&config, &config.base_prefix, widen(info.base_prefix).c_str()),
                  "base_prefix");
-    check_status(PyConfig_SetString(&config, &config.base_exec_prefix,
-                                    widen(info.base_exec_prefix).c_str()),
-                 "base_exec_prefix");
+    check_status(
+        PyConfig_SetString(&config, &config.base_exec_prefix, widen(info.base_exec_prefix).c_str()),
+        "base_exec_prefix");
 
     std::vector<std::string> search_path{options.app_directory, python_package_directory()};
     search_path.insert(search_path.end(), info.path.begin(), info.path.end());
@@ -314,10 +312,16 @@ void bridge::stop(std::chrono::milliseconds timeout) {
   impl_->thread_.join();
 }
 
-void bridge::reload() { impl_->push({handoff_kind::reload, std::monostate{}}); }
+void bridge::reload() {
+  impl_->push({handoff_kind::reload, std::monostate{}});
+}
 
-std::chrono::milliseconds bridge::loop_lag() const { return impl_->lag(); }
+std::chrono::milliseconds bridge::loop_lag() const {
+  return impl_->lag();
+}
 
-bool bridge::running() const { return impl_->running_; }
+bool bridge::running() const {
+  return impl_->running_;
+}
 
 }  // namespace fluxlit::asgi

@@ -104,8 +104,8 @@ void fill_common_scope(py::dict& scope, const http_request_head& head) {
 
   py::list headers(head.headers.size());
   for (std::size_t i = 0; i < head.headers.size(); ++i) {
-    headers[i] = py::make_tuple(py::bytes(head.headers[i].first),
-                                py::bytes(head.headers[i].second));
+    headers[i] =
+        py::make_tuple(py::bytes(head.headers[i].first), py::bytes(head.headers[i].second));
   }
   scope[n.headers] = headers;
   scope[n.client] = py::make_tuple(head.client_host, head.client_port);
@@ -155,7 +155,8 @@ response_start response_sequence::parse_start(const py::dict& message, const cha
   }
   response_start start;
   start.status = static_cast<int>(status);
-  if (message.contains(n.headers)) start.headers = parse_headers(message[n.headers], &content_length_);
+  if (message.contains(n.headers))
+    start.headers = parse_headers(message[n.headers], &content_length_);
   started_ = true;
   return start;
 }
@@ -356,6 +357,7 @@ void register_python_exchanges(py::module_& module) {
       .def("send", &python_exchange::send)
       .def("must_wait", &python_exchange::must_wait)
       .def("set_waiting", &python_exchange::set_waiting)
+      .def("client_gone", &python_exchange::client_gone)
       .def("finish", &python_exchange::finish);
 
   py::class_<python_websocket_exchange, std::shared_ptr<python_websocket_exchange>>(
@@ -365,6 +367,7 @@ void register_python_exchanges(py::module_& module) {
       .def("send", &python_websocket_exchange::send)
       .def("must_wait", &python_websocket_exchange::must_wait)
       .def("set_waiting", &python_websocket_exchange::set_waiting)
+      .def("client_gone", &python_websocket_exchange::client_gone)
       .def("finish", &python_websocket_exchange::finish);
 }
 

@@ -48,6 +48,7 @@ class python_exchange {
 
   bool must_wait() const { return shared_->py_must_wait_for_drain(); }
   void set_waiting(bool waiting) { shared_->py_set_waiting(waiting); }
+  bool client_gone() const { return shared_->py_client_gone(); }
 
   // Ends the exchange after the app returned or raised; `error` is empty when it returned.
   void finish(const std::string& error);
@@ -69,6 +70,7 @@ class python_websocket_exchange {
   bool send(const pybind11::dict& message);
   bool must_wait() const { return shared_->py_must_wait_for_drain(); }
   void set_waiting(bool waiting) { shared_->py_set_waiting(waiting); }
+  bool client_gone() const { return shared_->py_client_gone(); }
   void finish(const std::string& error);
 
  private:

@@ -16,6 +16,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view build_footer =
+    "The Dockerfile is a multi-stage build: FluxLit (copied, or compiled from --fluxlit-dir),\n"
+    "the project's files, and a debian:bookworm-slim runtime with a virtual environment that\n"
+    "holds FastAPI and Streamlit, running `fluxlit run --host 0.0.0.0` as an unprivileged user.\n"
+    "Without --fluxlit-dir, this binary and its Python package are copied into .fluxlit/.\n"
+    "Docker itself is not run.\n\n"
     "Exit status: 0 when the files were written, 1 when Dockerfile or .dockerignore exists\n"
     "without --force or a file cannot be written, 2 for a usage error, an invalid setting or an\n"
     "invalid --fluxlit-dir.";
@@ -86,22 +91,19 @@ int run_build(const build_options& options) {
 
 void add_build_command(CLI::App& app, int& exit_status) {
   auto* command = app.add_subcommand(
-      "build",
-      "Write a Dockerfile and .dockerignore for the project in the working directory: a "
-      "multi-stage build whose runtime stage is debian:bookworm-slim with a virtual "
-      "environment holding FastAPI and Streamlit, running `fluxlit run --host 0.0.0.0` as an "
-      "unprivileged user. Without --fluxlit-dir, this binary and its Python package are copied "
-      "into .fluxlit/ for the image.");
+      "build", "Write a Dockerfile and .dockerignore for the project in the working directory.");
   command->footer(std::string(build_footer));
   auto options = std::make_shared<build_options>();
   add_target_argument(*command, options->given);
-  command->add_option("--fluxlit-dir", options->fluxlit_directory,
-                      "A FluxLit source checkout to compile in the image's build stage instead "
-                      "of copying this binary. Inside the project it is part of the build "
-                      "context; elsewhere the Dockerfile names it as the build context "
-                      "fluxlit-source.")
+  command
+      ->add_option("--fluxlit-dir", options->fluxlit_directory,
+                   "A FluxLit source checkout to compile in the image's build stage instead "
+                   "of copying this binary. Inside the project it is part of the build "
+                   "context; elsewhere the Dockerfile names it as the build context "
+                   "fluxlit-source.")
       ->type_name("PATH");
-  command->add_flag("--force", options->force, "Overwrite an existing Dockerfile and .dockerignore.");
+  command->add_flag("--force", options->force,
+                    "Overwrite an existing Dockerfile and .dockerignore.");
   command->callback([options, &exit_status] { exit_status = run_build(*options); });
 }
 

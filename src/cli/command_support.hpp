@@ -25,7 +25,7 @@ std::map<std::string, std::string> fluxlit_environment();
 // file in the working directory, then validates them. Throws config::config_error.
 config::loaded_settings load_checked_settings(const config::cli_values& given);
 
-// Returns true when `flag` is set or FLUXLIT_STRICT holds a true boolean ("1", "true", "yes",
+// Returns true when `flag` is set or FLUXLIT_STRICT is a true boolean ("1", "true", "yes",
 // "on"). Throws config::config_error when FLUXLIT_STRICT is not a boolean.
 bool strict_requested(bool flag);
 

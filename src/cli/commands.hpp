@@ -11,6 +11,9 @@ void add_serve_commands(CLI::App& app, int& exit_status);
 
 void add_version_command(CLI::App& app, int& exit_status);
 
+// `shutdown`: SIGTERM (and with --force, SIGKILL) to the server named by a pid file.
+void add_shutdown_command(CLI::App& app, int& exit_status);
+
 // `config`: the resolved settings, their sources, derived values and coded warnings.
 void add_config_command(CLI::App& app, int& exit_status);
 

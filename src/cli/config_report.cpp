@@ -154,8 +154,7 @@ configuration_report make_configuration_report(const config::loaded_settings& lo
     report.settings.push_back(std::move(setting));
   }
   report.derived = derive_values(loaded.values);
-  report.warnings =
-      config::collect_warnings(loaded, std::filesystem::current_path().string());
+  report.warnings = config::collect_warnings(loaded, std::filesystem::current_path().string());
   return report;
 }
 

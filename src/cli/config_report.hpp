@@ -21,8 +21,8 @@ struct reported_setting {
 
 struct derived_value {
   std::string name;
-  nlohmann::ordered_json value;      // a string, or null when it cannot be worked out
-  std::string unavailable_reason;    // why the value is null
+  nlohmann::ordered_json value;    // a string, or null when it cannot be worked out
+  std::string unavailable_reason;  // why the value is null
 };
 
 struct configuration_report {

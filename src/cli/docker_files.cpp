@@ -13,11 +13,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The name of the build context that holds a checkout outside the project directory.
+// The name of the build context that contains a checkout outside the project directory.
 constexpr std::string_view source_context = "fluxlit-source";
 
-// Where the copied binary and package go, in the layout `cmake --install` produces, so that
-// the binary finds the package at ../share/fluxlit/python.
+// Paths of the copied binary and package, in the layout that `cmake --install` produces, so
+// that the binary finds the package at ../share/fluxlit/python.
 constexpr std::string_view copied_binary = ".fluxlit/bin/fluxlit";
 constexpr std::string_view copied_package = ".fluxlit/share/fluxlit/python/fluxlit";
 
@@ -34,14 +34,19 @@ std::string header(const docker_options& options) {
   const std::string port = std::to_string(options.port == 0 ? 8000 : options.port);
   return "# syntax=docker/dockerfile:1\n"
          "# Written by `fluxlit build`. Build and run the image from this directory:\n"
-         "#   " + build + " -t " + options.image_name + " .\n"
-         "#   docker run --init -p " + port + ":" + port + " " + options.image_name + "\n"
+         "#   " +
+         build + " -t " + options.image_name +
+         " .\n"
+         "#   docker run --init -p " +
+         port + ":" + port + " " + options.image_name +
+         "\n"
          "# --init gives the container an init process that reaps orphaned processes, because\n"
          "# FluxLit reaps only its Streamlit child.\n";
 }
 
 std::string copied_fluxlit_stage() {
-  return "\n# Stage 1: the fluxlit binary and its Python package, which `fluxlit build` copied into\n"
+  return "\n# Stage 1: the fluxlit binary and its Python package, which `fluxlit build` copied "
+         "into\n"
          "# .fluxlit/. The binary links the shared libraries of Debian bookworm, so it must be a\n"
          "# bookworm build, like the runtime stage below. Run `fluxlit build --force` again after\n"
          "# upgrading FluxLit.\n"
@@ -61,10 +66,9 @@ std::string copy_from_checkout(const docker_options& options, const std::string&
 
 std::string compiled_fluxlit_stage(const docker_options& options) {
   const std::string relative = checkout_in_context(options);
-  const std::string origin = relative.empty()
-                                 ? "the build context " + std::string(source_context) + " (" +
-                                       options.fluxlit_checkout + ")"
-                                 : relative + "/";
+  const std::string origin = relative.empty() ? "the build context " + std::string(source_context) +
+                                                    " (" + options.fluxlit_checkout + ")"
+                                              : relative + "/";
   return "\n# Stage 1: compile FluxLit from the checkout in " + origin + ".\n" +
          "FROM debian:bookworm AS fluxlit\n"
          "WORKDIR /src\n" +
@@ -76,7 +80,8 @@ std::string compiled_fluxlit_stage(const docker_options& options) {
 }
 
 std::string app_stage() {
-  return "\n# Stage 2: the project's files without the build files, which the image does not need.\n"
+  return "\n# Stage 2: the project's files without the build files, which the image does not "
+         "need.\n"
          "FROM debian:bookworm-slim AS app\n"
          "COPY . /app\n"
          "RUN rm -rf /app/.fluxlit /app/Dockerfile /app/.dockerignore\n";
@@ -87,7 +92,9 @@ std::string runtime_stage(const docker_options& options) {
       "\n# Stage 3: the image that runs the app as an unprivileged user.\n"
       "FROM debian:bookworm-slim\n"
       "RUN apt-get update \\\n"
-      " && apt-get install -y --no-install-recommends " + std::string(runtime_packages) + " \\\n"
+      " && apt-get install -y --no-install-recommends " +
+      std::string(runtime_packages) +
+      " \\\n"
       " && rm -rf /var/lib/apt/lists/*\n"
       "# FastAPI and Streamlit come from the Python package index into a virtual environment.\n"
       "# FluxLit finds it through VIRTUAL_ENV and embeds its Python 3.11, the version it links.\n"
@@ -95,14 +102,16 @@ std::string runtime_stage(const docker_options& options) {
       "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\n"
       "RUN pip install --no-cache-dir \"fastapi>=0.90\" \"streamlit>=1.36\" httpx\n";
   if (options.has_requirements) {
-    text += "COPY requirements.txt /tmp/requirements.txt\n"
-            "RUN pip install --no-cache-dir -r /tmp/requirements.txt\n";
+    text +=
+        "COPY requirements.txt /tmp/requirements.txt\n"
+        "RUN pip install --no-cache-dir -r /tmp/requirements.txt\n";
   }
-  text += "COPY --from=fluxlit /opt/fluxlit/ /usr/local/\n"
-          "COPY --from=app /app /app\n"
-          "RUN useradd --system --create-home --home-dir /home/fluxlit fluxlit\n"
-          "USER fluxlit\n"
-          "WORKDIR /app\n";
+  text +=
+      "COPY --from=fluxlit /opt/fluxlit/ /usr/local/\n"
+      "COPY --from=app /app /app\n"
+      "RUN useradd --system --create-home --home-dir /home/fluxlit fluxlit\n"
+      "USER fluxlit\n"
+      "WORKDIR /app\n";
   if (options.port != 0) {
     text += "EXPOSE " + std::to_string(options.port) + "\n";
   }
@@ -166,9 +175,8 @@ std::string checkout_in_context(const docker_options& options) {
 }
 
 std::string render_dockerfile(const docker_options& options) {
-  const std::string fluxlit_stage = options.fluxlit_checkout.empty()
-                                        ? copied_fluxlit_stage()
-                                        : compiled_fluxlit_stage(options);
+  const std::string fluxlit_stage =
+      options.fluxlit_checkout.empty() ? copied_fluxlit_stage() : compiled_fluxlit_stage(options);
   return header(options) + fluxlit_stage + app_stage() + runtime_stage(options);
 }
 
@@ -194,8 +202,12 @@ std::string render_dockerignore(const docker_options& options) {
 }
 
 std::string image_name_for(const std::string& directory) {
+  fs::path path = fs::path(directory).lexically_normal();
+  if (!path.has_filename()) {
+    path = path.parent_path();  // "/srv/shop/" names the directory "shop"
+  }
   std::string name;
-  for (const char c : fs::path(directory).lexically_normal().filename().string()) {
+  for (const char c : path.filename().string()) {
     const bool allowed =
         (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (c >= 'A' && c <= 'Z') {

@@ -15,9 +15,9 @@ struct docker_options {
   // Absolute path of a FluxLit checkout to compile in the image, or empty to copy the running
   // binary and its Python package into <project>/.fluxlit/.
   std::string fluxlit_checkout;
-  std::string target;  // passed as the image's CMD, or empty to use fluxlit.toml or app:app
-  std::uint16_t port = 8000;           // EXPOSEd unless 0
-  bool has_requirements = false;       // the project has a requirements.txt to install
+  std::string target;         // passed as the image's CMD, or empty to use fluxlit.toml or app:app
+  std::uint16_t port = 8000;  // EXPOSEd unless 0
+  bool has_requirements = false;  // the project has a requirements.txt to install
 };
 
 // Returns the checkout's path relative to the project directory when it lies inside it, else
@@ -38,9 +38,9 @@ std::string image_name_for(const std::string& directory);
 void check_fluxlit_checkout(const std::string& directory);
 
 // Writes Dockerfile and .dockerignore into the project directory and, without a checkout,
-// copies the running binary and the fluxlit package into .fluxlit/. Refuses, before writing
-// anything, when Dockerfile or .dockerignore exists and `overwrite` is false. Returns one line
-// per file written. Throws std::filesystem::filesystem_error when writing fails and
+// copies the running binary and the fluxlit package into .fluxlit/. Returns one line per file
+// written. When Dockerfile or .dockerignore exists and `overwrite` is false, writes nothing and
+// throws file_exists_error. Throws std::filesystem::filesystem_error when writing fails and
 // asgi::startup_error when the package directory cannot be found.
 std::vector<std::string> write_docker_files(const docker_options& options, bool overwrite);
 

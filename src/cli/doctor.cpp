@@ -17,6 +17,10 @@ namespace fluxlit::cli {
 namespace {
 
 constexpr std::string_view doctor_footer =
+    "Checks: configuration, interpreter (against the linked libpython), fastapi (0.90 or\n"
+    "newer), streamlit (1.36 or newer unless no_ui), target (imported in a child process),\n"
+    "pages (with --check-pages), port, streamlit_config, forwarded_trust, root_path_trust and\n"
+    "body_limit.\n\n"
     "Exit status: 0 when no check fails (warnings allowed), 1 when a check fails, or when\n"
     "--strict is set and a check warns, 2 for a usage error.";
 
@@ -38,8 +42,8 @@ def version(name):
 print(json.dumps({name: version(name) for name in ("fastapi", "streamlit")}))
 )";
 
-const package_requirement fastapi_requirement{
-    "fastapi", "FastAPI", "fastapi", "0.90", "the oldest release FluxLit is tested with"};
+const package_requirement fastapi_requirement{"fastapi", "FastAPI", "fastapi", "0.90",
+                                              "the oldest release FluxLit is tested with"};
 const package_requirement streamlit_requirement{
     "streamlit", "Streamlit", "streamlit", "1.36",
     "and FluxLit's page navigation needs st.navigation, which Streamlit 1.36 added"};
@@ -53,7 +57,7 @@ struct doctor_options {
   std::uint64_t import_timeout_ms = 30'000;
 };
 
-// What the checks learn on the way and later checks need.
+// The results so far, and the facts that later checks depend on.
 struct doctor_state {
   const doctor_options& options;
   std::vector<check_result> results;
@@ -109,13 +113,13 @@ package_version read_version(const nlohmann::json& versions, const char* name) {
 
 void check_packages(doctor_state& state) {
   const std::string& python = state.interpreter->executable;
-  const python_run run = run_python(python, {"-c", package_probe_script}, ".",
-                                    import_timeout(state.options));
+  const python_run run =
+      run_python(python, {"-c", package_probe_script}, ".", import_timeout(state.options));
   const nlohmann::json versions = nlohmann::json::parse(run.output, nullptr, false);
   if (run.exit_status != 0 || !versions.is_object()) {
-    state.results.push_back({"packages", check_status::fail,
-                             "cannot list the packages of " + python + ": " +
-                                 last_lines(run.errors, 3)});
+    state.results.push_back(
+        {"packages", check_status::fail,
+         "cannot list the packages of " + python + ": " + last_lines(run.errors, 3)});
     return;
   }
   const check_result fastapi =
@@ -145,11 +149,21 @@ check_result describe_probed_target(const nlohmann::ordered_json& probe, const s
   }
   if (kind == "asgi") {
     return {"target", check_status::warn,
-            target + " is an ASGI app (" + type + "), not a FluxLit object, so the UI has no "
-                     "pages. Wrap it with FluxLit(api=app), or turn on no_ui"};
+            target + " is an ASGI app (" + type +
+                "), not a FluxLit object, so the UI has no "
+                "pages. Wrap it with FluxLit(api=app), or turn on no_ui"};
   }
   return {"target", check_status::fail,
           target + " is a " + type + ", which is neither a FluxLit object nor an ASGI app"};
+}
+
+// Runs fluxlit._manifest with `command` on the target and returns the object it printed.
+nlohmann::ordered_json run_module(const doctor_state& state, const std::string& command,
+                                  const std::vector<std::string>& extra) {
+  return run_manifest_module(state.interpreter->executable, command,
+                             python_target_text(*state.target), state.target->app_directory, extra,
+                             import_timeout(state.options))
+      .document;
 }
 
 void check_target(doctor_state& state) {
@@ -166,16 +180,10 @@ void check_target(doctor_state& state) {
     return;
   }
   try {
-    const nlohmann::ordered_json probe =
-        run_manifest_module(state.interpreter->executable, "probe",
-                            python_target_text(*state.target), state.target->app_directory, {},
-                            import_timeout(state.options));
+    const nlohmann::ordered_json probe = run_module(state, "probe", {});
     if (probe.contains("error")) {
-      std::string detail = probe["error"].value("message", "");
-      if (state.options.verbose && probe["error"]["traceback"].is_string()) {
-        detail += "\n" + probe["error"]["traceback"].get<std::string>();
-      }
-      state.results.push_back({"target", check_status::fail, detail});
+      state.results.push_back({"target", check_status::fail,
+                               load_error_message(probe["error"], state.options.verbose)});
       return;
     }
     state.results.push_back(describe_probed_target(probe, values.target, values.no_ui));
@@ -187,21 +195,20 @@ void check_target(doctor_state& state) {
 void check_pages(doctor_state& state) {
   const bool strict = strict_requested(state.options.strict);
   try {
-    const nlohmann::ordered_json report = run_manifest_module(
-        state.interpreter->executable, "validate", python_target_text(*state.target),
-        state.target->app_directory, strict ? std::vector<std::string>{"--strict"}
-                                            : std::vector<std::string>{},
-        import_timeout(state.options));
+    const nlohmann::ordered_json report =
+        run_module(state, "validate",
+                   strict ? std::vector<std::string>{"--strict"} : std::vector<std::string>{});
     if (report.contains("error")) {
-      state.results.push_back({"pages", check_status::fail, report["error"].value("message", "")});
+      state.results.push_back({"pages", check_status::fail,
+                               load_error_message(report["error"], state.options.verbose)});
       return;
     }
-    for (const auto& problem : report["problems"]) {
-      state.results.push_back(
-          {"pages", check_status::fail, problem.value("path", "") + ": " +
-                                            problem.value("message", "")});
+    const auto problems = report.value("problems", nlohmann::ordered_json::array());
+    for (const auto& problem : problems) {
+      state.results.push_back({"pages", check_status::fail,
+                               problem.value("path", "") + ": " + problem.value("message", "")});
     }
-    if (report["problems"].empty()) {
+    if (problems.empty()) {
       state.results.push_back({"pages", check_status::pass,
                                std::to_string(report.value("pages", 0)) + " page(s), no problems"});
     }
@@ -227,8 +234,9 @@ void check_settings(doctor_state& state) {
     return;
   }
   const auto files = read_streamlit_config_files(app_directory);
-  state.results.push_back(check_body_limit(
-      values.max_request_body_bytes, find_upload_limit(files, environment_with_prefix("STREAMLIT_"))));
+  state.results.push_back(
+      check_body_limit(values.max_request_body_bytes,
+                       find_upload_limit(files, environment_with_prefix("STREAMLIT_"))));
 }
 
 void run_checks(doctor_state& state) {
@@ -297,12 +305,10 @@ void print_json_report(const doctor_state& state, const check_counts& counts, bo
   nlohmann::ordered_json document;
   document["checks"] = nlohmann::ordered_json::array();
   for (const check_result& result : state.results) {
-    document["checks"].push_back({{"name", result.name},
-                                  {"status", status_text(result.status)},
-                                  {"detail", result.detail}});
+    document["checks"].push_back(
+        {{"name", result.name}, {"status", status_text(result.status)}, {"detail", result.detail}});
   }
-  document["summary"] = {
-      {"pass", counts.passed}, {"warn", counts.warned}, {"fail", counts.failed}};
+  document["summary"] = {{"pass", counts.passed}, {"warn", counts.warned}, {"fail", counts.failed}};
   document["strict"] = strict;
   document["exit_status"] = exit_status;
   if (state.options.verbose && state.loaded) {
@@ -331,9 +337,8 @@ int run_doctor(const doctor_options& options) {
 void add_doctor_command(CLI::App& app, int& exit_status) {
   auto* command = app.add_subcommand(
       "doctor",
-      "Check that `run` with the same settings would work: the interpreter, FastAPI and "
-      "Streamlit, the app target, the port, Streamlit's own configuration and the proxy "
-      "settings. Prints one PASS, WARN or FAIL row per check.");
+      "Check that `run` with the same settings would work, with one PASS, WARN or FAIL row per "
+      "check.");
   command->footer(std::string(doctor_footer));
   auto options = std::make_shared<doctor_options>();
   add_target_argument(*command, options->given);
@@ -349,9 +354,11 @@ void add_doctor_command(CLI::App& app, int& exit_status) {
                     "--check-pages. FLUXLIT_STRICT=1 does the same.");
   command->add_flag("--check-pages", options->check_pages,
                     "Also run the checks of `fluxlit pages validate`.");
-  command->add_option("--import-timeout-ms", options->import_timeout_ms,
-                      "Time each Python run (package versions, importing the app) may take, in "
-                      "milliseconds. Default: 30000.")
+  command
+      ->add_option("--import-timeout-ms", options->import_timeout_ms,
+                   "Time each Python run (package versions, importing the app) may take, in "
+                   "milliseconds. Default: 30000.")
+      ->type_name("MS")
       ->check(CLI::Range(1, 86'400'000));
   command->callback([options, &exit_status] { exit_status = run_doctor(*options); });
 }

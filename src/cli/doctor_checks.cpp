@@ -1,9 +1,9 @@
 #include "cli/doctor_checks.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <toml++/toml.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -107,9 +107,8 @@ std::optional<bool> version_at_least(std::string_view text, std::string_view min
 
 check_result check_package(const package_requirement& requirement, const package_version& found,
                            const std::string& python) {
-  const std::string install =
-      python + " -m pip install --upgrade '" + requirement.pip_name + ">=" + requirement.minimum +
-      "'";
+  const std::string install = python + " -m pip install --upgrade '" + requirement.pip_name +
+                              ">=" + requirement.minimum + "'";
   if (!found) {
     return fail(requirement.check_name, requirement.display_name + " is not installed for " +
                                             python + ". Install it with: " + install);
@@ -122,10 +121,9 @@ check_result check_package(const package_requirement& requirement, const package
                     ") cannot be compared with the minimum " + requirement.minimum);
   }
   if (!*recent) {
-    return fail(requirement.check_name,
-                requirement.display_name + " " + *found + " is older than " +
-                    requirement.minimum + ", " + requirement.reason + ". Upgrade it with: " +
-                    install);
+    return fail(requirement.check_name, requirement.display_name + " " + *found +
+                                            " is older than " + requirement.minimum + ", " +
+                                            requirement.reason + ". Upgrade it with: " + install);
   }
   return pass(requirement.check_name, requirement.display_name + " " + *found + " (" +
                                           requirement.minimum + " or newer is supported)");
@@ -158,19 +156,19 @@ upload_limit find_upload_limit(std::span<const supervisor::streamlit_config_file
 
 check_result check_body_limit(std::uint64_t max_request_body_bytes, const upload_limit& limit) {
   const std::uint64_t upload_bytes = limit.megabytes * mebibyte;
-  const std::string upload_text = "Streamlit's upload limit of " +
-                                  std::to_string(limit.megabytes) + " MB (" +
-                                  std::string(upload_limit_key) + ", from " + limit.source + ")";
+  const std::string upload_text = "Streamlit's upload limit of " + std::to_string(limit.megabytes) +
+                                  " MB (" + std::string(upload_limit_key) + ", from " +
+                                  limit.source + ")";
   if (max_request_body_bytes < upload_bytes) {
-    return warn("body_limit",
-                "max_request_body_bytes " + format_bytes(max_request_body_bytes) + " is below " +
-                    upload_text + ", so larger uploads get FluxLit's 413 instead of Streamlit's "
-                    "message. Set max_request_body_bytes above " +
-                    std::to_string(upload_bytes) + " to leave room for multipart framing");
+    return warn("body_limit", "max_request_body_bytes " + format_bytes(max_request_body_bytes) +
+                                  " is below " + upload_text +
+                                  ", so larger uploads get FluxLit's 413 instead of Streamlit's "
+                                  "message. Set max_request_body_bytes above " +
+                                  std::to_string(upload_bytes) +
+                                  " to leave room for multipart framing");
   }
-  return pass("body_limit",
-              "max_request_body_bytes " + format_bytes(max_request_body_bytes) + " covers " +
-                  upload_text);
+  return pass("body_limit", "max_request_body_bytes " + format_bytes(max_request_body_bytes) +
+                                " covers " + upload_text);
 }
 
 check_result check_port(const std::string& host, std::uint16_t port) {
@@ -219,16 +217,16 @@ std::vector<check_result> check_streamlit_config(const config::settings& values,
     results.push_back(warn("streamlit_config", supervisor::describe(conflict)));
   }
   if (results.empty()) {
-    results.push_back(pass("streamlit_config",
-                           "no Streamlit setting conflicts with the flags FluxLit passes"));
+    results.push_back(
+        pass("streamlit_config", "no Streamlit setting conflicts with the flags FluxLit passes"));
   }
   return results;
 }
 
 std::vector<check_result> check_proxy_trust(const config::settings& values) {
   std::vector<check_result> results;
-  const std::string trusted = "forwarded_allow_ips is " + config::detail::join_list(
-                                                              values.forwarded_allow_ips);
+  const std::string trusted =
+      "forwarded_allow_ips is " + config::detail::join_list(values.forwarded_allow_ips);
   if (const auto warning = config::check_forwarded_trust(values)) {
     results.push_back(warn("forwarded_trust", warning->code + " " + warning->message));
   } else if (values.proxy_headers) {
@@ -241,8 +239,8 @@ std::vector<check_result> check_proxy_trust(const config::settings& values) {
   } else if (values.root_path.empty()) {
     results.push_back(pass("root_path_trust", "no root_path is set"));
   } else {
-    results.push_back(pass("root_path_trust", "root_path \"" + values.root_path +
-                                                  "\" is set and " + trusted));
+    results.push_back(
+        pass("root_path_trust", "root_path \"" + values.root_path + "\" is set and " + trusted));
   }
   return results;
 }

@@ -35,16 +35,16 @@ std::string format_check_rows(const std::vector<check_result>& results);
 // does not start with a number.
 std::optional<bool> version_at_least(std::string_view text, std::string_view minimum);
 
-// What an interpreter reported about a package: nullopt when it is not installed, "" when it is
-// installed but its version is unknown.
+// A package's version as the interpreter reported it: nullopt when the package is not installed,
+// "" when it is installed but its version is unknown.
 using package_version = std::optional<std::string>;
 
 struct package_requirement {
-  std::string check_name;      // "fastapi"
-  std::string display_name;    // "FastAPI"
-  std::string pip_name;        // "fastapi"
-  std::string minimum;         // "0.90"
-  std::string reason;          // why that version, for the message when it is older
+  std::string check_name;    // "fastapi"
+  std::string display_name;  // "FastAPI"
+  std::string pip_name;      // "fastapi"
+  std::string minimum;       // "0.90"
+  std::string reason;        // why that version, for the message when it is older
 };
 
 // FAIL when the package is missing or older than the minimum, naming the pip command for

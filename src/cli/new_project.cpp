@@ -20,6 +20,9 @@ namespace fs = std::filesystem;
 constexpr int exit_usage = 2;
 
 constexpr std::string_view new_footer =
+    "Every profile writes app.py (a FluxLit app with an API route and a page), fluxlit.toml,\n"
+    "requirements.txt, conftest.py, README.md, .gitignore and tests/test_app.py, which uses\n"
+    "fluxlit.testing.\n\n"
     "Exit status: 0 when the project was created, 1 when NAME exists and is not an empty\n"
     "directory or a file cannot be written, 2 for a usage error such as an invalid NAME.";
 
@@ -45,8 +48,9 @@ std::string check_destination(const fs::path& directory) {
     return directory.string() + " already exists and is not a directory. Choose another NAME";
   }
   if (!fs::is_empty(directory, error)) {
-    return directory.string() + " already exists and is not empty. Choose another NAME, or "
-                                "remove the directory first";
+    return directory.string() +
+           " already exists and is not empty. Choose another NAME, or "
+           "remove the directory first";
   }
   return "";
 }
@@ -111,21 +115,21 @@ int create_project(const new_options& options) {
 
 void add_new_command(CLI::App& app, int& exit_status) {
   auto* command = app.add_subcommand(
-      "new",
-      "Create the directory NAME with a runnable app (app.py with an API route and a page), "
-      "fluxlit.toml, requirements.txt and a test that uses fluxlit.testing.");
+      "new", "Create the directory NAME with a runnable app, its settings and a test.");
   command->footer(std::string(new_footer));
   auto options = std::make_shared<new_options>();
-  command->add_option("name", options->name,
-                      "Directory to create, also the source of the app's title (my-app becomes "
-                      "\"My App\"): letters, digits, \".\", \"_\" and \"-\".")
+  command
+      ->add_option("name", options->name,
+                   "Directory to create, also the source of the app's title (my-app becomes "
+                   "\"My App\"): letters, digits, \".\", \"_\" and \"-\".")
       ->required()
       ->type_name("NAME");
-  command->add_option("--profile", options->profile,
-                      "minimal: one route and one page. api-heavy: adds a router (routers/) "
-                      "and pydantic models (models.py). deploy: adds the Dockerfile and "
-                      ".dockerignore that `fluxlit build` writes, with a copy of this binary in "
-                      ".fluxlit/, and k8s/deployment.yaml. Default: minimal.")
+  command
+      ->add_option("--profile", options->profile,
+                   "minimal: one route and one page. api-heavy: adds a router (routers/) "
+                   "and pydantic models (models.py). deploy: adds the Dockerfile and "
+                   ".dockerignore that `fluxlit build` writes, with a copy of this binary in "
+                   ".fluxlit/, and k8s/deployment.yaml. Default: minimal.")
       ->check(CLI::IsMember({"minimal", "api-heavy", "deploy"}));
   command->callback([options, &exit_status] { exit_status = create_project(*options); });
 }

@@ -36,18 +36,15 @@ nlohmann::ordered_json run_pages_module(const pages_options& options, const std:
   const config::app_target target =
       config::parse_target(loaded.values.target, std::filesystem::current_path().string());
   const std::string python = asgi::choose_interpreter(loaded.values.python);
-  nlohmann::ordered_json document =
-      run_manifest_module(python, command, python_target_text(target), target.app_directory,
-                          extra, std::chrono::milliseconds(options.import_timeout_ms));
-  if (document.contains("error")) {
-    const auto& error = document["error"];
-    std::string message = error.value("message", "the app could not be loaded");
-    if (error["traceback"].is_string()) {
-      message += "\n" + error["traceback"].get<std::string>();
-    }
-    throw asgi::startup_error(message);
+  manifest_module_result result =
+      run_manifest_module(python, command, python_target_text(target), target.app_directory, extra,
+                          std::chrono::milliseconds(options.import_timeout_ms));
+  // What the app logged or printed while it was imported reaches the user as it would in `run`.
+  std::fwrite(result.errors.data(), 1, result.errors.size(), stderr);
+  if (result.document.contains("error")) {
+    throw asgi::startup_error(load_error_message(result.document["error"], true));
   }
-  return document;
+  return std::move(result.document);
 }
 
 int report_failure(std::string_view command, const std::exception& error) {
@@ -70,13 +67,13 @@ int run_validate(const pages_options& options) {
   const bool strict = strict_requested(options.strict);
   nlohmann::ordered_json report;
   try {
-    report = run_pages_module(options, "validate",
-                              strict ? std::vector<std::string>{"--strict"}
-                                     : std::vector<std::string>{});
+    report = run_pages_module(
+        options, "validate",
+        strict ? std::vector<std::string>{"--strict"} : std::vector<std::string>{});
   } catch (const asgi::startup_error& error) {
     return report_failure("validate", error);
   }
-  const auto& problems = report["problems"];
+  const auto problems = report.value("problems", nlohmann::ordered_json::array());
   for (const auto& problem : problems) {
     std::printf("%s: %s\n", problem.value("path", "").c_str(),
                 problem.value("message", "").c_str());
@@ -95,6 +92,7 @@ void add_common_options(CLI::App& command, pages_options& options) {
   command
       .add_option("--import-timeout-ms", options.import_timeout_ms,
                   "Time importing the app may take, in milliseconds. Default: 30000.")
+      ->type_name("MS")
       ->check(CLI::Range(1, 86'400'000));
 }
 

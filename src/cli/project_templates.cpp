@@ -11,7 +11,8 @@ constexpr std::size_t max_name_length = 64;
 
 // The app module, assembled from the parts below. The API-heavy profile adds a router, its
 // models and a page that uses them.
-constexpr std::string_view app_docstring = R"("""{{title}}: a FluxLit app with an API under /api and Streamlit pages that call it.
+constexpr std::string_view app_docstring =
+    R"("""{{title}}: a FluxLit app with an API under /api and Streamlit pages that call it.
 
 Serve it from this directory with `fluxlit run` (fluxlit.toml names the target, app:app).
 """
@@ -92,7 +93,8 @@ class Item(ItemCreate):
 constexpr std::string_view routers_init_py = R"("""The API's routers, one module per resource."""
 )";
 
-constexpr std::string_view items_router_py = R"("""The /items routes. Items live in memory for the life of the process."""
+constexpr std::string_view items_router_py =
+    R"("""The /items routes. Items live in memory for the life of the process."""
 
 from __future__ import annotations
 
@@ -125,7 +127,8 @@ async def create_item(body: ItemCreate) -> Item:
     return item
 )";
 
-constexpr std::string_view test_header = R"("""Tests that run the app in-process through fluxlit.testing, without a server."""
+constexpr std::string_view test_header =
+    R"("""Tests that run the app in-process through fluxlit.testing, without a server."""
 
 from __future__ import annotations
 
@@ -175,7 +178,8 @@ constexpr std::string_view conftest_py =
     R"(# pytest puts the directory of this file on sys.path, so the tests can import app.py.
 )";
 
-constexpr std::string_view fluxlit_toml = R"(# FluxLit settings. `fluxlit config` lists every key with its value and source.
+constexpr std::string_view fluxlit_toml =
+    R"(# FluxLit settings. `fluxlit config` lists every key with its value and source.
 target = "app:app"
 port = 8000
 )";
@@ -203,7 +207,8 @@ The tests import the `fluxlit` package, which ships with the binary:
     PYTHONPATH="$(fluxlit version --package-dir)" python3 -m pytest
 )md";
 
-constexpr std::string_view k8s_deployment_yaml = R"(# One {{name}} pod serving the API and the Streamlit UI on port 8000. FluxLit answers the
+constexpr std::string_view k8s_deployment_yaml =
+    R"(# One {{name}} pod serving the API and the Streamlit UI on port 8000. FluxLit answers the
 # probes itself: /api/healthz while the process lives, /api/readyz once the Python loop and
 # Streamlit both answer.
 apiVersion: apps/v1
@@ -254,8 +259,8 @@ spec:
 )";
 
 bool is_name_character(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 
 // Replaces every "{{key}}" of `text` with its value in `values`.

@@ -10,7 +10,7 @@ namespace fluxlit::cli {
 enum class project_profile { minimal, api_heavy, deploy };
 
 struct project_file {
-  std::string path;     // relative to the project directory, with "/" separators
+  std::string path;  // relative to the project directory, with "/" separators
   std::string content;
 };
 

@@ -22,12 +22,12 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-// What is kept of each output stream. A manifest or an error report is far smaller, and the
-// rest is read and dropped so that the child never blocks on a full pipe.
-constexpr std::size_t max_kept_output_bytes = 16 * 1024 * 1024;
+// Bytes stored of each output stream. A manifest or an error report is far smaller. Output
+// beyond this is read and dropped, so that the child never blocks on a full pipe.
+constexpr std::size_t max_stored_output_bytes = 16 * 1024 * 1024;
 
-// Reads what is available on `fd` into `kept`. Returns false at end of file or on an error.
-bool drain(int fd, std::string& kept) {
+// Reads what is available on `fd` into `stored`. Returns false at end of file or on an error.
+bool drain(int fd, std::string& stored) {
   std::array<char, 16384> chunk;
   const ssize_t count = ::read(fd, chunk.data(), chunk.size());
   if (count < 0 && (errno == EINTR || errno == EAGAIN)) {
@@ -36,8 +36,9 @@ bool drain(int fd, std::string& kept) {
   if (count <= 0) {
     return false;
   }
-  const std::size_t room = max_kept_output_bytes - std::min(kept.size(), max_kept_output_bytes);
-  kept.append(chunk.data(), std::min(room, static_cast<std::size_t>(count)));
+  const std::size_t room =
+      max_stored_output_bytes - std::min(stored.size(), max_stored_output_bytes);
+  stored.append(chunk.data(), std::min(room, static_cast<std::size_t>(count)));
   return true;
 }
 
@@ -47,7 +48,8 @@ bool collect_output(const supervisor::detail::spawned_child& child, clock::time_
   std::array<pollfd, 2> fds{pollfd{child.stdout_fd, POLLIN, 0}, pollfd{child.stderr_fd, POLLIN, 0}};
   std::array<std::string*, 2> targets{&run.output, &run.errors};
   while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (left.count() <= 0) {
       return false;
     }
@@ -116,21 +118,31 @@ python_run run_python(const std::string& python, const std::vector<std::string>&
   return run;
 }
 
-nlohmann::ordered_json run_manifest_module(const std::string& python, const std::string& command,
-                                   const std::string& target, const std::string& app_directory,
-                                   const std::vector<std::string>& extra,
-                                   std::chrono::milliseconds timeout) {
+manifest_module_result run_manifest_module(const std::string& python, const std::string& command,
+                                           const std::string& target,
+                                           const std::string& app_directory,
+                                           const std::vector<std::string>& extra,
+                                           std::chrono::milliseconds timeout) {
   std::vector<std::string> arguments{"-m", "fluxlit._manifest", command, target, app_directory};
   arguments.insert(arguments.end(), extra.begin(), extra.end());
   const python_run run = run_python(python, arguments, app_directory, timeout);
   if (!run.timed_out && (run.exit_status == 0 || run.exit_status == 1)) {
-    const nlohmann::ordered_json document = nlohmann::ordered_json::parse(run.output, nullptr, false);
+    nlohmann::ordered_json document = nlohmann::ordered_json::parse(run.output, nullptr, false);
     if (document.is_object()) {
-      return document;
+      return {std::move(document), run.errors};
     }
   }
-  throw asgi::startup_error("loading the target " + target + " with " + python + " failed: " +
-                            describe_run(run));
+  throw asgi::startup_error("loading the target " + target + " with " + python +
+                            " failed: " + describe_run(run));
+}
+
+std::string load_error_message(const nlohmann::ordered_json& error, bool with_traceback) {
+  std::string text = error.value("message", "the app could not be loaded");
+  const auto traceback = error.find("traceback");
+  if (with_traceback && traceback != error.end() && traceback->is_string()) {
+    text += "\n" + traceback->get<std::string>();
+  }
+  return text;
 }
 
 std::string last_lines(const std::string& text, std::size_t count) {

@@ -22,14 +22,24 @@ struct python_run {
 python_run run_python(const std::string& python, const std::vector<std::string>& arguments,
                       const std::string& working_directory, std::chrono::milliseconds timeout);
 
+struct manifest_module_result {
+  // The object the module printed, with an "error" object when the target could not be loaded.
+  nlohmann::ordered_json document;
+  std::string errors;  // what the app and the module wrote to stderr
+};
+
 // Runs `python -m fluxlit._manifest COMMAND TARGET APP_DIR [extra...]` in `app_directory` and
-// returns the JSON object it printed, which holds an "error" object when the target could not be
-// loaded. Throws asgi::startup_error, naming the exit status and the last lines of stderr, when
-// the run timed out, crashed or printed no JSON.
-nlohmann::ordered_json run_manifest_module(const std::string& python, const std::string& command,
-                                   const std::string& target, const std::string& app_directory,
-                                   const std::vector<std::string>& extra,
-                                   std::chrono::milliseconds timeout);
+// returns what it printed. Throws asgi::startup_error, naming the exit status and the last lines
+// of stderr, when the run timed out, crashed or printed no JSON object.
+manifest_module_result run_manifest_module(const std::string& python, const std::string& command,
+                                           const std::string& target,
+                                           const std::string& app_directory,
+                                           const std::vector<std::string>& extra,
+                                           std::chrono::milliseconds timeout);
+
+// Returns the message of the module's "error" object, followed by the traceback when
+// `with_traceback` is set and the object has one.
+std::string load_error_message(const nlohmann::ordered_json& error, bool with_traceback);
 
 // Returns the last `count` non-empty lines of `text`, joined by newlines.
 std::string last_lines(const std::string& text, std::size_t count);

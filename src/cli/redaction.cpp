@@ -8,8 +8,8 @@ namespace fluxlit::cli {
 namespace {
 
 constexpr std::array<std::string_view, 10> secret_words = {
-    "password", "passwd", "secret", "token",  "credential",
-    "credentials", "key", "apikey", "auth", "private"};
+    "password",    "passwd", "secret", "token", "credential",
+    "credentials", "key",    "apikey", "auth",  "private"};
 
 std::string lower_ascii(std::string_view text) {
   std::string lowered(text);

@@ -6,12 +6,12 @@
 
 namespace fluxlit::cli {
 
-// What a hidden secret is replaced with.
+// The text that replaces a hidden secret.
 inline constexpr std::string_view redacted_text = "***";
 
-// Returns true when a setting's name suggests that its value is a secret: one of its
-// "_"-separated words is password, passwd, secret, token, credential(s), key, apikey, auth or
-// private ("api_key", "SECRET_TOKEN"). Letter case does not matter.
+// Returns true when a setting's name suggests that its value is a secret: one of its words
+// (separated by "_", "-" or ".") is password, passwd, secret, token, credential(s), key, apikey,
+// auth or private ("api_key", "SECRET_TOKEN"). Letter case does not matter.
 bool is_secret_name(std::string_view name);
 
 // Returns `value` with the password of every URL in it ("scheme://user:password@host")

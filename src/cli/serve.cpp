@@ -15,7 +15,11 @@
 #include <memory>
 #include <thread>
 
+#include <fmt/ranges.h>
+
+#include "cli/command_support.hpp"
 #include "cli/commands.hpp"
+#include "cli/pidfile.hpp"
 #include "cli/setting_flags.hpp"
 #include "fluxlit/asgi/bridge.hpp"
 #include "fluxlit/config/settings.hpp"
@@ -24,9 +28,8 @@
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
 #include "fluxlit/proxy/upstream.hpp"
+#include "fluxlit/supervisor/file_watcher.hpp"
 #include "fluxlit/supervisor/streamlit_supervisor.hpp"
-
-extern char** environ;
 
 namespace fluxlit::cli {
 namespace asio = boost::asio;
@@ -37,18 +40,6 @@ constexpr std::chrono::milliseconds drain_poll_interval{50};
 
 enum class serve_mode { run, dev };
 
-std::map<std::string, std::string> fluxlit_environment() {
-  std::map<std::string, std::string> found;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    std::string_view text(*entry);
-    if (text.rfind("FLUXLIT_", 0) != 0) continue;
-    const auto equals = text.find('=');
-    if (equals == std::string_view::npos) continue;
-    found.emplace(std::string(text.substr(0, equals)), std::string(text.substr(equals + 1)));
-  }
-  return found;
-}
-
 spdlog::level::level_enum parse_level(const std::string& name) {
   if (name == "warning") return spdlog::level::warn;
   return spdlog::level::from_str(name);
@@ -58,11 +49,20 @@ std::string html_escape(std::string_view text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -73,8 +73,12 @@ std::string streamlit_missing_page(const asgi::interpreter_info& info) {
   return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Streamlit is not "
          "installed</title></head><body>\n<h1>Streamlit is not installed</h1>\n<p>FluxLit serves "
          "the API, but the UI needs the <code>streamlit</code> package in the Python interpreter "
-         "<code>" + python + "</code> (Python " + html_escape(info.version) + ").</p>\n"
-         "<p>Install it with <code>" + python + " -m pip install streamlit</code>, or activate a "
+         "<code>" +
+         python + "</code> (Python " + html_escape(info.version) +
+         ").</p>\n"
+         "<p>Install it with <code>" +
+         python +
+         " -m pip install streamlit</code>, or activate a "
          "virtual environment that has it (or pass <code>--python</code>) and start FluxLit "
          "again. Run with <code>--no-ui</code> to serve the API alone.</p>\n</body></html>\n";
 }
@@ -96,6 +100,7 @@ class serve_process {
 
  private:
   void start_streamlit(std::uint16_t port);
+  void start_reloader();
   void on_signal(int signal_number);
   void drain_step();
   void finish_shutdown();
@@ -111,6 +116,8 @@ class serve_process {
   std::unique_ptr<supervisor::streamlit_supervisor> streamlit_;
   std::unique_ptr<gateway::gateway_context> context_;
   std::unique_ptr<gateway::server> server_;
+  std::unique_ptr<supervisor::file_watcher> watcher_;
+  std::unique_ptr<pid_file> pid_file_;
   asio::signal_set signals_{io_, SIGINT, SIGTERM};
   asio::steady_timer drain_timer_{io_};
   std::chrono::steady_clock::time_point drain_deadline_;
@@ -124,19 +131,21 @@ class serve_process {
 int serve_process::run() {
   auto log = observability::logger("fluxlit");
   for (const auto& warning : loaded_.warnings) log->warn("{}", warning);
+  if (!settings_.pidfile.empty()) pid_file_ = std::make_unique<pid_file>(settings_.pidfile);
 
   const auto working_directory = std::filesystem::current_path().string();
   target_ = config::parse_target(settings_.target, working_directory);
   interpreter_ = asgi::query_interpreter(asgi::choose_interpreter(settings_.python));
   log->debug("interpreter {} (Python {}), streamlit {}", interpreter_.executable,
              interpreter_.version,
-             interpreter_.has_streamlit ? interpreter_.streamlit_version : "not installed");
+             !interpreter_.has_streamlit              ? "not installed"
+             : interpreter_.streamlit_version.empty() ? "installed (version unknown)"
+                                                      : interpreter_.streamlit_version);
 
   asgi::bridge_options options;
   options.interpreter = interpreter_;
   options.app_directory = target_.app_directory;
-  options.target = (target_.file.empty() ? target_.module : target_.file) + ":" +
-                   target_.attribute;
+  options.target = python_target_text(target_);
   options.log_level = settings_.log_level;
   bridge_.start(options);
   log->info("app {} started in the embedded interpreter", settings_.target);
@@ -162,13 +171,15 @@ int serve_process::run() {
   std::printf("fluxlit listening on %s\n", base.c_str());
   if (mode_ == serve_mode::dev) {
     const auto public_root = base + settings_.root_path;
-    std::printf("\n  FluxLit dev server\n    UI:   %s/\n    API:  %s%s\n    Docs: %s%s/docs\n\n",
-                public_root.c_str(), public_root.c_str(), settings_.api_prefix.c_str(),
-                public_root.c_str(), settings_.api_prefix.c_str());
+    std::printf("\n  FluxLit dev server\n");
+    if (!settings_.no_ui) std::printf("    UI:   %s/\n", public_root.c_str());
+    std::printf("    API:  %s%s\n    Docs: %s%s/docs\n\n", public_root.c_str(),
+                settings_.api_prefix.c_str(), public_root.c_str(), settings_.api_prefix.c_str());
   }
   std::fflush(stdout);
 
   start_streamlit(bound.port());
+  start_reloader();
   signals_.async_wait([this](boost::system::error_code error, int number) {
     if (!error) on_signal(number);
   });
@@ -185,16 +196,17 @@ void serve_process::start_streamlit(std::uint16_t port) {
     context_->ui_unavailable_status = 404;
     context_->ui_unavailable_page =
         "<!doctype html>\n<html><body><h1>No UI</h1><p>This FluxLit server runs with "
-        "<code>--no-ui</code>: only the API under <code>" + html_escape(settings_.api_prefix) +
-        "</code> is served.</p></body></html>\n";
+        "<code>--no-ui</code>: only the API under <code>" +
+        html_escape(settings_.api_prefix) + "</code> is served.</p></body></html>\n";
     log->info("UI disabled (--no-ui); serving the API only");
     return;
   }
   if (!interpreter_.has_streamlit) {
     context_->ui_unavailable_page = streamlit_missing_page(interpreter_);
-    log->warn("Streamlit is not installed for {}; the API is served, and UI paths answer 503 "
-              "until it is installed ({} -m pip install streamlit)",
-              interpreter_.executable, interpreter_.executable);
+    log->warn(
+        "Streamlit is not installed for {}; the API is served, and UI paths answer 503 "
+        "until it is installed ({} -m pip install streamlit)",
+        interpreter_.executable, interpreter_.executable);
     return;
   }
 
@@ -206,6 +218,11 @@ void serve_process::start_streamlit(std::uint16_t port) {
   options.working_directory = target_.app_directory;
   options.start_timeout = std::chrono::milliseconds(settings_.streamlit_start_timeout_ms);
   options.stop_timeout = std::chrono::milliseconds(settings_.streamlit_stop_timeout_ms);
+  options.restart_initial_delay =
+      std::chrono::milliseconds(settings_.streamlit_restart_initial_delay_ms);
+  options.restart_max_delay = std::chrono::milliseconds(settings_.streamlit_restart_max_delay_ms);
+  options.crash_loop_count = settings_.streamlit_crash_loop_count;
+  options.crash_loop_window = std::chrono::milliseconds(settings_.streamlit_crash_loop_window_ms);
 
   const bool wildcard = settings_.host == "0.0.0.0" || settings_.host == "::";
   const auto api_host = wildcard ? std::string("127.0.0.1") : display_host(settings_.host);
@@ -213,10 +230,8 @@ void serve_process::start_streamlit(std::uint16_t port) {
   if (const char* existing = std::getenv("PYTHONPATH"); existing && *existing) {
     python_path += ":" + std::string(existing);
   }
-  const auto target_text = (target_.file.empty() ? target_.module : target_.file) + ":" +
-                           target_.attribute;
   options.environment = {
-      {"FLUXLIT_TARGET", target_text},
+      {"FLUXLIT_TARGET", python_target_text(target_)},
       {"FLUXLIT_APP_DIR", target_.app_directory},
       {"FLUXLIT_API_PREFIX", settings_.api_prefix},
       {"FLUXLIT_ROOT_PATH", settings_.root_path},
@@ -229,22 +244,48 @@ void serve_process::start_streamlit(std::uint16_t port) {
   streamlit_->start();
 }
 
+void serve_process::start_reloader() {
+  if (!settings_.reload) return;
+  supervisor::file_watcher_options options;
+  options.directories = settings_.reload_dirs;
+  if (options.directories.empty()) options.directories.push_back(target_.app_directory);
+  options.includes = settings_.reload_includes;
+  options.excludes = settings_.reload_excludes;
+  options.debounce = std::chrono::milliseconds(settings_.reload_debounce_ms);
+
+  watcher_ = std::make_unique<supervisor::file_watcher>(
+      io_.get_executor(), options, [this](std::vector<std::string> changed) {
+        if (stopping_ || changed.empty()) return;
+        observability::logger("fluxlit")->info(
+            "{} changed{}; reloading the app and restarting Streamlit", changed.front(),
+            changed.size() > 1 ? " (and " + std::to_string(changed.size() - 1) + " more)" : "");
+        bridge_.reload();
+        if (streamlit_) streamlit_->restart();
+      });
+  watcher_->start();
+  observability::logger("fluxlit")->info("watching {} for changes (--reload)",
+                                         fmt::join(options.directories, ", "));
+}
+
 void serve_process::on_signal(int signal_number) {
   auto log = observability::logger("fluxlit");
   if (stopping_) {
     // A second signal: stop now, but still take the Streamlit process group down.
     log->warn("second signal ({}): stopping at once", signal_number);
     if (streamlit_) streamlit_->kill_now();
+    pid_file_.reset();  // std::_Exit skips destructors
     spdlog::shutdown();
     std::_Exit(128 + signal_number);
   }
   stopping_ = true;
+  if (watcher_) watcher_->stop();
   log->info("signal {} received: draining for up to {} ms (shutdown_grace_ms)", signal_number,
             settings_.shutdown_grace_ms);
   context_->draining = true;
   server_->stop_accepting();
-  server_->close_idle_connections();
+  // WebSockets and event streams count as busy; they are asked to end cleanly right away.
   server_->begin_shutdown();
+  server_->close_idle_connections();
   drain_deadline_ =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.shutdown_grace_ms);
   signals_.async_wait([this](boost::system::error_code error, int number) {
@@ -299,20 +340,19 @@ void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
   add_setting_flags(*command, *given);
 
   command->callback([given, mode, &exit_status] {
-    auto loaded = config::load(*given, fluxlit_environment(),
-                               std::filesystem::current_path().string());
-    config::validate(loaded);
+    auto loaded = load_checked_settings(*given);
     auto& values = loaded.values;
     const bool level_given = loaded.sources["log_level"].kind != config::source_kind::default_value;
     const bool format_given =
         loaded.sources["log_format"].kind != config::source_kind::default_value;
+    const bool reload_given = loaded.sources["reload"].kind != config::source_kind::default_value;
     if (mode == serve_mode::dev) {
       if (!level_given) values.log_level = "debug";
       if (!format_given) values.log_format = "text";
+      if (!reload_given) values.reload = true;
     }
-    observability::configure_logging(values.log_format == "text"
-                                         ? observability::log_format::text
-                                         : observability::log_format::json,
+    observability::configure_logging(values.log_format == "text" ? observability::log_format::text
+                                                                 : observability::log_format::json,
                                      parse_level(values.log_level));
     serve_process process(std::move(loaded), mode);
     exit_status = process.run();

@@ -69,8 +69,16 @@ void add_bool_flag(CLI::App& command, const config::key_info& key, config::cli_v
           [&given, name = std::string(key.name)](const std::string& text) { given[name] = text; });
 }
 
+// A list flag also takes its singular form, repeated (`--reload-dir a --reload-dir b`), the
+// way uvicorn spells its reload options.
+std::string flag_names(const config::key_info& key) {
+  std::string names(key.cli_flag);
+  if (key.type == "list" && names.ends_with("s")) names += "," + names.substr(0, names.size() - 1);
+  return names;
+}
+
 void add_value_option(CLI::App& command, const config::key_info& key, config::cli_values& given) {
-  CLI::Option* option = command.add_option(std::string(key.cli_flag))
+  CLI::Option* option = command.add_option(flag_names(key))
                             ->description(help_text(key))
                             ->type_name(value_name(key));
   const std::string name(key.name);

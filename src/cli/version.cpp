@@ -4,13 +4,13 @@
 #include <fmt/core.h>
 #include <pybind11/detail/common.h>
 #include <spdlog/version.h>
+#include <toml++/toml.h>
 
 #include <CLI/Version.hpp>
 #include <boost/version.hpp>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 #include <utility>
 #include <vector>
 
@@ -97,8 +97,8 @@ int print_version(const version_options& options) {
 void add_version_command(CLI::App& app, int& exit_status) {
   auto* command = app.add_subcommand(
       "version",
-      "Print FluxLit's version, the Python version it links, the directory of its Python "
-      "package and the versions of the libraries it was built with.");
+      "Print FluxLit's version, the Python it links, its package directory and library "
+      "versions.");
   command->footer(std::string(version_footer));
   auto options = std::make_shared<version_options>();
   command->add_flag("--json", options->json,

@@ -117,9 +117,9 @@ std::optional<config_file> read_config_file(const fs::path& directory, loaded_se
                           fluxlit_path.string() + " exists and takes precedence");
         }
       } catch (const config_error& error) {
-        add_warning(loaded, warning_code::unreadable_pyproject,
-                    std::string("could not check pyproject.toml for [tool.fluxlit]: ") +
-                        error.what());
+        add_warning(
+            loaded, warning_code::unreadable_pyproject,
+            std::string("could not check pyproject.toml for [tool.fluxlit]: ") + error.what());
       }
     }
     return file;
@@ -252,9 +252,9 @@ void warn_unknown_variables(const std::map<std::string, std::string>& environmen
         std::find(child_process_variables.begin(), child_process_variables.end(), name) !=
         child_process_variables.end();
     if (!is_setting && !is_child_variable) {
-      add_warning(loaded, warning_code::unknown_variable,
-                  "unknown environment variable " + name + " is ignored" +
-                      did_you_mean(name, known));
+      add_warning(
+          loaded, warning_code::unknown_variable,
+          "unknown environment variable " + name + " is ignored" + did_you_mean(name, known));
     }
   }
 }

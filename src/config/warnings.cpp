@@ -1,8 +1,7 @@
 #include "fluxlit/config/warnings.hpp"
 
-#include <boost/asio/ip/address.hpp>
-
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <charconv>
 
 #include "config/value_text.hpp"
@@ -54,17 +53,18 @@ std::optional<config_warning> check_root_path_trust(const settings& values) {
   if (!values.proxy_headers) {
     return config_warning{
         std::string(warning_code::untrusted_root_path),
-        subject + " but proxy_headers is off, so the reverse proxy that publishes FluxLit cannot "
-                  "pass the client address and scheme. Turn proxy_headers on and list the proxy "
-                  "in forwarded_allow_ips"};
+        subject +
+            " but proxy_headers is off, so the reverse proxy that publishes FluxLit cannot "
+            "pass the client address and scheme. Turn proxy_headers on and list the proxy "
+            "in forwarded_allow_ips"};
   }
   const auto& entries = values.forwarded_allow_ips;
   if (!std::all_of(entries.begin(), entries.end(), is_loopback_entry)) {
     return std::nullopt;
   }
-  const std::string trusted = entries.empty() ? "is empty"
-                                              : "trusts only loopback peers (" +
-                                                    detail::join_list(entries) + ")";
+  const std::string trusted =
+      entries.empty() ? "is empty"
+                      : "trusts only loopback peers (" + detail::join_list(entries) + ")";
   return config_warning{std::string(warning_code::untrusted_root_path),
                         subject + " but forwarded_allow_ips " + trusted +
                             ", so a reverse proxy on another host cannot pass the client address "

@@ -58,7 +58,9 @@ asio::awaitable<void> read_client_messages(server_stream& ws,
       asgi::websocket_inbound gone;
       gone.what = asgi::websocket_inbound::kind::disconnect;
       gone.code = error == websocket::error::closed ? ws.reason().code : 1006;
-      gone.reason = error == websocket::error::closed ? std::string(ws.reason().reason.data(), ws.reason().reason.size()) : "";
+      gone.reason = error == websocket::error::closed
+                        ? std::string(ws.reason().reason.data(), ws.reason().reason.size())
+                        : "";
       exchange->io_push(std::move(gone), 0);
       exchange->io_client_gone();
       break;
@@ -88,7 +90,6 @@ asio::awaitable<connection::request_record> connection::serve_api_websocket(
       std::move(head), settings.asgi_send_high_water_bytes, settings.asgi_receive_high_water_bytes);
   connect_exchange(*exchange);
   exchange->io_push(asgi::websocket_inbound{}, 0);  // websocket.connect
-  busy_ = false;  // an open WebSocket does not hold up a graceful drain of HTTP requests
   context_.bridge.submit(exchange);
 
   server_stream ws(stream_);
@@ -132,19 +133,19 @@ asio::awaitable<connection::request_record> connection::serve_api_websocket(
         record.status = 101;
         context_.metrics.websocket_opened();
         pump_done_ = false;
-        asio::co_spawn(
-            stream_.get_executor(),
-            read_client_messages(
-                ws, exchange,
-                [this, self]() -> asio::awaitable<void> {
-                  body_pending_ = false;
-                  co_await wait_for(body_timer_, body_pending_);
-                },
-                [this, self] {
-                  wake(pump_timer_, pump_done_);
-                  wake(response_timer_, client_gone_);
-                }),
-            asio::detached);
+        asio::co_spawn(stream_.get_executor(),
+                       read_client_messages(
+                           ws, exchange,
+                           [this, self]() -> asio::awaitable<void> {
+                             body_pending_ = false;
+                             co_await wait_for(body_timer_, body_pending_);
+                           },
+                           [this, self] {
+                             wake(pump_timer_, pump_done_);
+                             client_gone_ = true;
+                             wake(response_timer_, response_pending_);
+                           }),
+                       asio::detached);
       } else if (auto* message = std::get_if<asgi::websocket_message>(&event)) {
         ws.text(message->text);
         auto [error, written] =

@@ -1,5 +1,6 @@
 #include "gateway/connection.hpp"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -7,17 +8,16 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-
-#include <array>
 #include <limits>
-#include <vector>
-
+#include <optional>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "fluxlit/asgi/bridge.hpp"
 #include "fluxlit/gateway/http_text.hpp"
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
+#include "fluxlit/proxy/byte_chunk.hpp"
 #include "fluxlit/supervisor/streamlit_supervisor.hpp"
 
 namespace fluxlit::gateway {
@@ -67,7 +67,6 @@ std::string json_reply(int status, std::string_view reason, std::string_view det
 
 }  // namespace
 
-
 connection::connection(asio::ip::tcp::socket socket, gateway_context& context, std::uint64_t id,
                        closed_callback on_closed)
     : stream_(std::move(socket)),
@@ -85,8 +84,8 @@ connection::connection(asio::ip::tcp::socket socket, gateway_context& context, s
 }
 
 void connection::start() {
-  asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->run(); },
-                 asio::detached);
+  asio::co_spawn(
+      stream_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
 }
 
 void connection::close() {
@@ -122,8 +121,8 @@ asio::awaitable<void> connection::run() {
 
   for (bool first = true;; first = false) {
     proxy::request_parser parser;
-    parser.header_limit(static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(settings.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+    parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(
+        settings.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
     parser.body_limit(settings.max_request_body_bytes);
 
     if (first) {
@@ -162,8 +161,10 @@ asio::awaitable<void> connection::run() {
       } else if (error == beast::error::timeout) {
         // The timeout closed the socket; count it, there is nobody left to answer.
         context_.metrics.count_local_reply("header_read_timeout");
-        observability::logger("fluxlit")->debug("{} closed: no complete request head within "
-                                                "header_read_timeout_ms", tag_);
+        observability::logger("fluxlit")->debug(
+            "{} closed: no complete request head within "
+            "header_read_timeout_ms",
+            tag_);
       } else if (!is_quiet_close(error)) {
         co_await reply_locally(rejected, 400, "bad_request", "application/json",
                                json_reply(400, "bad_request", error.message()));
@@ -190,14 +191,13 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
   request.request_id = choose_request_id(message["x-request-id"]);
-  request.client = resolve_client(
-      context_.forwarding, peer_.address(), peer_.port(),
-      {message["x-forwarded-for"], message["x-forwarded-proto"], message["x-forwarded-host"],
-       message[http::field::host]});
+  request.client = resolve_client(context_.forwarding, peer_.address(), peer_.port(),
+                                  {message["x-forwarded-for"], message["x-forwarded-proto"],
+                                   message["x-forwarded-host"], message[http::field::host]});
   request.destination = route_target(context_.routes, request.target);
   request.head_only = message.method() == http::verb::head;
-  request.has_body = message.chunked() || (message.has_content_length() &&
-                                           message[http::field::content_length] != "0");
+  request.has_body = message.chunked() ||
+                     (message.has_content_length() && message[http::field::content_length] != "0");
   request.keep_alive = message.keep_alive() && !context_.draining;
   request.upgrade = parser.upgrade();
   request.version = message.version();
@@ -212,10 +212,9 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
     case route_kind::redirect: {
       std::string headers;
       append_header(headers, "Location", request.destination.location);
-      record = co_await reply_locally(request, request.destination.redirect_status, "redirect",
-                                      "text/plain; charset=utf-8",
-                                      "Redirecting to " + request.destination.location + "\n",
-                                      headers);
+      record = co_await reply_locally(
+          request, request.destination.redirect_status, "redirect", "text/plain; charset=utf-8",
+          "Redirecting to " + request.destination.location + "\n", headers);
       break;
     }
     case route_kind::api:
@@ -260,7 +259,8 @@ asio::awaitable<connection::request_record> connection::serve_native(const reque
     nlohmann::json body = {
         {"ready", ready},
         {"checks",
-         {{"python", {{"ok", python_ok}, {"loop_lag_ms", lag.count()}, {"max_lag_ms", max_lag.count()}}},
+         {{"python",
+           {{"ok", python_ok}, {"loop_lag_ms", lag.count()}, {"max_lag_ms", max_lag.count()}}},
           {"streamlit", streamlit_check},
           {"shutdown", {{"ok", !draining}, {"draining", draining}}}}}};
     record = co_await reply_locally(request, ready ? 200 : 503, ready ? "" : "not_ready",
@@ -302,7 +302,6 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
 
   proxy::forward_outcome outcome;
   if (request.upgrade) {
-    busy_ = false;  // an open WebSocket does not hold up a graceful drain of HTTP requests
     outcome = co_await proxy::tunnel_websocket(stream_, buffer_, parser, forward,
                                                context_.upstreams, context_.metrics);
   } else {
@@ -311,9 +310,9 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   relay_interrupt_.cancel_read = nullptr;  // it may name a stream that is gone now
 
   if (!outcome.local_reason.empty()) {
-    auto record = co_await reply_locally(request, outcome.status, outcome.local_reason,
-                                         "application/json",
-                                         json_reply(outcome.status, outcome.local_reason));
+    auto record =
+        co_await reply_locally(request, outcome.status, outcome.local_reason, "application/json",
+                               json_reply(outcome.status, outcome.local_reason));
     record.keep_alive = record.keep_alive && outcome.status != 413;
     co_return record;
   }
@@ -329,7 +328,9 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
 asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
                                                     proxy::request_parser& parser) {
   auto self = shared_from_this();
-  std::vector<char> chunk(asgi_body_chunk_bytes);
+  // Most API requests have no body; they never allocate the chunk.
+  std::optional<proxy::byte_chunk> chunk;
+  if (!parser.is_done()) chunk.emplace(asgi_body_chunk_bytes);
   while (continue_pending_ && !response_done_) {
     body_pending_ = false;
     co_await wait_for(body_timer_, body_pending_);
@@ -342,25 +343,27 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
       continue;
     }
     auto& body = parser.get().body();
-    body.data = chunk.data();
-    body.size = chunk.size();
-    auto [error, read] = co_await http::async_read(stream_, buffer_, parser, nothrow_awaitable);
+    body.data = chunk->data();
+    body.size = chunk->size();
+    auto [error, read] =
+        co_await http::async_read_some(stream_, buffer_, parser, nothrow_awaitable);
     if (error == http::error::need_buffer) error = {};
     if (error) {
       if (error == http::error::body_limit) {
         observability::logger("fluxlit")->warn(
-            "{} request body larger than max_request_body_bytes ({} bytes); closing", tag_,
+            "{} request body larger than max_request_body_bytes ({} bytes); answering 413", tag_,
             context_.settings.max_request_body_bytes);
-        context_.metrics.count_local_reply("request_body_too_large");
+        body_too_large_ = true;
       }
       exchange->io_client_gone();
-      wake(response_timer_, client_gone_);
+      client_gone_ = true;
+      wake(response_timer_, response_pending_);
       wake(pump_timer_, pump_done_);
       co_return;
     }
-    const auto got = chunk.size() - body.size;
+    const auto got = chunk->size() - body.size;
     if (got != 0 || parser.is_done()) {
-      exchange->io_push_body(std::string(chunk.data(), got), !parser.is_done());
+      exchange->io_push_body(std::string(chunk->data(), got), !parser.is_done());
     }
   }
 
@@ -371,7 +374,8 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
     if (error) {
       if (!response_done_) {
         exchange->io_client_gone();
-        wake(response_timer_, client_gone_);
+        client_gone_ = true;
+        wake(response_timer_, response_pending_);
       }
       break;
     }
@@ -419,6 +423,7 @@ void connection::connect_exchange(Exchange& exchange) {
   pump_done_ = false;
   response_done_ = false;
   client_gone_ = false;
+  body_too_large_ = false;
 }
 
 template void connection::connect_exchange(asgi::websocket_exchange&);
@@ -554,7 +559,7 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         }
       } else if (auto* abort = std::get_if<asgi::response_abort>(&event)) {
         observability::logger("fluxlit")->warn("{} rid={} response aborted: {}", tag_,
-                                                request.request_id, abort->reason);
+                                               request.request_id, abort->reason);
         aborted = true;
       }
     }
@@ -582,6 +587,15 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     co_await wait_for(pump_timer_, pump_done_);
   }
 
+  if (body_too_large_ && !started) {
+    // A chunked body passed the limit while the app read it; nothing was sent yet.
+    body_too_large_ = false;
+    auto reply =
+        co_await reply_locally(request, 413, "request_body_too_large", "application/json",
+                               json_reply(413, "request_body_too_large", "max_request_body_bytes"));
+    reply.keep_alive = false;
+    co_return reply;
+  }
   if (client_gone_ && !finished) {
     record.status = 499;
     record.keep_alive = false;
@@ -591,8 +605,8 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     record.keep_alive = false;
     if (!started) {
       // Nothing reached the client yet, so it gets a clean 500 rather than a reset.
-      auto reply = co_await reply_locally(request, 500, "app_exception", "text/plain; charset=utf-8",
-                                          "Internal Server Error\n");
+      auto reply = co_await reply_locally(request, 500, "app_exception",
+                                          "text/plain; charset=utf-8", "Internal Server Error\n");
       reply.route = "api";
       co_return reply;
     }

@@ -2,17 +2,16 @@
 // ASGI bridge or through the proxy. Runs as one coroutine on the I/O thread.
 #pragma once
 
-#include <chrono>
-#include <cstdint>
-#include <functional>
-#include <memory>
-#include <string>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
 
 #include "fluxlit/asgi/exchange.hpp"
 #include "fluxlit/gateway/context.hpp"
@@ -111,6 +110,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool client_gone_ = false;
 
   bool continue_pending_ = false;  // `Expect: 100-continue` not answered yet
+  bool body_too_large_ = false;    // the request body passed max_request_body_bytes
   bool shutdown_requested_ = false;
   proxy::relay_interrupt relay_interrupt_;
 };

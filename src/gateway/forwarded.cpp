@@ -73,15 +73,13 @@ bool forwarded_policy::is_trusted(const boost::asio::ip::address& address) const
   return false;
 }
 
-client_identity resolve_client(const forwarded_policy& policy,
-                               const boost::asio::ip::address& peer, std::uint16_t peer_port,
-                               const incoming_forwarded_headers& headers) {
+client_identity resolve_client(const forwarded_policy& policy, const boost::asio::ip::address& peer,
+                               std::uint16_t peer_port, const incoming_forwarded_headers& headers) {
   client_identity identity;
-  const auto peer_text = peer.is_v6() && peer.to_v6().is_v4_mapped()
-                             ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped,
-                                                                peer.to_v6())
-                                   .to_string()
-                             : peer.to_string();
+  const auto peer_text =
+      peer.is_v6() && peer.to_v6().is_v4_mapped()
+          ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, peer.to_v6()).to_string()
+          : peer.to_string();
   identity.client_host = peer_text;
   identity.client_port = peer_port;
   identity.host = std::string(headers.host);
@@ -121,9 +119,15 @@ client_identity resolve_client(const forwarded_policy& policy,
 }
 
 bool is_hop_by_hop(std::string_view name, std::string_view connection_value) {
-  static constexpr std::array<std::string_view, 9> always = {
-      "connection", "keep-alive", "proxy-connection", "te",         "trailer",
-      "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"};
+  static constexpr std::array<std::string_view, 9> always = {"connection",
+                                                             "keep-alive",
+                                                             "proxy-connection",
+                                                             "te",
+                                                             "trailer",
+                                                             "transfer-encoding",
+                                                             "upgrade",
+                                                             "proxy-authenticate",
+                                                             "proxy-authorization"};
   for (const auto each : always) {
     if (iequals(name, each)) return true;
   }
@@ -132,11 +136,11 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection_value) {
 
 std::string choose_request_id(std::string_view incoming) {
   constexpr std::size_t max_request_id_length = 128;
-  const bool safe = !incoming.empty() && incoming.size() <= max_request_id_length &&
-                    std::all_of(incoming.begin(), incoming.end(), [](char c) {
-                      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-                             c == '_' || c == '.';
-                    });
+  const bool safe =
+      !incoming.empty() && incoming.size() <= max_request_id_length &&
+      std::all_of(incoming.begin(), incoming.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      });
   if (safe) return std::string(incoming);
 
   thread_local std::mt19937_64 generator{std::random_device{}()};

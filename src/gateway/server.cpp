@@ -1,7 +1,6 @@
 #include "fluxlit/gateway/server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
-
 #include <map>
 #include <system_error>
 
@@ -30,10 +29,9 @@ class server::impl {
       observability::logger("fluxlit")->warn("accept failed: {}", error.message());
     } else {
       const auto id = ++next_id_;
-      auto created = std::make_shared<connection>(std::move(socket), context_, id,
-                                                  [this](std::uint64_t closed) {
-                                                    connections_.erase(closed);
-                                                  });
+      auto created = std::make_shared<connection>(
+          std::move(socket), context_, id,
+          [this](std::uint64_t closed) { connections_.erase(closed); });
       connections_.emplace(id, created);
       created->start();
     }
@@ -65,8 +63,8 @@ tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
   acceptor.set_option(tcp::acceptor::reuse_address(true));
   acceptor.bind(wanted, error);
   if (error) {
-    throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) +
-                                       " (" + error.message() +
+    throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) + " (" +
+                                       error.message() +
                                        "); choose another --port, or stop the other server");
   }
   acceptor.listen(asio::socket_base::max_listen_connections);
@@ -100,7 +98,9 @@ void server::close_all_connections() {
   }
 }
 
-std::size_t server::open_connections() const { return impl_->connections_.size(); }
+std::size_t server::open_connections() const {
+  return impl_->connections_.size();
+}
 
 std::size_t server::busy_connections() const {
   std::size_t busy = 0;

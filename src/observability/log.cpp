@@ -1,13 +1,13 @@
 #include "fluxlit/observability/log.hpp"
 
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
 #include <chrono>
 #include <ctime>
 #include <mutex>
-#include <string>
-
 #include <nlohmann/json.hpp>
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <string>
 
 namespace fluxlit::observability {
 namespace {
@@ -71,9 +71,8 @@ void configure_logging(log_format format, spdlog::level::level_enum level) {
         std::make_unique<spdlog::pattern_formatter>("%H:%M:%S.%e %^%-5l%$ [%n] %v"));
   }
   shared.level = level;
-  spdlog::apply_all([level](const std::shared_ptr<spdlog::logger>& each) {
-    each->set_level(level);
-  });
+  spdlog::apply_all(
+      [level](const std::shared_ptr<spdlog::logger>& each) { each->set_level(level); });
 }
 
 std::shared_ptr<spdlog::logger> logger(std::string_view source) {

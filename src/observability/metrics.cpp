@@ -1,12 +1,12 @@
 #include "fluxlit/observability/metrics.hpp"
 
-#include <map>
-#include <mutex>
-
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+
+#include <map>
+#include <mutex>
 
 namespace fluxlit::observability {
 
@@ -47,10 +47,18 @@ void metrics::count_local_reply(std::string_view reason) {
   impl_->local_replies.Add({{"reason", std::string(reason)}}).Increment();
 }
 
-void metrics::connection_opened() { impl_->open_connections.Increment(); }
-void metrics::connection_closed() { impl_->open_connections.Decrement(); }
-void metrics::websocket_opened() { impl_->open_websockets.Increment(); }
-void metrics::websocket_closed() { impl_->open_websockets.Decrement(); }
+void metrics::connection_opened() {
+  impl_->open_connections.Increment();
+}
+void metrics::connection_closed() {
+  impl_->open_connections.Decrement();
+}
+void metrics::websocket_opened() {
+  impl_->open_websockets.Increment();
+}
+void metrics::websocket_closed() {
+  impl_->open_websockets.Decrement();
+}
 
 std::string metrics::serialize() const {
   return prometheus::TextSerializer().Serialize(impl_->registry.Collect());

@@ -1,23 +1,24 @@
 #include "fluxlit/proxy/upstream.hpp"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address_v4.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-
-#include <array>
 #include <limits>
 #include <vector>
 
 #include "fluxlit/gateway/http_text.hpp"
-#include "fluxlit/proxy/frame_tracker.hpp"
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
+#include "fluxlit/proxy/byte_chunk.hpp"
+#include "fluxlit/proxy/frame_tracker.hpp"
 
 namespace fluxlit::proxy {
 namespace asio = boost::asio;
@@ -32,8 +33,9 @@ constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 // handful of reads, small enough that a thousand concurrent transfers stay within ~64 MiB.
 constexpr std::size_t body_chunk_bytes = 64 * 1024;
 
-// Bytes per direction and per read in a WebSocket tunnel; Streamlit's frames are mostly small.
-constexpr std::size_t tunnel_chunk_bytes = 16 * 1024;
+// Bytes per direction and per read in a WebSocket tunnel. Streamlit's frames are mostly small,
+// and a thousand idle tunnels then hold 16 MiB at most.
+constexpr std::size_t tunnel_chunk_bytes = 8 * 1024;
 
 // Upper bound on the child's response head. Streamlit's heads are well under 4 KiB.
 constexpr std::uint32_t max_upstream_header_bytes = 256 * 1024;
@@ -92,8 +94,8 @@ enum class client_framing { none, content_length, chunked, until_close };
 
 // The head sent to the client: the child's status and headers minus hop-by-hop ones.
 std::string client_response_head(const http::response<http::buffer_body>& response,
-                                  const forward_request& forward, client_framing framing,
-                                  bool keep_alive, bool upgrade) {
+                                 const forward_request& forward, client_framing framing,
+                                 bool keep_alive, bool upgrade) {
   std::string head;
   head.reserve(1024);
   gateway::append_status_line(head, response.result_int(), response.reason());
@@ -103,8 +105,8 @@ std::string client_response_head(const http::response<http::buffer_body>& respon
   for (const auto& field : response.base()) {
     const auto name = field.name_string();
     if (!upgrade && gateway::is_hop_by_hop(name, connection_value)) continue;
-    if (upgrade && (gateway::iequals(name, "transfer-encoding") ||
-                    gateway::iequals(name, "keep-alive"))) {
+    if (upgrade &&
+        (gateway::iequals(name, "transfer-encoding") || gateway::iequals(name, "keep-alive"))) {
       continue;
     }
     has_request_id = has_request_id || gateway::iequals(name, "x-request-id");
@@ -137,8 +139,8 @@ asio::awaitable<boost::system::error_code> write_body_piece(beast::tcp_stream& s
   }
   const auto framing = gateway::chunk_header(size);
   static constexpr std::string_view crlf = "\r\n";
-  const std::array<asio::const_buffer, 3> pieces = {
-      asio::buffer(framing), asio::buffer(data, size), asio::buffer(crlf.data(), crlf.size())};
+  const std::array<asio::const_buffer, 3> pieces = {asio::buffer(framing), asio::buffer(data, size),
+                                                    asio::buffer(crlf.data(), crlf.size())};
   auto [error, written] = co_await asio::async_write(stream, pieces, nothrow_awaitable);
   co_return error;
 }
@@ -155,14 +157,15 @@ asio::awaitable<body_copy_result> copy_request_body(beast::tcp_stream& client,
                                                     beast::tcp_stream& upstream) {
   body_copy_result result;
   const bool chunked = parser.get().chunked();
-  std::vector<char> chunk(body_chunk_bytes);
+  byte_chunk chunk(body_chunk_bytes);
   while (!parser.is_done()) {
     auto& body = parser.get().body();
     body.data = chunk.data();
     body.size = chunk.size();
     // A slow upload that keeps making progress is never cut off.
     client.expires_never();
-    auto [error, read] = co_await http::async_read(client, client_buffer, parser, nothrow_awaitable);
+    auto [error, read] =
+        co_await http::async_read_some(client, client_buffer, parser, nothrow_awaitable);
     if (error == http::error::need_buffer) error = {};
     if (error) {
       result.client_error = error;
@@ -227,13 +230,82 @@ void upstream_pool::give_back(beast::tcp_stream stream, std::uint16_t port) {
   idle_.push_back(idle_connection{port, std::move(stream)});
 }
 
-void upstream_pool::clear() { idle_.clear(); }
+void upstream_pool::clear() {
+  idle_.clear();
+}
+
+namespace {
+
+// Keeps one read pending on the client while the child works on a response, so a client that
+// goes away aborts the request to the child at once instead of when the response arrives.
+struct client_watch {
+  explicit client_watch(const asio::any_io_executor& executor) : finished_signal(executor) {}
+
+  beast::tcp_stream* upstream = nullptr;  // the attempt's connection to the child
+  bool client_gone = false;
+  bool finished = false;
+  asio::steady_timer finished_signal;
+};
+
+// Bytes of a pipelined next request kept while watching; past this the watch stops reading.
+constexpr std::size_t max_watched_bytes = 64 * 1024;
+
+asio::awaitable<void> watch_client(beast::tcp_stream& client, beast::flat_buffer& buffer,
+                                   std::shared_ptr<client_watch> watch) {
+  while (buffer.size() < max_watched_bytes) {
+    auto [error, read] = co_await client.async_read_some(buffer.prepare(4096), nothrow_awaitable);
+    buffer.commit(read);
+    if (error) {
+      if (error != asio::error::operation_aborted) {
+        watch->client_gone = true;
+        if (watch->upstream != nullptr) watch->upstream->socket().cancel();
+      }
+      break;
+    }
+  }
+  watch->finished = true;
+  watch->finished_signal.cancel();
+}
+
+asio::awaitable<forward_outcome> forward_attempts(
+    beast::tcp_stream& client, beast::flat_buffer& client_buffer, request_parser& parser,
+    const forward_request& request, upstream_pool& pool, std::shared_ptr<client_watch>& watch);
+
+}  // namespace
 
 asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
                                               beast::flat_buffer& client_buffer,
                                               request_parser& parser,
-                                              const forward_request& request,
-                                              upstream_pool& pool) {
+                                              const forward_request& request, upstream_pool& pool) {
+  std::shared_ptr<client_watch> watch;
+  auto outcome = co_await forward_attempts(client, client_buffer, parser, request, pool, watch);
+  if (watch) {
+    watch->upstream = nullptr;
+    if (!watch->finished) {
+      client.socket().cancel();
+      while (!watch->finished) {
+        watch->finished_signal.expires_at(asio::steady_timer::time_point::max());
+        co_await watch->finished_signal.async_wait(nothrow_awaitable);
+      }
+    }
+    if (watch->client_gone && (outcome.status == 0 || !outcome.local_reason.empty())) {
+      // The client left before the response was complete; no local reply can reach it.
+      forward_outcome gone;
+      gone.status = 499;
+      gone.client_gone = true;
+      gone.body_bytes = outcome.body_bytes;
+      co_return gone;
+    }
+    if (watch->client_gone) outcome.keep_alive = false;
+  }
+  co_return outcome;
+}
+
+namespace {
+
+asio::awaitable<forward_outcome> forward_attempts(
+    beast::tcp_stream& client, beast::flat_buffer& client_buffer, request_parser& parser,
+    const forward_request& request, upstream_pool& pool, std::shared_ptr<client_watch>& watch) {
   auto& message = parser.get();
   const bool has_body = request_has_body(message);
   const bool is_head = message.method() == http::verb::head;
@@ -256,7 +328,8 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
     bool reused = false;
     auto upstream = pool.take(executor, request.port, reused);
     if (!reused) {
-      if (auto error = co_await connect_stream(upstream, request.port, pool.limits().connect_timeout)) {
+      if (auto error =
+              co_await connect_stream(upstream, request.port, pool.limits().connect_timeout)) {
         co_return local_failure(error == beast::error::timeout ? 504 : 502,
                                 error == beast::error::timeout ? "upstream_connect_timeout"
                                                                : "upstream_connect_failed");
@@ -279,12 +352,20 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
       }
       // When the child stopped reading early, its response (often a 413) may still be there.
     }
+    if (!watch) {
+      watch = std::make_shared<client_watch>(executor);
+      asio::co_spawn(executor, watch_client(client, client_buffer, watch), asio::detached);
+    }
+    watch->upstream = &upstream;
 
     http::response_parser<http::buffer_body> response_parser;
     response_parser.header_limit(max_upstream_header_bytes);
     response_parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     if (is_head) response_parser.skip(true);
     beast::flat_buffer upstream_buffer;
+    // Beast reads at most the buffer's free capacity (512 bytes at least) per call; room for a
+    // whole chunk keeps a large body to a few reads.
+    upstream_buffer.reserve(body_chunk_bytes);
 
     boost::system::error_code read_error = write_error;
     if (!write_error || has_body) {
@@ -295,11 +376,10 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
       upstream.expires_never();
     }
     if (read_error) {
-      const bool stale = reused && !has_body && attempt == 0 &&
-                         (read_error == http::error::end_of_stream ||
-                          read_error == asio::error::eof ||
-                          read_error == asio::error::connection_reset ||
-                          read_error == asio::error::broken_pipe);
+      const bool stale =
+          reused && !has_body && attempt == 0 &&
+          (read_error == http::error::end_of_stream || read_error == asio::error::eof ||
+           read_error == asio::error::connection_reset || read_error == asio::error::broken_pipe);
       if (stale) continue;
       if (read_error == beast::error::timeout) co_return local_failure(504, "upstream_timeout");
       co_return local_failure(502, "upstream_response_invalid");
@@ -309,7 +389,8 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
     const int status = response.result_int();
     forward_outcome outcome;
     outcome.status = status;
-    outcome.keep_alive = message.keep_alive() && body_result.upstream_error == boost::system::error_code{};
+    outcome.keep_alive =
+        message.keep_alive() && body_result.upstream_error == boost::system::error_code{};
 
     client_framing framing = client_framing::none;
     if (!is_head && !gateway::status_forbids_body(status)) {
@@ -325,7 +406,8 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
       }
     }
 
-    const auto client_head = client_response_head(response, request, framing, outcome.keep_alive, false);
+    const auto client_head =
+        client_response_head(response, request, framing, outcome.keep_alive, false);
     if (co_await write_text(client, client_head)) {
       outcome.client_gone = true;
       outcome.keep_alive = false;
@@ -341,13 +423,13 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
       interrupt->cancel_read = [&upstream] { upstream.socket().cancel(); };
     }
     const auto drained = [interrupt] { return interrupt != nullptr && interrupt->requested; };
-    std::vector<char> chunk(body_chunk_bytes);
+    byte_chunk chunk(body_chunk_bytes);
     while (!response_parser.is_done() && !drained()) {
       auto& body = response.body();
       body.data = chunk.data();
       body.size = chunk.size();
-      auto [error, read] = co_await http::async_read(upstream, upstream_buffer, response_parser,
-                                                     nothrow_awaitable);
+      auto [error, read] = co_await http::async_read_some(upstream, upstream_buffer,
+                                                          response_parser, nothrow_awaitable);
       if (error == http::error::need_buffer) error = {};
       if (error && drained()) break;
       if (error) {
@@ -383,15 +465,16 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
   }
 }
 
+}  // namespace
+
 namespace {
 
 // Copies bytes from one side of a tunnel to the other until either fails, then closes both so
 // the opposite direction ends too.
 asio::awaitable<void> pump(beast::tcp_stream& from, beast::tcp_stream& to) {
-  std::vector<char> chunk(tunnel_chunk_bytes);
+  byte_chunk chunk(tunnel_chunk_bytes);
   for (;;) {
-    auto [read_error, read] =
-        co_await from.async_read_some(asio::buffer(chunk), nothrow_awaitable);
+    auto [read_error, read] = co_await from.async_read_some(asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
     if (read_error) break;
     auto [write_error, written] =
         co_await asio::async_write(to, asio::buffer(chunk.data(), read), nothrow_awaitable);
@@ -411,7 +494,7 @@ asio::awaitable<void> pump_to_client(beast::tcp_stream& upstream, beast::tcp_str
   // the close code.
   constexpr auto close_reply_wait = std::chrono::milliseconds(250);
 
-  std::vector<char> chunk(tunnel_chunk_bytes);
+  byte_chunk chunk(tunnel_chunk_bytes);
   frame_tracker frames;
   if (interrupt != nullptr) {
     interrupt->cancel_read = [&upstream, &frames] {
@@ -432,7 +515,7 @@ asio::awaitable<void> pump_to_client(beast::tcp_stream& upstream, beast::tcp_str
       break;
     }
     auto [read_error, read] =
-        co_await upstream.async_read_some(asio::buffer(chunk), nothrow_awaitable);
+        co_await upstream.async_read_some(asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
     if (read_error == asio::error::operation_aborted && interrupt != nullptr &&
         interrupt->requested) {
       continue;
@@ -451,12 +534,9 @@ asio::awaitable<void> pump_to_client(beast::tcp_stream& upstream, beast::tcp_str
 
 }  // namespace
 
-asio::awaitable<forward_outcome> tunnel_websocket(beast::tcp_stream& client,
-                                                  beast::flat_buffer& client_buffer,
-                                                  request_parser& parser,
-                                                  const forward_request& request,
-                                                  upstream_pool& pool,
-                                                  observability::metrics& metrics) {
+asio::awaitable<forward_outcome> tunnel_websocket(
+    beast::tcp_stream& client, beast::flat_buffer& client_buffer, request_parser& parser,
+    const forward_request& request, upstream_pool& pool, observability::metrics& metrics) {
   using namespace asio::experimental::awaitable_operators;
   const auto executor = co_await asio::this_coro::executor;
   auto& message = parser.get();
@@ -478,9 +558,9 @@ asio::awaitable<forward_outcome> tunnel_websocket(beast::tcp_stream& client,
                                                              response_parser, nothrow_awaitable);
   upstream.expires_never();
   if (read_error) {
-    co_return local_failure(read_error == beast::error::timeout ? 504 : 502,
-                            read_error == beast::error::timeout ? "upstream_timeout"
-                                                                : "upstream_response_invalid");
+    co_return local_failure(
+        read_error == beast::error::timeout ? 504 : 502,
+        read_error == beast::error::timeout ? "upstream_timeout" : "upstream_response_invalid");
   }
 
   auto& response = response_parser.get();
@@ -492,17 +572,18 @@ asio::awaitable<forward_outcome> tunnel_websocket(beast::tcp_stream& client,
     // A refusal (403, 404, ...) reaches the client with the child's status and body.
     const bool has_length = response.has_content_length();
     const auto framing = has_length ? client_framing::content_length : client_framing::until_close;
-    if (co_await write_text(client, client_response_head(response, request, framing, false, false))) {
+    if (co_await write_text(client,
+                            client_response_head(response, request, framing, false, false))) {
       outcome.client_gone = true;
       co_return outcome;
     }
-    std::vector<char> chunk(body_chunk_bytes);
+    byte_chunk chunk(body_chunk_bytes);
     while (!response_parser.is_done()) {
       auto& body = response.body();
       body.data = chunk.data();
       body.size = chunk.size();
-      auto [error, got_bytes] = co_await http::async_read(upstream, upstream_buffer,
-                                                          response_parser, nothrow_awaitable);
+      auto [error, got_bytes] = co_await http::async_read_some(upstream, upstream_buffer,
+                                                               response_parser, nothrow_awaitable);
       if (error == http::error::need_buffer) error = {};
       if (error) break;
       const auto got = chunk.size() - body.size;
@@ -512,8 +593,8 @@ asio::awaitable<forward_outcome> tunnel_websocket(beast::tcp_stream& client,
     co_return outcome;
   }
 
-  if (co_await write_text(client, client_response_head(response, request, client_framing::none,
-                                                       false, true))) {
+  if (co_await write_text(
+          client, client_response_head(response, request, client_framing::none, false, true))) {
     outcome.client_gone = true;
     co_return outcome;
   }
@@ -521,12 +602,14 @@ asio::awaitable<forward_outcome> tunnel_websocket(beast::tcp_stream& client,
 
   // Frames that arrived together with the heads belong to the other side.
   if (upstream_buffer.size() != 0) {
-    auto [error, written] = co_await asio::async_write(client, upstream_buffer.data(), nothrow_awaitable);
+    auto [error, written] =
+        co_await asio::async_write(client, upstream_buffer.data(), nothrow_awaitable);
     if (error) co_return outcome;
     upstream_buffer.consume(upstream_buffer.size());
   }
   if (client_buffer.size() != 0) {
-    auto [error, written] = co_await asio::async_write(upstream, client_buffer.data(), nothrow_awaitable);
+    auto [error, written] =
+        co_await asio::async_write(upstream, client_buffer.data(), nothrow_awaitable);
     if (error) co_return outcome;
     client_buffer.consume(client_buffer.size());
   }

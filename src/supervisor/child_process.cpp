@@ -62,6 +62,12 @@ int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout
   if (int rc = posix_spawn_file_actions_adddup2(actions, stderr_write, STDERR_FILENO)) {
     return rc;
   }
+  // Asio opens sockets without close-on-exec, so without this the child would inherit the
+  // gateway's listener and client connections, keep them open after FluxLit exits, and pass
+  // for their owner in /proc.
+  if (int rc = posix_spawn_file_actions_addclosefrom_np(actions, STDERR_FILENO + 1)) {
+    return rc;
+  }
   if (!request.working_directory.empty()) {
     const char* directory = request.working_directory.c_str();
     if (int rc = posix_spawn_file_actions_addchdir_np(actions, directory)) {

@@ -28,7 +28,8 @@ struct spawned_child {
 
 // Starts the program with posix_spawn as the leader of a new process group, so its process group
 // id equals its pid. The child reads stdin from /dev/null and writes stdout and stderr into new
-// pipes, with every signal disposition reset to the default and an empty signal mask. Returns the
+// pipes, inherits no other descriptor, and starts with every signal disposition reset to the
+// default and an empty signal mask. Returns the
 // posix_spawn error (for example ENOENT for a missing program) and leaves `child` untouched on
 // failure.
 // NOTE: a child outlives this process when the process dies without running the supervisor's

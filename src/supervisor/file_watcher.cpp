@@ -34,8 +34,8 @@ constexpr std::uint32_t watch_mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOS
                                      IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                                      IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
 
-// One read takes many events at once; each event is at most sizeof(inotify_event) + NAME_MAX + 1
-// bytes, so this holds at least 16 of the longest.
+// One read takes many events at once. An event takes at most sizeof(inotify_event) + NAME_MAX + 1
+// bytes, so the buffer fits at least 16 of the longest.
 constexpr std::size_t event_buffer_bytes = 64 * 1024;
 
 // A steady stream of changes (a build writing files for minutes) must not hold back the batch

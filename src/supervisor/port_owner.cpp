@@ -12,6 +12,8 @@
 #include <sstream>
 #include <system_error>
 
+#include "supervisor/process_table.hpp"
+
 namespace fluxlit::supervisor::detail {
 
 namespace {
@@ -89,22 +91,6 @@ bool read_text(const fs::path& path, std::string& text) {
   return true;
 }
 
-// Returns the process group field of a /proc/<pid>/stat text, or -1.
-pid_t parse_process_group(std::string_view stat) {
-  // The command name in brackets may contain spaces and ')', so fields count from the last ')'.
-  const std::size_t name_end = stat.rfind(')');
-  if (name_end == std::string_view::npos) {
-    return -1;
-  }
-  const std::vector<std::string_view> fields = split_columns(stat.substr(name_end + 1));
-  // The fields after the name are state, ppid and pgrp.
-  pid_t group = -1;
-  if (fields.size() < 3 || !parse_number(fields[2], 10, group)) {
-    return -1;
-  }
-  return group;
-}
-
 // Adds the inodes of the sockets that process `pid` has open to `inodes`.
 void collect_socket_inodes(const fs::path& fd_directory, std::set<std::uint64_t>& inodes) {
   std::error_code error;
@@ -157,16 +143,10 @@ std::vector<std::uint64_t> parse_loopback_listeners(std::string_view table, std:
 
 std::vector<pid_t> find_group_members(pid_t process_group, const std::string& proc_root) {
   std::vector<pid_t> members;
-  std::error_code error;
-  for (fs::directory_iterator it(proc_root, error), end; !error && it != end;
-       it.increment(error)) {
-    pid_t pid = 0;
-    if (!parse_number(it->path().filename().string(), 10, pid)) {
-      continue;
-    }
-    std::string stat;
-    // A process that exits during the scan has no stat file any more and is skipped.
-    if (read_text(it->path() / "stat", stat) && parse_process_group(stat) == process_group) {
+  for (const pid_t pid : list_processes(proc_root)) {
+    // A process that exits during the scan has no status any more and is skipped.
+    const std::optional<process_status> status = read_process_status(pid, proc_root);
+    if (status && status->process_group == process_group) {
       members.push_back(pid);
     }
   }

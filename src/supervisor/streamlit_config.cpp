@@ -31,8 +31,8 @@ std::string to_lower(std::string_view text) {
   return lowered;
 }
 
-// Returns "true" or "false" for the spellings that Streamlit's command line (Click) accepts for a
-// boolean, or the lower-cased text when it is none of them, so that it compares as different.
+// Returns "true" or "false" for the boolean spellings that Streamlit's command line (Click)
+// accepts. Other text is returned lower-cased, so it compares unequal to both.
 std::string normalise_boolean(std::string_view text) {
   const std::string lowered = to_lower(text);
   for (const std::string_view yes : {"1", "true", "t", "yes", "y", "on"}) {

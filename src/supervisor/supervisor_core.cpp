@@ -306,7 +306,7 @@ void supervisor_core::on_start_deadline(std::uint64_t run, const error_code& err
 }
 
 void supervisor_core::kill_starting_child(kill_reason reason) {
-  // The exit handler sees the kill as a crash and restarts the child with backoff, on a new
+  // The exit handler counts the kill as a crash and restarts the child with backoff, on a new
   // port chosen by launch().
   kill_reason_ = reason;
   cancel_start_checks();

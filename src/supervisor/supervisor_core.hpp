@@ -81,7 +81,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     std::array<char, output_read_bytes> buffer{};
   };
 
-  // Why the supervisor killed the current child, for the exit's log message.
+  // The reason the supervisor killed the current child, for the exit's log message.
   enum class kill_reason { none, start_timeout, foreign_listener };
 
   // Spawning and its timers.

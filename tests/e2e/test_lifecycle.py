@@ -213,11 +213,6 @@ def test_sigterm_closes_open_websocket(launcher: harness.Launcher) -> None:
     assert closed["seconds"] < 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: on SIGTERM the gateway drops tunnelled WebSocket connections without a "
-    "close frame, so clients see 1006 instead of 1001 (going away)",
-)
 def test_sigterm_sends_websocket_going_away(launcher: harness.Launcher) -> None:
     server = launcher.start()
     closed = close_websocket_by_sigterm(server)

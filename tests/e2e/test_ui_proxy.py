@@ -231,11 +231,6 @@ def test_unsafe_request_id_is_replaced_upstream(server: harness.Fluxlit) -> None
     assert seen == returned
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the UI proxy holds back a chunked response body from Streamlit until "
-    "it ends, so Server-Sent Events 300 ms apart all reach the client together",
-)
 def test_sse_events_arrive_one_by_one(server: harness.Fluxlit) -> None:
     started = time.monotonic()
     arrivals: list[float] = []

@@ -105,7 +105,8 @@ docker_options copy_mode() {
 
 TEST(Dockerfile, CopyModeTakesFluxlitFromContext) {
   const std::string text = render_dockerfile(copy_mode());
-  EXPECT_THAT(text, HasSubstr("FROM debian:bookworm-slim AS fluxlit\nCOPY .fluxlit/ /opt/fluxlit/\n"));
+  EXPECT_THAT(text,
+              HasSubstr("FROM debian:bookworm-slim AS fluxlit\nCOPY .fluxlit/ /opt/fluxlit/\n"));
   EXPECT_THAT(text, HasSubstr("COPY --from=fluxlit /opt/fluxlit/ /usr/local/\n"));
   EXPECT_THAT(text, Not(HasSubstr("cmake")));
 }
@@ -120,8 +121,9 @@ TEST(Dockerfile, RuntimeStageRunsAsUnprivilegedUser) {
   EXPECT_THAT(stage, HasSubstr("ENV VIRTUAL_ENV=/opt/venv"));
   EXPECT_THAT(stage, HasSubstr("USER fluxlit\n"));
   EXPECT_THAT(stage, HasSubstr("EXPOSE 8000\n"));
-  EXPECT_THAT(stage, HasSubstr(
-      "ENTRYPOINT [\"/usr/local/bin/fluxlit\", \"run\", \"--host\", \"0.0.0.0\"]\n"));
+  EXPECT_THAT(
+      stage,
+      HasSubstr("ENTRYPOINT [\"/usr/local/bin/fluxlit\", \"run\", \"--host\", \"0.0.0.0\"]\n"));
   EXPECT_THAT(stage, Not(HasSubstr("CMD")));
 }
 
@@ -155,15 +157,16 @@ TEST(Dockerfile, CheckoutOutsideContextUsesNamedContext) {
   options.fluxlit_checkout = "/src/fluxlit";
   EXPECT_EQ(checkout_in_context(options), "");
   const std::string text = render_dockerfile(options);
-  EXPECT_THAT(text, HasSubstr("docker build --build-context fluxlit-source=/src/fluxlit -t shop ."));
+  EXPECT_THAT(text,
+              HasSubstr("docker build --build-context fluxlit-source=/src/fluxlit -t shop ."));
   EXPECT_THAT(text, HasSubstr("COPY --from=fluxlit-source scripts/install-deps.sh scripts/\n"));
   EXPECT_THAT(text, HasSubstr("COPY --from=fluxlit-source . ./\n"));
 }
 
 TEST(Dockerignore, KeepsSecretsAndCachesOut) {
   const std::string text = render_dockerignore(copy_mode());
-  for (const char* entry : {".git\n", ".venv\n", "**/__pycache__\n", ".env\n",
-                            ".streamlit/secrets.toml\n"}) {
+  for (const char* entry :
+       {".git\n", ".venv\n", "**/__pycache__\n", ".env\n", ".streamlit/secrets.toml\n"}) {
     EXPECT_THAT(text, HasSubstr(entry));
   }
   EXPECT_THAT(text, Not(HasSubstr("\n.fluxlit\n")));

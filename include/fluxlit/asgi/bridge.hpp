@@ -79,7 +79,7 @@ class bridge {
 
   bool running() const;
 
- // Public only so that the native module in bridge.cpp can name it.
+  // Public only so that the native module in bridge.cpp can name it.
   class impl;
 
  private:

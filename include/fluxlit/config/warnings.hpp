@@ -12,7 +12,8 @@
 
 namespace fluxlit::config {
 
-// The codes never change meaning, so CI scripts may match them. docs/commands.md lists them.
+// A code keeps its meaning across releases, so CI scripts may match it. docs/commands.md lists
+// the codes.
 namespace warning_code {
 inline constexpr std::string_view unknown_key = "W001";           // key in the file
 inline constexpr std::string_view unknown_variable = "W002";      // FLUXLIT_* variable

@@ -1,12 +1,11 @@
 // Forwarded-header policy, hop-by-hop headers and request ids. Pure logic, no I/O.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/ip/address.hpp>
 
 #include "fluxlit/config/address_range.hpp"
 
@@ -24,8 +23,8 @@ struct client_identity {
   std::string client_host;
   std::uint16_t client_port = 0;
   std::string scheme = "http";
-  std::string host;             // the Host the client used
-  std::string forwarded_for;    // the X-Forwarded-For value to send on, peer appended
+  std::string host;           // the Host the client used
+  std::string forwarded_for;  // the X-Forwarded-For value to send on, peer appended
   bool via_trusted_proxy = false;
 };
 
@@ -39,9 +38,8 @@ struct incoming_forwarded_headers {
 // Applies the policy: from a trusted peer the client is the rightmost X-Forwarded-For entry
 // that is not itself trusted, and the scheme is the first X-Forwarded-Proto entry; from any
 // other peer the incoming X-Forwarded-* headers are ignored.
-client_identity resolve_client(const forwarded_policy& policy,
-                               const boost::asio::ip::address& peer, std::uint16_t peer_port,
-                               const incoming_forwarded_headers& headers);
+client_identity resolve_client(const forwarded_policy& policy, const boost::asio::ip::address& peer,
+                               std::uint16_t peer_port, const incoming_forwarded_headers& headers);
 
 // True for headers that belong to one connection (RFC 9110 section 7.6.1), including any
 // named in the Connection header's value.

@@ -7,12 +7,12 @@
 namespace fluxlit::gateway {
 
 enum class route_kind {
-  api,              // the ASGI app
-  native_health,    // <api_prefix>/healthz
-  native_ready,     // <api_prefix>/readyz
-  native_metrics,   // <api_prefix>/metrics
-  ui,               // the Streamlit child
-  redirect,         // a local redirect, see `location`
+  api,             // the ASGI app
+  native_health,   // <api_prefix>/healthz
+  native_ready,    // <api_prefix>/readyz
+  native_metrics,  // <api_prefix>/metrics
+  ui,              // the Streamlit child
+  redirect,        // a local redirect, see `location`
 };
 
 struct route {

@@ -1,13 +1,12 @@
 // The public listener: accepts connections and tracks them for a graceful shutdown.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "fluxlit/gateway/context.hpp"
 

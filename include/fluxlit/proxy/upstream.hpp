@@ -2,18 +2,17 @@
 // and the WebSocket tunnel.
 #pragma once
 
-#include <chrono>
-#include <functional>
-#include <cstdint>
-#include <string>
-#include <vector>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "fluxlit/gateway/forwarded.hpp"
 
@@ -73,17 +72,17 @@ struct forward_request {
   std::string target;  // the path and query to send upstream
   std::string request_id;
   gateway::client_identity client;
-  std::string forwarded_prefix;  // X-Forwarded-Prefix, the public root path
-  std::string connection_tag;    // "[C12]" for log lines
+  std::string forwarded_prefix;          // X-Forwarded-Prefix, the public root path
+  std::string connection_tag;            // "[C12]" for log lines
   relay_interrupt* interrupt = nullptr;  // optional; owned by the connection
 };
 
 struct forward_outcome {
-  int status = 0;                 // what the client received (or should receive, see local)
-  std::uint64_t body_bytes = 0;   // response body bytes sent to the client
-  bool keep_alive = false;        // the client connection can serve another request
-  bool upgraded = false;          // a WebSocket tunnel ran
-  bool client_gone = false;       // the client went away before the end (logged as 499)
+  int status = 0;                // what the client received (or should receive, see local)
+  std::uint64_t body_bytes = 0;  // response body bytes sent to the client
+  bool keep_alive = false;       // the client connection can serve another request
+  bool upgraded = false;         // a WebSocket tunnel ran
+  bool client_gone = false;      // the client went away before the end (logged as 499)
   // Set when nothing was sent to the client yet and the gateway must reply itself, with
   // `status` and this machine-readable reason.
   std::string local_reason;

@@ -45,7 +45,7 @@ enum class child_state { starting, ready, restarting, crash_loop, stopping, stop
 const char* to_string(child_state state);
 
 // Starts `python -m streamlit run ...` on a free loopback port in its own process group, logs
-// its output with source "streamlit", polls /_stcore/health until it answers 200, checks that
+// its output with source "streamlit", polls /_stcore/health until it returns 200, checks that
 // the listener on the port belongs to the child, and restarts it with backoff when it exits.
 // After crash_loop_count crashes within crash_loop_window it logs one error and keeps retrying
 // every restart_max_delay. All members are called on the executor's thread only, and that
@@ -76,8 +76,10 @@ class streamlit_supervisor {
   void start();
 
   // Stops the running child like async_stop() and starts a new one at once, without backoff
-  // and without counting a crash; for a reload after files changed. Starts the child when none
-  // runs. async_stop() and kill_now() cancel a pending restart.
+  // and without counting a crash, for a reload after files changed. Between two runs it starts
+  // the next child now, and when stopped it starts one. Ignored while a stop is in progress;
+  // async_stop() and kill_now() cancel a pending restart. A failed spawn is logged and retried
+  // with backoff, never thrown.
   void restart();
 
   // Sends SIGTERM to the child's process group, then SIGKILL after stop_timeout, and calls

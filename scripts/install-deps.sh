@@ -12,11 +12,11 @@ python_packages=(
   python3-fastapi python3-httpx python3-pytest python3-websockets python3-tornado
   python3-uvloop python3-venv
 )
-test_packages=(curl procps)
+test_packages=(curl procps util-linux)
 
 wanted=("${build_packages[@]}" "${python_packages[@]}" "${test_packages[@]}")
 if [[ "${1-}" == "--bench" ]]; then
-  wanted+=(wrk nginx-light python3-uvicorn python3-httptools util-linux)
+  wanted+=(wrk nginx-light python3-uvicorn python3-httptools)
 fi
 
 missing=()

@@ -48,6 +48,28 @@ std::vector<char*> to_null_terminated(const std::vector<std::string>& strings) {
   return pointers;
 }
 
+constexpr const char* setpriv_path = "/usr/bin/setpriv";
+
+// Returns true when `program` names an executable the way posix_spawnp would find it: as a
+// path (relative ones from `working_directory`), or by a search of the parent's PATH.
+bool program_is_executable(const std::string& program, const std::string& working_directory) {
+  if (program.find('/') != std::string::npos) {
+    const bool relative = program.front() != '/' && !working_directory.empty();
+    const std::string path = relative ? working_directory + "/" + program : program;
+    return ::access(path.c_str(), X_OK) == 0;
+  }
+  const char* search = std::getenv("PATH");
+  std::string_view directories = search != nullptr ? search : "/usr/bin:/bin";
+  while (true) {
+    const auto colon = directories.find(':');
+    std::string directory(directories.substr(0, colon));
+    if (directory.empty()) directory = ".";
+    if (::access((directory + "/" + program).c_str(), X_OK) == 0) return true;
+    if (colon == std::string_view::npos) return false;
+    directories.remove_prefix(colon + 1);
+  }
+}
+
 // Prepares the child's standard streams, working directory, process group and signal state.
 // Returns 0 or an errno value.
 int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout_write,
@@ -113,12 +135,25 @@ std::error_code spawn_process(const spawn_request& request, spawned_child& child
   int rc = configure_spawn(setup, request, stdout_pipe[1], stderr_pipe[1]);
   pid_t pid = -1;
   if (rc == 0) {
-    std::vector<char*> argv = to_null_terminated(request.arguments);
-    std::vector<char*> envp = to_null_terminated(request.environment);
-    // NOTE: with a working directory set, glibc changes directory before the PATH search and
-    // exec, so a relative program path is resolved from the new directory.
-    rc = ::posix_spawnp(&pid, request.program.c_str(), &setup.actions_, &setup.attributes_,
-                        argv.data(), envp.data());
+    // posix_spawn cannot set a parent-death signal; util-linux's setpriv sets it and then
+    // execs the program with the argv given, in the same process.
+    std::string program = request.program;
+    std::vector<std::string> arguments = request.arguments;
+    if (!program_is_executable(program, request.working_directory)) {
+      rc = ENOENT;  // what posix_spawnp reports, and setpriv could only report by exiting
+    } else if (request.terminate_with_parent && ::access(setpriv_path, X_OK) == 0) {
+      arguments = {"setpriv", "--pdeathsig", "TERM", "--", request.program};
+      arguments.insert(arguments.end(), request.arguments.begin() + 1, request.arguments.end());
+      program = setpriv_path;
+    }
+    if (rc == 0) {
+      std::vector<char*> argv = to_null_terminated(arguments);
+      std::vector<char*> envp = to_null_terminated(request.environment);
+      // NOTE: with a working directory set, glibc changes directory before the PATH search and
+      // exec, so a relative program path is resolved from the new directory.
+      rc = ::posix_spawnp(&pid, program.c_str(), &setup.actions_, &setup.attributes_,
+                          argv.data(), envp.data());
+    }
   }
 
   // The child has its own copies of the write ends, and the parent must not keep them open or

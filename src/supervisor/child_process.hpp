@@ -16,6 +16,9 @@ struct spawn_request {
   std::vector<std::string> arguments;    // argv, including argv[0]
   std::vector<std::string> environment;  // complete "NAME=value" list for the child
   std::string working_directory;         // empty keeps the parent's
+  // When set, the child gets SIGTERM if the thread that spawned it dies first (FluxLit killed
+  // with SIGKILL or crashed), so no child outlives FluxLit.
+  bool terminate_with_parent = false;
 };
 
 // Process id and the parent's ends of the child's output pipes. The caller owns the

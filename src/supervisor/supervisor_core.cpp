@@ -77,6 +77,7 @@ error_code supervisor_core::launch() {
   request.arguments = detail::make_streamlit_arguments(options_, port, pass_empty_base_url_path_);
   request.environment = detail::make_child_environment(options_);
   request.working_directory = options_.working_directory;
+  request.terminate_with_parent = true;
 
   detail::spawned_child child;
   if (std::error_code spawn_error = detail::spawn_process(request, child)) {

@@ -92,11 +92,6 @@ def test_sigterm_exits_zero_without_children(launcher: harness.Launcher) -> None
     assert not harness.is_running(harness.read_process(streamlit_pid))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: the Streamlit child gets no parent-death signal, so it keeps running "
-    "(reparented to init) after fluxlit is killed with SIGKILL",
-)
 def test_sigkill_leaves_no_streamlit_child(launcher: harness.Launcher) -> None:
     server = launcher.start()
     server.send_signal(signal.SIGKILL)

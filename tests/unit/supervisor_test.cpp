@@ -907,6 +907,9 @@ TEST_F(supervisor_test, ForeignListenerCausesRestartOnNewPort) {
   supervisor.start();
   const std::uint16_t first_port = supervisor.port();
   const int first_pid = supervisor.pid();
+  // Wait until the first child has claimed its run of the fixture; on a loaded machine the
+  // impostor could otherwise be noticed before the child created the file.
+  ASSERT_TRUE(run_until([&] { return std::filesystem::exists(directory_ / "no-listen"); }));
   foreign_health_server impostor(io_, first_port);
 
   ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));

@@ -107,7 +107,7 @@ class _Lifespan:
             await self._app(scope, self._inbox.get, self._send)
         except BaseException as error:  # noqa: BLE001 - any failure means "no lifespan"
             if not self._startup.done():
-                # An app that raises before answering startup does not implement lifespan.
+                # An app that raises before it completes startup does not implement lifespan.
                 self.supported = False
                 logger.debug("the app does not support lifespan: %r", error)
                 self._startup.set_result(None)
@@ -147,7 +147,7 @@ def _forget_app_modules(app_directory: str) -> None:
 
 
 def _error_app(description: str) -> Any:
-    """Build an ASGI app that answers 500 with a short page naming a load error."""
+    """Build an ASGI app that responds with 500 and a short page naming a load error."""
     page = (
         "FluxLit could not load the app after a code change:\n\n"
         f"{description}\n\nFix the code and save; the app reloads by itself.\n"
@@ -215,7 +215,7 @@ class _Runtime:
     async def reload(self) -> None:
         """Replace the app with a fresh import of the target; new requests wait meanwhile.
 
-        A failed import or startup is logged with its traceback, and the API answers 500 with
+        A failed import or startup is logged with its traceback, and the API responds with 500 and
         a short page naming the error until the next successful reload.
         """
         in_flight = set(self.tasks)
@@ -237,7 +237,7 @@ class _Runtime:
                 await lifespan.startup()
             except Exception as error:  # noqa: BLE001 - shown to the developer, then served
                 logger.error(
-                    "reload of %s failed; API requests answer 500 until the code is fixed\n%s",
+                    "reload of %s failed; API requests get a 500 response until the code is fixed\n%s",
                     self.target_text,
                     traceback.format_exc().rstrip(),
                 )
@@ -329,7 +329,7 @@ class _Runtime:
 
 
 def serve(control: Any, target_text: str, app_directory: str, log_level: str) -> None:
-    """Import the target, run lifespan startup, then serve until the binary asks to stop.
+    """Import the target, run lifespan startup, then serve until the binary requests a stop.
 
     ``control.startup_complete(ok, message)`` reports the outcome of the start-up to the
     binary, which exits with the message when it failed.

@@ -125,7 +125,7 @@ namespace {
 
 using fluxlit::asgi::bridge;
 
-// The control surface that _asgi_runtime.py sees as `control`.
+// The object that _asgi_runtime.py receives as `control`.
 struct control_handle {
   bridge::impl* owner;
 };

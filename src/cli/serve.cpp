@@ -1,5 +1,5 @@
 // `fluxlit run` and `fluxlit dev`: resolve the settings, start the app in the embedded
-// interpreter, listen, start Streamlit, and serve until a signal asks to stop.
+// interpreter, listen, start Streamlit, and serve until a signal requests a stop.
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -338,9 +338,22 @@ void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
   auto given = std::make_shared<config::cli_values>();
   add_target_argument(*command, *given);
   add_setting_flags(*command, *given);
+  auto strict = std::make_shared<bool>(false);
+  command->add_flag("--strict", *strict,
+                    "Refuse to start when the configuration has warnings, such as unknown keys "
+                    "(also FLUXLIT_STRICT=1)");
 
-  command->callback([given, mode, &exit_status] {
+  command->callback([given, strict, mode, &exit_status] {
     auto loaded = load_checked_settings(*given);
+    if (strict_requested(*strict) && !loaded.warnings.empty()) {
+      std::string message = "strict mode: the configuration has warnings:";
+      for (std::size_t i = 0; i < loaded.warnings.size(); ++i) {
+        const auto& code = i < loaded.warning_codes.size() ? loaded.warning_codes[i] : "W000";
+        message += "\n  " + code + "  " + loaded.warnings[i];
+      }
+      message += "\nFix them, or start without --strict and FLUXLIT_STRICT.";
+      throw config::config_error(message);
+    }
     auto& values = loaded.values;
     const bool level_given = loaded.sources["log_level"].kind != config::source_kind::default_value;
     const bool format_given =

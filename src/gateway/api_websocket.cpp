@@ -167,7 +167,7 @@ asio::awaitable<connection::request_record> connection::serve_api_websocket(
         }
         done = true;
       } else if (auto* start = std::get_if<asgi::response_start>(&event)) {
-        // The denial extension: the app answers the upgrade with an ordinary response.
+        // The denial extension: the app responds to the upgrade with an ordinary response.
         denial_started = true;
         record.status = start->status;
         std::string text;

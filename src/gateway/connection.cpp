@@ -159,7 +159,7 @@ asio::awaitable<void> connection::run() {
         co_await reply_locally(rejected, 413, "request_body_too_large", "application/json",
                                json_reply(413, "request_body_too_large", "max_request_body_bytes"));
       } else if (error == beast::error::timeout) {
-        // The timeout closed the socket; count it, there is nobody left to answer.
+        // The timeout closed the socket, so no reply can be sent; only count it.
         context_.metrics.count_local_reply("header_read_timeout");
         observability::logger("fluxlit")->debug(
             "{} closed: no complete request head within "
@@ -440,8 +440,8 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   connect_exchange(*exchange);
 
   if (!request.has_body) exchange->io_push_body({}, false);
-  // The client waits for 100 Continue before it sends the body; it is sent when the app first
-  // calls receive(), so an app that answers at once (401, 413) never makes it upload.
+  // The client waits for 100 Continue before it sends the body. It is sent when the app first
+  // calls receive(), so an app that responds at once (401, 413) never makes it upload.
   continue_pending_ = request.has_body && iequals(message[http::field::expect], "100-continue");
   context_.bridge.submit(exchange);
   asio::co_spawn(stream_.get_executor(), pump_request_body(exchange, parser), asio::detached);

@@ -54,7 +54,7 @@ struct response_body {
   bool more_body = false;
 };
 
-// The app raised or broke the protocol; the connection answers 500 or closes.
+// The app raised or broke the protocol, so the connection responds with 500 or closes.
 struct response_abort {
   std::string reason;
 };
@@ -72,8 +72,8 @@ class exchange_queues {
   // Set once by the bridge: schedules a wake-up of this exchange on the Python thread.
   std::function<void()> wake_python;
 
-  // Called by the connection to be told, on its own executor, that events wait or that
-  // reading may resume. `notify` must be cheap and thread-safe (it posts to the executor).
+  // Sets the callback that notifies the connection, on its own executor, that events wait or
+  // that reading may resume. `notify` must be cheap and thread-safe (it posts to the executor).
   void io_set_notify(std::function<void()> notify) {
     std::lock_guard lock(mutex_);
     notify_io_ = std::move(notify);
@@ -159,15 +159,15 @@ class exchange_queues {
     return client_gone_;
   }
 
-  // True once the app asked for an event that had not arrived yet; the connection answers
-  // `Expect: 100-continue` only then.
+  // True once the app requested an event that had not arrived yet. The connection sends
+  // `100 Continue` only then.
   bool io_receive_requested() const {
     std::lock_guard lock(mutex_);
     return receive_requested_;
   }
 
  protected:
-  // Returns the next queued event, or nothing; `ended` tells whether no event will come.
+  // Returns the next queued event, or nothing. `ended` is set when no event will come.
   std::optional<Inbound> pop_inbound(bool& ended) {
     std::unique_lock lock(mutex_);
     ended = client_gone_ || finished_;
@@ -276,7 +276,7 @@ struct websocket_close {
   std::string reason;
 };
 
-// Before accept the app may answer with an HTTP response (the denial extension), which uses
+// Before accept the app may respond with an HTTP response (the denial extension), which uses
 // response_start and response_body.
 using websocket_outbound = std::variant<websocket_accept, websocket_message, websocket_close,
                                         response_start, response_body, response_abort>;

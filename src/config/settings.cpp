@@ -1,6 +1,7 @@
 // Defaults of the numeric limits and the table of every configuration key.
 #include "fluxlit/config/settings.hpp"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -330,8 +331,29 @@ settings::settings() {
   shutdown_grace_ms = 20'000;
 }
 
+// Tuning knobs whose names or units may still change with the bridge, the supervisor and the
+// reloader they belong to.
+constexpr std::array<std::string_view, 10> experimental_keys = {
+    "upstream_max_idle_connections",     "asgi_send_high_water_bytes",
+    "asgi_receive_high_water_bytes",     "asgi_websocket_max_message_bytes",
+    "readiness_max_loop_lag_ms",         "streamlit_restart_initial_delay_ms",
+    "streamlit_restart_max_delay_ms",    "streamlit_crash_loop_count",
+    "streamlit_crash_loop_window_ms",    "reload_debounce_ms",
+};
+
+std::vector<key_info> build_keys_with_stability() {
+  std::vector<key_info> all = build_keys();
+  for (key_info& key : all) {
+    if (std::find(experimental_keys.begin(), experimental_keys.end(), key.name) !=
+        experimental_keys.end()) {
+      key.stability = "experimental";
+    }
+  }
+  return all;
+}
+
 std::span<const key_info> keys() {
-  static const std::vector<key_info> all = build_keys();
+  static const std::vector<key_info> all = build_keys_with_stability();
   return all;
 }
 

@@ -825,6 +825,26 @@ TEST(ConfigDocs, EveryKeyIsInTheReference) {
   }
 }
 
+TEST(ConfigDocs, ReferenceRowGivesStability) {
+  const std::string docs = read_text(fs::path(FLUXLIT_TEST_SOURCE_DIR) / "docs/configuration.md");
+  ASSERT_FALSE(docs.empty());
+  for (const key_info& key : keys()) {
+    const std::string row_start = "| `" + std::string(key.name) + "` |";
+    const auto row = docs.find(row_start);
+    ASSERT_NE(row, std::string::npos) << key.name;
+    const std::string line = docs.substr(row, docs.find('\n', row) - row);
+    EXPECT_THAT(line, HasSubstr("| " + std::string(key.stability) + " |")) << key.name;
+  }
+}
+
+TEST(ConfigKeys, StabilityIsKnown) {
+  for (const key_info& key : keys()) {
+    EXPECT_TRUE(key.stability == "stable" || key.stability == "experimental") << key.name;
+  }
+  EXPECT_EQ(find_key("port")->stability, "stable");
+  EXPECT_EQ(find_key("reload_debounce_ms")->stability, "experimental");
+}
+
 TEST_F(ConfigTest, ExampleFileListsEveryKeyWithItsDefault) {
   const std::string example = read_text(fs::path(FLUXLIT_TEST_SOURCE_DIR) / "fluxlit.toml.example");
   ASSERT_FALSE(example.empty());

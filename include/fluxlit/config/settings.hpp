@@ -75,6 +75,8 @@ struct key_info {
   std::string_view type;         // "string", "bool", "integer", "port", "list", "path"
   std::string_view unit;         // "ms", "bytes", or empty
   std::string_view description;  // one sentence for --help and docs
+  // "stable" keys keep their name and meaning across releases; "experimental" ones may change.
+  std::string_view stability = "stable";
   // Accepted range of "integer" and "port" keys; both are 0 for other types.
   std::uint64_t minimum = 0;
   std::uint64_t maximum = 0;

@@ -1,12 +1,12 @@
 // `fluxlit run` and `fluxlit dev`: resolve the settings, start the app in the embedded
 // interpreter, listen, start Streamlit, and serve until a signal requests a stop.
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -14,8 +14,6 @@
 #include <map>
 #include <memory>
 #include <thread>
-
-#include <fmt/ranges.h>
 
 #include "cli/command_support.hpp"
 #include "cli/commands.hpp"

@@ -246,31 +246,31 @@ std::vector<key_info> build_keys() {
       unsigned_key({"shutdown_grace_ms", "FLUXLIT_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms",
                     "Time in-flight requests have to finish after a shutdown signal"},
                    "ms", 0, max_duration_ms, &s::shutdown_grace_ms));
-  all.push_back(string_key(
-      {"pidfile", "FLUXLIT_PIDFILE", "--pidfile",
-       "File to write the server's process id to, for `fluxlit shutdown` (empty: none)"},
-      "path", &s::pidfile));
-  all.push_back(bool_key({"reload", "FLUXLIT_RELOAD", "--reload",
-                          "Restart the app when a watched file changes"},
-                         &s::reload));
-  all.push_back(list_key(
-      {"reload_dirs", "FLUXLIT_RELOAD_DIRS", "--reload-dirs",
-       "Directories watched for changes, including their subdirectories (empty: the app "
-       "directory)"},
-      &s::reload_dirs));
+  all.push_back(
+      string_key({"pidfile", "FLUXLIT_PIDFILE", "--pidfile",
+                  "File to write the server's process id to, for `fluxlit shutdown` (empty: none)"},
+                 "path", &s::pidfile));
+  all.push_back(bool_key(
+      {"reload", "FLUXLIT_RELOAD", "--reload", "Restart the app when a watched file changes"},
+      &s::reload));
+  all.push_back(
+      list_key({"reload_dirs", "FLUXLIT_RELOAD_DIRS", "--reload-dirs",
+                "Directories watched for changes, including their subdirectories (empty: the app "
+                "directory)"},
+               &s::reload_dirs));
   all.push_back(list_key(
       {"reload_includes", "FLUXLIT_RELOAD_INCLUDES", "--reload-includes",
        "Glob patterns of files whose changes cause a reload, matched against the file name and "
        "the path relative to the watched directory"},
       &s::reload_includes));
-  all.push_back(list_key(
-      {"reload_excludes", "FLUXLIT_RELOAD_EXCLUDES", "--reload-excludes",
-       "Glob patterns of files and directories whose changes never cause a reload"},
-      &s::reload_excludes));
-  all.push_back(unsigned_key(
-      {"reload_debounce_ms", "FLUXLIT_RELOAD_DEBOUNCE_MS", "--reload-debounce-ms",
-       "Quiet time after the last file change before a reload starts"},
-      "ms", 1, max_duration_ms, &s::reload_debounce_ms));
+  all.push_back(
+      list_key({"reload_excludes", "FLUXLIT_RELOAD_EXCLUDES", "--reload-excludes",
+                "Glob patterns of files and directories whose changes never cause a reload"},
+               &s::reload_excludes));
+  all.push_back(
+      unsigned_key({"reload_debounce_ms", "FLUXLIT_RELOAD_DEBOUNCE_MS", "--reload-debounce-ms",
+                    "Quiet time after the last file change before a reload starts"},
+                   "ms", 1, max_duration_ms, &s::reload_debounce_ms));
   return all;
 }
 
@@ -334,11 +334,11 @@ settings::settings() {
 // Tuning knobs whose names or units may still change with the bridge, the supervisor and the
 // reloader they belong to.
 constexpr std::array<std::string_view, 10> experimental_keys = {
-    "upstream_max_idle_connections",     "asgi_send_high_water_bytes",
-    "asgi_receive_high_water_bytes",     "asgi_websocket_max_message_bytes",
-    "readiness_max_loop_lag_ms",         "streamlit_restart_initial_delay_ms",
-    "streamlit_restart_max_delay_ms",    "streamlit_crash_loop_count",
-    "streamlit_crash_loop_window_ms",    "reload_debounce_ms",
+    "upstream_max_idle_connections",  "asgi_send_high_water_bytes",
+    "asgi_receive_high_water_bytes",  "asgi_websocket_max_message_bytes",
+    "readiness_max_loop_lag_ms",      "streamlit_restart_initial_delay_ms",
+    "streamlit_restart_max_delay_ms", "streamlit_crash_loop_count",
+    "streamlit_crash_loop_window_ms", "reload_debounce_ms",
 };
 
 std::vector<key_info> build_keys_with_stability() {

@@ -9,8 +9,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <limits>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "fluxlit/asgi/bridge.hpp"
@@ -65,6 +65,27 @@ std::string json_reply(int status, std::string_view reason, std::string_view det
   return body.dump() + "\n";
 }
 
+struct framing_error {
+  int status;
+  const char* reason;
+};
+
+// Checks what RFC 9112 requires of a request head beyond what the parser checks: exactly one
+// Host in HTTP/1.1 (section 3.2), and no transfer coding other than chunked, which the
+// gateway cannot decode (section 6.1: 501).
+std::optional<framing_error> framing_problem(const http::request<http::buffer_body>& message) {
+  std::size_t hosts = 0;
+  for (const auto& field : message.base()) {
+    if (field.name() == http::field::host) ++hosts;
+    if (field.name() == http::field::transfer_encoding && !iequals(field.value(), "chunked")) {
+      return framing_error{501, "unsupported_transfer_coding"};
+    }
+  }
+  if (hosts > 1) return framing_error{400, "duplicate_host"};
+  if (hosts == 0 && message.version() >= 11) return framing_error{400, "missing_host"};
+  return std::nullopt;
+}
+
 }  // namespace
 
 connection::connection(asio::ip::tcp::socket socket, gateway_context& context, std::uint64_t id,
@@ -92,6 +113,25 @@ void connection::close() {
   boost::system::error_code ignored;
   stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   stream_.close();
+}
+
+asio::awaitable<void> connection::drain_unread_input() {
+  // A client still sending a body would get a reset on close, and a reset can discard the
+  // response before the client reads it. So stop sending, then read and drop what still
+  // comes, for a bounded time and amount, before closing (as nginx's lingering close does).
+  constexpr auto linger_time = std::chrono::seconds(2);
+  constexpr std::size_t max_linger_bytes = 16 * 1024 * 1024;
+
+  boost::system::error_code ignored;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(linger_time);
+  std::size_t dropped = 0;
+  std::array<char, 16 * 1024> sink;
+  while (dropped < max_linger_bytes) {
+    auto [error, read] = co_await stream_.async_read_some(asio::buffer(sink), nothrow_awaitable);
+    if (error) break;
+    dropped += read;
+  }
 }
 
 void connection::begin_shutdown() {
@@ -179,6 +219,7 @@ asio::awaitable<void> connection::run() {
     if (!record.keep_alive || context_.draining) break;
   }
 
+  if (lingering_close_) co_await drain_unread_input();
   close();
   context_.metrics.connection_closed();
   if (on_closed_) on_closed_(id_);
@@ -201,6 +242,16 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
   request.keep_alive = message.keep_alive() && !context_.draining;
   request.upgrade = parser.upgrade();
   request.version = message.version();
+
+  if (auto problem = framing_problem(message)) {
+    auto record =
+        co_await reply_locally(request, problem->status, problem->reason, "application/json",
+                               json_reply(problem->status, problem->reason));
+    record.keep_alive = false;
+    lingering_close_ = request.has_body;
+    log_request(request, record);
+    co_return record;
+  }
 
   request_record record;
   switch (request.destination.kind) {
@@ -225,7 +276,10 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
       break;
   }
   // An unread request body would be taken for the next request's head.
-  if (!parser.is_done()) record.keep_alive = false;
+  if (!parser.is_done()) {
+    record.keep_alive = false;
+    lingering_close_ = true;
+  }
   log_request(request, record);
   co_return record;
 }
@@ -353,7 +407,9 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
         observability::logger("fluxlit")->warn(
             "{} request body larger than max_request_body_bytes ({} bytes); answering 413", tag_,
             context_.settings.max_request_body_bytes);
-        body_too_large_ = true;
+        body_error_ = 413;
+      } else if (error.category() == http::make_error_code(http::error::bad_chunk).category()) {
+        body_error_ = 400;  // a malformed body, such as an invalid chunk size
       }
       exchange->io_client_gone();
       client_gone_ = true;
@@ -423,7 +479,7 @@ void connection::connect_exchange(Exchange& exchange) {
   pump_done_ = false;
   response_done_ = false;
   client_gone_ = false;
-  body_too_large_ = false;
+  body_error_ = 0;
 }
 
 template void connection::connect_exchange(asgi::websocket_exchange&);
@@ -587,12 +643,14 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     co_await wait_for(pump_timer_, pump_done_);
   }
 
-  if (body_too_large_ && !started) {
-    // A chunked body passed the limit while the app read it; nothing was sent yet.
-    body_too_large_ = false;
-    auto reply =
-        co_await reply_locally(request, 413, "request_body_too_large", "application/json",
-                               json_reply(413, "request_body_too_large", "max_request_body_bytes"));
+  if (body_error_ != 0 && !started) {
+    // The body broke a limit or its framing while the app read it; nothing was sent yet.
+    const bool too_large = body_error_ == 413;
+    const char* reason = too_large ? "request_body_too_large" : "bad_request_body";
+    body_error_ = 0;
+    auto reply = co_await reply_locally(
+        request, too_large ? 413 : 400, reason, "application/json",
+        json_reply(too_large ? 413 : 400, reason, too_large ? "max_request_body_bytes" : ""));
     reply.keep_alive = false;
     co_return reply;
   }

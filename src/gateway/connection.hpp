@@ -85,6 +85,7 @@ class connection : public std::enable_shared_from_this<connection> {
                                                        std::string body,
                                                        std::string extra_headers = {});
 
+  boost::asio::awaitable<void> drain_unread_input();
   boost::asio::awaitable<void> wait_for(boost::asio::steady_timer& timer, const bool& flag);
   void wake(boost::asio::steady_timer& timer, bool& flag);
   void log_request(const request_view& request, const request_record& record);
@@ -110,7 +111,10 @@ class connection : public std::enable_shared_from_this<connection> {
   bool client_gone_ = false;
 
   bool continue_pending_ = false;  // `Expect: 100-continue` not answered yet
-  bool body_too_large_ = false;    // the request body passed max_request_body_bytes
+  int body_error_ = 0;             // 413 or 400 when the request body broke a limit or its framing
+  // Set when the connection closes with request body bytes unread: the client then gets time
+  // to finish sending, so that it reads the response instead of a reset.
+  bool lingering_close_ = false;
   bool shutdown_requested_ = false;
   proxy::relay_interrupt relay_interrupt_;
 };

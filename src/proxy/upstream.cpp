@@ -344,6 +344,10 @@ asio::awaitable<forward_outcome> forward_attempts(
         auto outcome = local_failure(413, "request_body_too_large");
         co_return outcome;
       }
+      if (body_result.client_error.category() ==
+          http::make_error_code(http::error::bad_chunk).category()) {
+        co_return local_failure(400, "bad_request_body");
+      }
       if (body_result.client_error) {
         forward_outcome gone;
         gone.client_gone = true;
@@ -458,7 +462,11 @@ asio::awaitable<forward_outcome> forward_attempts(
     }
     if (drained()) co_return outcome;  // the child's connection closes here
 
-    if (response_parser.keep_alive() && body_result.upstream_error == boost::system::error_code{}) {
+    // A child that rejects a request with a body (an upload's 403 or 413) may not have read the
+    // whole body, and such a connection is not safe to reuse.
+    const bool early_rejection = has_body && status >= 400;
+    if (response_parser.keep_alive() && !early_rejection &&
+        body_result.upstream_error == boost::system::error_code{}) {
       pool.give_back(std::move(upstream), request.port);
     }
     co_return outcome;
@@ -474,7 +482,8 @@ namespace {
 asio::awaitable<void> pump(beast::tcp_stream& from, beast::tcp_stream& to) {
   byte_chunk chunk(tunnel_chunk_bytes);
   for (;;) {
-    auto [read_error, read] = co_await from.async_read_some(asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
+    auto [read_error, read] =
+        co_await from.async_read_some(asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
     if (read_error) break;
     auto [write_error, written] =
         co_await asio::async_write(to, asio::buffer(chunk.data(), read), nothrow_awaitable);
@@ -514,8 +523,8 @@ asio::awaitable<void> pump_to_client(beast::tcp_stream& upstream, beast::tcp_str
       }
       break;
     }
-    auto [read_error, read] =
-        co_await upstream.async_read_some(asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
+    auto [read_error, read] = co_await upstream.async_read_some(
+        asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
     if (read_error == asio::error::operation_aborted && interrupt != nullptr &&
         interrupt->requested) {
       continue;

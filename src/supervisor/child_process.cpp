@@ -151,8 +151,8 @@ std::error_code spawn_process(const spawn_request& request, spawned_child& child
       std::vector<char*> envp = to_null_terminated(request.environment);
       // NOTE: with a working directory set, glibc changes directory before the PATH search and
       // exec, so a relative program path is resolved from the new directory.
-      rc = ::posix_spawnp(&pid, program.c_str(), &setup.actions_, &setup.attributes_,
-                          argv.data(), envp.data());
+      rc = ::posix_spawnp(&pid, program.c_str(), &setup.actions_, &setup.attributes_, argv.data(),
+                          envp.data());
     }
   }
 

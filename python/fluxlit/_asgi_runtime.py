@@ -334,7 +334,7 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     ``control.startup_complete(ok, message)`` reports the outcome of the start-up to the
     binary, which exits with the message when it failed.
     """
-    from fluxlit._target import load_target
+    from fluxlit._target import TargetError, load_target
 
     _install_logging(control, log_level)
     loop = _new_event_loop()
@@ -342,6 +342,24 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     try:
         target = load_target(target_text, app_directory)
         app = _resolve_app(target)
+    except (TargetError, TypeError) as error:
+        # The target itself is wrong: the message says which part, no traceback needed.
+        control.startup_complete(
+            False,
+            f"{error}. Check the target (module:attribute or path/to/file.py:attribute) and "
+            f"the working directory {os.getcwd()}.",
+        )
+        loop.close()
+        return
+    except ModuleNotFoundError as error:
+        control.startup_complete(
+            False,
+            f"{traceback.format_exc().rstrip()}\nThe interpreter {sys.executable} has no module "
+            f"{error.name!r}: install it into that environment, or pass --python with an "
+            "interpreter that has it.",
+        )
+        loop.close()
+        return
     except BaseException:  # noqa: BLE001 - reported to the binary with the traceback
         control.startup_complete(False, traceback.format_exc().rstrip())
         loop.close()

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -66,6 +67,17 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
+// The commands that give `python` Streamlit: Debian's interpreter refuses a plain pip install
+// (PEP 668), so the hint goes through a virtual environment that still sees Debian's packages.
+std::string streamlit_install_hint(const std::string& python) {
+  if (python.rfind("/usr/bin/", 0) == 0) {
+    return python +
+           " -m venv --system-site-packages .venv && .venv/bin/pip install streamlit, "
+           "then start FluxLit with --python .venv/bin/python";
+  }
+  return python + " -m pip install streamlit";
+}
+
 std::string streamlit_missing_page(const asgi::interpreter_info& info) {
   const auto python = html_escape(info.executable);
   return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Streamlit is not "
@@ -75,10 +87,9 @@ std::string streamlit_missing_page(const asgi::interpreter_info& info) {
          python + "</code> (Python " + html_escape(info.version) +
          ").</p>\n"
          "<p>Install it with <code>" +
-         python +
-         " -m pip install streamlit</code>, or activate a "
-         "virtual environment that has it (or pass <code>--python</code>) and start FluxLit "
-         "again. Run with <code>--no-ui</code> to serve the API alone.</p>\n</body></html>\n";
+         html_escape(streamlit_install_hint(info.executable)) +
+         "</code>, or activate a virtual environment that has it and start FluxLit again. Run "
+         "with <code>--no-ui</code> to serve the API alone.</p>\n</body></html>\n";
 }
 
 std::string display_host(const std::string& host) {
@@ -140,14 +151,6 @@ int serve_process::run() {
              : interpreter_.streamlit_version.empty() ? "installed (version unknown)"
                                                       : interpreter_.streamlit_version);
 
-  asgi::bridge_options options;
-  options.interpreter = interpreter_;
-  options.app_directory = target_.app_directory;
-  options.target = python_target_text(target_);
-  options.log_level = settings_.log_level;
-  bridge_.start(options);
-  log->info("app {} started in the embedded interpreter", settings_.target);
-
   proxy::pool_limits limits;
   limits.max_idle_connections = settings_.upstream_max_idle_connections;
   limits.connect_timeout = std::chrono::milliseconds(settings_.upstream_connect_timeout_ms);
@@ -165,6 +168,17 @@ int serve_process::run() {
 
   server_ = std::make_unique<gateway::server>(io_, *context_);
   const auto bound = server_->listen(settings_.host, settings_.port);
+
+  // The port is bound first, so a port in use fails before the app is imported. Connections
+  // wait in the backlog until the I/O loop runs.
+  asgi::bridge_options options;
+  options.interpreter = interpreter_;
+  options.app_directory = target_.app_directory;
+  options.target = python_target_text(target_);
+  options.log_level = settings_.log_level;
+  bridge_.start(options);
+  log->info("app {} started in the embedded interpreter", settings_.target);
+
   const auto base = "http://" + display_host(settings_.host) + ":" + std::to_string(bound.port());
   std::printf("fluxlit listening on %s\n", base.c_str());
   if (mode_ == serve_mode::dev) {
@@ -202,9 +216,9 @@ void serve_process::start_streamlit(std::uint16_t port) {
   if (!interpreter_.has_streamlit) {
     context_->ui_unavailable_page = streamlit_missing_page(interpreter_);
     log->warn(
-        "Streamlit is not installed for {}; the API is served, and UI paths answer 503 "
-        "until it is installed ({} -m pip install streamlit)",
-        interpreter_.executable, interpreter_.executable);
+        "Streamlit is not installed for {}; the API is served, and UI paths respond with 503 "
+        "until it is installed: {}",
+        interpreter_.executable, streamlit_install_hint(interpreter_.executable));
     return;
   }
 
@@ -255,8 +269,9 @@ void serve_process::start_reloader() {
       io_.get_executor(), options, [this](std::vector<std::string> changed) {
         if (stopping_ || changed.empty()) return;
         observability::logger("fluxlit")->info(
-            "{} changed{}; reloading the app and restarting Streamlit", changed.front(),
-            changed.size() > 1 ? " (and " + std::to_string(changed.size() - 1) + " more)" : "");
+            "{} changed{}; reloading the app{}", changed.front(),
+            changed.size() > 1 ? " (and " + std::to_string(changed.size() - 1) + " more)" : "",
+            streamlit_ ? " and restarting Streamlit" : "");
         bridge_.reload();
         if (streamlit_) streamlit_->restart();
       });
@@ -336,6 +351,22 @@ void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
   auto given = std::make_shared<config::cli_values>();
   add_target_argument(*command, *given);
   add_setting_flags(*command, *given);
+  if (dev) {
+    // dev changes three defaults; the help text generated from the settings table shows run's.
+    const std::pair<const char*, std::pair<const char*, const char*>> dev_defaults[] = {
+        {"--reload", {"Default: false", "Default for dev: true"}},
+        {"--log-level", {"Default: info", "Default for dev: debug"}},
+        {"--log-format", {"Default: json", "Default for dev: text"}},
+    };
+    for (const auto& [flag, change] : dev_defaults) {
+      auto* option = command->get_option(flag);
+      auto text = option->get_description();
+      if (const auto at = text.find(change.first); at != std::string::npos) {
+        text.replace(at, std::strlen(change.first), change.second);
+        option->description(text);
+      }
+    }
+  }
   auto strict = std::make_shared<bool>(false);
   command->add_flag("--strict", *strict,
                     "Refuse to start when the configuration has warnings, such as unknown keys "

@@ -1,5 +1,7 @@
 #include "fluxlit/gateway/server.hpp"
 
+#include <fcntl.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <map>
 #include <system_error>
@@ -60,12 +62,14 @@ tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
   const tcp::endpoint wanted(address, port);
   auto& acceptor = impl_->acceptor_;
   acceptor.open(wanted.protocol());
+  // Processes the app starts must not inherit the listener and keep the port bound.
+  ::fcntl(acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
   acceptor.set_option(tcp::acceptor::reuse_address(true));
   acceptor.bind(wanted, error);
   if (error) {
-    throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) + " (" +
-                                       error.message() +
-                                       "); choose another --port, or stop the other server");
+    // system_error appends the cause ("Address already in use") to this text.
+    throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) +
+                                       "; choose another --port, or stop the other server");
   }
   acceptor.listen(asio::socket_base::max_listen_connections);
   impl_->accept_next();

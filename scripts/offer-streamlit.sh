@@ -15,7 +15,7 @@ if [[ ! -x .venv/bin/pip ]]; then
   }
 fi
 
-# `pip index` asks the configured package index without downloading anything.
+# `pip index` queries the configured package index without downloading anything.
 if ! timeout 20 .venv/bin/pip index versions streamlit --timeout 5 --retries 0 >/dev/null 2>&1; then
   echo "The Python package index cannot be reached from this machine, so Streamlit cannot be"
   echo "installed now. The API is served; UI paths answer 503 with install instructions."

@@ -343,7 +343,7 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
         target = load_target(target_text, app_directory)
         app = _resolve_app(target)
     except (TargetError, TypeError) as error:
-        # The target itself is wrong: the message says which part, no traceback needed.
+        # The target itself is wrong, and the message names the part; a traceback adds nothing.
         control.startup_complete(
             False,
             f"{error}. Check the target (module:attribute or path/to/file.py:attribute) and "

@@ -67,8 +67,8 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
-// The commands that give `python` Streamlit: Debian's interpreter refuses a plain pip install
-// (PEP 668), so the hint goes through a virtual environment that still sees Debian's packages.
+// Returns the commands that install Streamlit for `python`. Debian's interpreter rejects a
+// plain pip install (PEP 668), so the hint uses a virtual environment with Debian's packages.
 std::string streamlit_install_hint(const std::string& python) {
   if (python.rfind("/usr/bin/", 0) == 0) {
     return python +

@@ -38,7 +38,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void begin_shutdown();
 
  private:
-  // What one request turned into, for the access log.
+  // The outcome of one request, for the access log.
   struct request_record {
     std::string route;  // "api", "ui", "native", "local"
     int status = 0;
@@ -110,7 +110,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool response_done_ = false;
   bool client_gone_ = false;
 
-  bool continue_pending_ = false;  // `Expect: 100-continue` not answered yet
+  bool continue_pending_ = false;  // `Expect: 100-continue` still waits for 100 Continue
   int body_error_ = 0;             // 413 or 400 when the request body broke a limit or its framing
   // Set when the connection closes with request body bytes unread: the client then gets time
   // to finish sending, so that it reads the response instead of a reset.

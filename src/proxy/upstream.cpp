@@ -367,8 +367,8 @@ asio::awaitable<forward_outcome> forward_attempts(
     response_parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     if (is_head) response_parser.skip(true);
     beast::flat_buffer upstream_buffer;
-    // Beast reads at most the buffer's free capacity (512 bytes at least) per call; room for a
-    // whole chunk keeps a large body to a few reads.
+    // Beast reads at most the buffer's free capacity (512 bytes at least) per call, so room for
+    // a whole chunk keeps a large body to a few reads.
     upstream_buffer.reserve(body_chunk_bytes);
 
     boost::system::error_code read_error = write_error;
@@ -498,9 +498,9 @@ asio::awaitable<void> pump(beast::tcp_stream& from, beast::tcp_stream& to) {
 // gateway shuts down, it can end the client's side with close 1001 between two frames.
 asio::awaitable<void> pump_to_client(beast::tcp_stream& upstream, beast::tcp_stream& client,
                                      relay_interrupt* interrupt) {
-  // Time the client gets to answer the gateway's close frame before the sockets close. The
-  // answer is relayed to the child by the other direction; a client that is slower still saw
-  // the close code.
+  // Time the client gets to reply to the gateway's close frame before the sockets close. The
+  // other direction relays that reply to the child. A slower client has still received the
+  // close code.
   constexpr auto close_reply_wait = std::chrono::milliseconds(250);
 
   byte_chunk chunk(tunnel_chunk_bytes);

@@ -14,7 +14,7 @@
 
 namespace fluxlit::asgi {
 
-// What the chosen interpreter reported about itself, before it is embedded.
+// The facts the chosen interpreter reported about itself, before it is embedded.
 struct interpreter_info {
   std::string executable;  // the python that was asked, as given
   std::string version;     // "3.11.2"
@@ -34,7 +34,7 @@ std::string choose_interpreter(const std::string& explicit_python);
 // cannot run or is not the Python version this binary links.
 interpreter_info query_interpreter(const std::string& python);
 
-// The directory that holds the `fluxlit` Python package.
+// Returns the directory that contains the `fluxlit` Python package.
 std::string python_package_directory();
 
 class startup_error : public std::runtime_error {

@@ -18,7 +18,7 @@ struct forwarded_policy {
   bool is_trusted(const boost::asio::ip::address& address) const;
 };
 
-// Who the client is, as far as the policy lets the gateway believe the headers.
+// The client's identity, as far as the policy lets the gateway trust the headers.
 struct client_identity {
   std::string client_host;
   std::uint16_t client_port = 0;

@@ -88,7 +88,7 @@ struct forward_outcome {
   std::string local_reason;
 };
 
-// Sends the request whose header `parser` holds to the child, streaming the body, and
+// Sends the request whose header is in `parser` to the child, streaming the body, and
 // streams the response back. Never throws; failures come back in the outcome.
 boost::asio::awaitable<forward_outcome> forward_http(boost::beast::tcp_stream& client,
                                                      boost::beast::flat_buffer& client_buffer,
@@ -96,7 +96,7 @@ boost::asio::awaitable<forward_outcome> forward_http(boost::beast::tcp_stream& c
                                                      const forward_request& request,
                                                      upstream_pool& pool);
 
-// Relays a WebSocket upgrade: the child's answer goes back as it is, and after a 101 bytes
+// Relays a WebSocket upgrade: the child's response goes back as it is, and after a 101 bytes
 // flow both ways until either side closes.
 boost::asio::awaitable<forward_outcome> tunnel_websocket(boost::beast::tcp_stream& client,
                                                          boost::beast::flat_buffer& client_buffer,

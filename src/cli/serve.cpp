@@ -196,7 +196,17 @@ int serve_process::run() {
     if (!error) on_signal(number);
   });
 
-  io_.run();
+  // No exception should leave an I/O handler; if a bug lets one out, log it and keep serving
+  // rather than drop every connection and the Streamlit child with it.
+  for (;;) {
+    try {
+      io_.run();
+      break;
+    } catch (const std::exception& error) {
+      log->error("unexpected exception in an I/O handler (a bug; please report it): {}",
+                 error.what());
+    }
+  }
   if (lifespan_shutdown_.joinable()) lifespan_shutdown_.join();
   log->info("stopped");
   return exit_status_;

@@ -81,14 +81,20 @@ bool accepts_loopback_connections(const std::vector<unsigned char>& address) {
 }
 
 bool read_text(const fs::path& path, std::string& text) {
-  std::ifstream input(path);
-  if (!input) {
+  // libstdc++'s filebuf throws on a read error whatever the stream's exception mask, and this
+  // runs in an I/O handler, where nothing may throw.
+  try {
+    std::ifstream input(path);
+    if (!input) {
+      return false;
+    }
+    std::ostringstream contents;
+    contents << input.rdbuf();
+    text = contents.str();
+    return true;
+  } catch (const std::ios_base::failure&) {
     return false;
   }
-  std::ostringstream contents;
-  contents << input.rdbuf();
-  text = contents.str();
-  return true;
 }
 
 // Adds the inodes of the sockets that process `pid` has open to `inodes`.

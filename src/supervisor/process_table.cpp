@@ -1,5 +1,10 @@
 #include "supervisor/process_table.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -33,9 +38,23 @@ std::string_view take_field(std::string_view& text) {
   return field;
 }
 
+// Reads a /proc file with plain system calls. A process can exit while its files are read,
+// and libstdc++'s filebuf throws on such a read error whatever the stream's exception mask.
 std::string read_file(const fs::path& path) {
-  std::ifstream input(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(input), std::istreambuf_iterator<char>()};
+  std::string contents;
+  const int descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (descriptor < 0) return contents;
+  char chunk[4096];
+  for (;;) {
+    const ssize_t count = ::read(descriptor, chunk, sizeof chunk);
+    if (count > 0) {
+      contents.append(chunk, static_cast<std::size_t>(count));
+    } else if (count == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(descriptor);
+  return contents;
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offers to install Streamlit into .venv (a virtual environment that also sees Debian's
+# Offers to install Streamlit into .venv (a virtual environment that can also import Debian's
 # FastAPI). Exits 0 when .venv now has Streamlit, 1 when it was not installed; the caller then
 # serves the API alone and the UI paths explain how to install Streamlit.
 set -uo pipefail

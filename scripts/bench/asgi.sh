@@ -7,16 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-bash scripts/install-deps.sh --bench
-# Measure the current sources: rebuild the release binary (incremental) unless --binary
-# names another build.
-if [[ " $* " != *" --binary "* && " $* " != *" --binary="* ]]; then
-  bash scripts/build.sh release
-fi
-if (( $(nproc) < 2 )); then
-  echo "error: the benchmark needs 2 CPUs (servers on CPU 0, load on CPU 1); nproc is $(nproc)" >&2
-  exit 1
-fi
+# Measure the current sources (see prepare.sh for --binary).
+source scripts/bench/prepare.sh "$@"
 # Ask for 65536 file descriptors; where the hard limit is lower, take the hard limit.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # The driver sleeps while wrk runs; keep it off the servers' CPU.

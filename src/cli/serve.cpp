@@ -196,8 +196,8 @@ int serve_process::run() {
     if (!error) on_signal(number);
   });
 
-  // No exception should leave an I/O handler; if a bug lets one out, log it and keep serving
-  // rather than drop every connection and the Streamlit child with it.
+  // No exception should leave an I/O handler. If a bug lets one out, log it and keep serving,
+  // because stopping would drop every connection and the Streamlit child with it.
   for (;;) {
     try {
       io_.run();

@@ -302,7 +302,8 @@ settings::settings() {
   asgi_send_high_water_bytes = 1 * mib;
   // The same bound for request bodies: reading pauses until the app has consumed 1 MiB.
   asgi_receive_high_water_bytes = 1 * mib;
-  // The same bound uvicorn applies by default; a message is held whole before the app sees it.
+  // The same bound uvicorn applies by default, because a message is held whole before the app
+  // receives it.
   asgi_websocket_max_message_bytes = 16 * mib;
   // A loop that has not run a callback for a second is visibly slow to users, and the margin
   // stays above typical garbage-collection pauses.

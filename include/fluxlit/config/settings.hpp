@@ -59,7 +59,7 @@ struct settings {
   settings();
 };
 
-// Where a resolved value came from, for `fluxlit config` and for error messages.
+// The origin of a resolved value, for `fluxlit config` and for error messages.
 enum class source_kind { default_value, file, environment, cli };
 
 struct value_source {

@@ -1,4 +1,4 @@
-// What every connection of the gateway shares. Lives as long as the server.
+// The state that every connection of the gateway shares. Lives as long as the server.
 #pragma once
 
 #include <atomic>
@@ -32,7 +32,7 @@ struct gateway_context {
   proxy::upstream_pool& upstreams;
   // Null with --no-ui, or when the interpreter has no Streamlit; see ui_unavailable_page.
   supervisor::streamlit_supervisor* streamlit = nullptr;
-  // The page UI paths answer while `streamlit` is null (HTML, names the cause and the fix).
+  // The HTML page that UI paths return while `streamlit` is null; it names the cause and fix.
   std::string ui_unavailable_page;
   int ui_unavailable_status = 503;
   // Set when shutdown begins: readiness turns false and keep-alive connections close.

@@ -1,9 +1,16 @@
 // `fluxlit run` and `fluxlit dev`: resolve the settings, start the app in the embedded
 // interpreter, listen, start Streamlit, and serve until a signal requests a stop.
 #include <fmt/ranges.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/prctl.h>
+
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -14,12 +21,16 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "cli/command_support.hpp"
 #include "cli/commands.hpp"
 #include "cli/pidfile.hpp"
+#include "cli/serve_support.hpp"
 #include "cli/setting_flags.hpp"
+#include "cli/worker_link.hpp"
+#include "cli/worker_parent.hpp"
 #include "fluxlit/asgi/bridge.hpp"
 #include "fluxlit/config/settings.hpp"
 #include "fluxlit/config/target.hpp"
@@ -44,72 +55,24 @@ spdlog::level::level_enum parse_level(const std::string& name) {
   return spdlog::level::from_str(name);
 }
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-// Returns the commands that install Streamlit for `python`. Debian's interpreter rejects a
-// plain pip install (PEP 668), so the hint uses a virtual environment with Debian's packages.
-std::string streamlit_install_hint(const std::string& python) {
-  if (python.rfind("/usr/bin/", 0) == 0) {
-    return python +
-           " -m venv --system-site-packages .venv && .venv/bin/pip install streamlit, "
-           "then start FluxLit with --python .venv/bin/python";
-  }
-  return python + " -m pip install streamlit";
-}
-
-std::string streamlit_missing_page(const asgi::interpreter_info& info) {
-  const auto python = html_escape(info.executable);
-  return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Streamlit is not "
-         "installed</title></head><body>\n<h1>Streamlit is not installed</h1>\n<p>FluxLit serves "
-         "the API, but the UI needs the <code>streamlit</code> package in the Python interpreter "
-         "<code>" +
-         python + "</code> (Python " + html_escape(info.version) +
-         ").</p>\n"
-         "<p>Install it with <code>" +
-         html_escape(streamlit_install_hint(info.executable)) +
-         "</code>, or activate a virtual environment that has it and start FluxLit again. Run "
-         "with <code>--no-ui</code> to serve the API alone.</p>\n</body></html>\n";
-}
-
-std::string display_host(const std::string& host) {
-  if (host == "0.0.0.0") return "127.0.0.1";
-  if (host == "::") return "[::1]";
-  if (host.find(':') != std::string::npos) return "[" + host + "]";
-  return host;
-}
-
-// Everything one serving process owns, in the order it is built and torn down.
+// Everything one serving process owns, in the order it is built and torn down. A worker of
+// `--workers` is one too: it accepts on the listener its parent bound, and learns Streamlit's
+// state from its parent instead of running the child.
 class serve_process {
  public:
-  serve_process(config::loaded_settings loaded, serve_mode mode)
-      : loaded_(std::move(loaded)), settings_(loaded_.values), mode_(mode) {}
+  serve_process(config::loaded_settings loaded, serve_mode mode,
+                std::optional<worker_handoff> worker)
+      : loaded_(std::move(loaded)), settings_(loaded_.values), mode_(mode), worker_(worker) {}
 
   int run();
 
  private:
   void start_streamlit(std::uint16_t port);
   void start_reloader();
+  void print_banner(std::uint16_t port);
+  int serve();
+  void start_parent_link();
+  void read_parent_link();
   void on_signal(int signal_number);
   void drain_step();
   void finish_shutdown();
@@ -117,12 +80,16 @@ class serve_process {
   config::loaded_settings loaded_;
   const config::settings& settings_;
   serve_mode mode_;
+  std::optional<worker_handoff> worker_;
 
   asio::io_context io_{1};
   asgi::bridge bridge_;
   observability::metrics metrics_;
   std::unique_ptr<proxy::upstream_pool> upstreams_;
   std::unique_ptr<supervisor::streamlit_supervisor> streamlit_;
+  relayed_ui_state relayed_ui_;
+  std::unique_ptr<asio::local::stream_protocol::socket> parent_link_;
+  asio::streambuf parent_input_;
   std::unique_ptr<gateway::gateway_context> context_;
   std::unique_ptr<gateway::server> server_;
   std::unique_ptr<supervisor::file_watcher> watcher_;
@@ -139,8 +106,13 @@ class serve_process {
 
 int serve_process::run() {
   auto log = observability::logger("fluxlit");
-  for (const auto& warning : loaded_.warnings) log->warn("{}", warning);
-  if (!settings_.pidfile.empty()) pid_file_ = std::make_unique<pid_file>(settings_.pidfile);
+  // A worker's parent logged the warnings and owns the pid file.
+  if (!worker_) {
+    for (const auto& warning : loaded_.warnings) log->warn("{}", warning);
+  }
+  if (!settings_.pidfile.empty() && !worker_) {
+    pid_file_ = std::make_unique<pid_file>(settings_.pidfile);
+  }
 
   const auto working_directory = std::filesystem::current_path().string();
   target_ = config::parse_target(settings_.target, working_directory);
@@ -167,7 +139,8 @@ int serve_process::run() {
       bridge_, metrics_, *upstreams_});
 
   server_ = std::make_unique<gateway::server>(io_, *context_);
-  const auto bound = server_->listen(settings_.host, settings_.port);
+  const auto bound = worker_ ? server_->adopt(worker_->listener_fd)
+                             : server_->listen(settings_.host, settings_.port);
 
   // The port is bound first, so a port in use fails before the app is imported. Connections
   // wait in the backlog until the I/O loop runs.
@@ -179,7 +152,21 @@ int serve_process::run() {
   bridge_.start(options);
   log->info("app {} started in the embedded interpreter", settings_.target);
 
-  const auto base = "http://" + display_host(settings_.host) + ":" + std::to_string(bound.port());
+  start_streamlit(bound.port());
+  signals_.async_wait([this](boost::system::error_code error, int number) {
+    if (!error) on_signal(number);
+  });
+  if (worker_) {
+    start_parent_link();
+  } else {
+    print_banner(bound.port());
+    start_reloader();
+  }
+  return serve();
+}
+
+void serve_process::print_banner(std::uint16_t port) {
+  const auto base = "http://" + display_host(settings_.host) + ":" + std::to_string(port);
   std::printf("fluxlit listening on %s\n", base.c_str());
   if (mode_ == serve_mode::dev) {
     const auto public_root = base + settings_.root_path;
@@ -189,12 +176,10 @@ int serve_process::run() {
                 settings_.api_prefix.c_str(), public_root.c_str(), settings_.api_prefix.c_str());
   }
   std::fflush(stdout);
+}
 
-  start_streamlit(bound.port());
-  start_reloader();
-  signals_.async_wait([this](boost::system::error_code error, int number) {
-    if (!error) on_signal(number);
-  });
+int serve_process::serve() {
+  auto log = observability::logger("fluxlit");
 
   // No exception should leave an I/O handler. If a bug lets one out, log it and keep serving,
   // because stopping would drop every connection and the Streamlit child with it.
@@ -216,54 +201,64 @@ void serve_process::start_streamlit(std::uint16_t port) {
   auto log = observability::logger("fluxlit");
   if (settings_.no_ui) {
     context_->ui_unavailable_status = 404;
-    context_->ui_unavailable_page =
-        "<!doctype html>\n<html><body><h1>No UI</h1><p>This FluxLit server runs with "
-        "<code>--no-ui</code>: only the API under <code>" +
-        html_escape(settings_.api_prefix) + "</code> is served.</p></body></html>\n";
-    log->info("UI disabled (--no-ui); serving the API only");
+    context_->ui_unavailable_page = no_ui_page(settings_);
+    if (!worker_) log->info("UI disabled (--no-ui); serving the API only");
     return;
   }
   if (!interpreter_.has_streamlit) {
     context_->ui_unavailable_page = streamlit_missing_page(interpreter_);
+    if (worker_) return;
     log->warn(
         "Streamlit is not installed for {}; the API is served, and UI paths respond with 503 "
         "until it is installed: {}",
         interpreter_.executable, streamlit_install_hint(interpreter_.executable));
     return;
   }
-
-  const auto package_directory = asgi::python_package_directory();
-  supervisor::streamlit_options options;
-  options.python = interpreter_.executable;
-  options.entry_script = package_directory + "/fluxlit/_streamlit_entry.py";
-  options.base_url_path = settings_.root_path;
-  options.working_directory = target_.app_directory;
-  options.start_timeout = std::chrono::milliseconds(settings_.streamlit_start_timeout_ms);
-  options.stop_timeout = std::chrono::milliseconds(settings_.streamlit_stop_timeout_ms);
-  options.restart_initial_delay =
-      std::chrono::milliseconds(settings_.streamlit_restart_initial_delay_ms);
-  options.restart_max_delay = std::chrono::milliseconds(settings_.streamlit_restart_max_delay_ms);
-  options.crash_loop_count = settings_.streamlit_crash_loop_count;
-  options.crash_loop_window = std::chrono::milliseconds(settings_.streamlit_crash_loop_window_ms);
-
-  const bool wildcard = settings_.host == "0.0.0.0" || settings_.host == "::";
-  const auto api_host = wildcard ? std::string("127.0.0.1") : display_host(settings_.host);
-  std::string python_path = package_directory;
-  if (const char* existing = std::getenv("PYTHONPATH"); existing && *existing) {
-    python_path += ":" + std::string(existing);
+  if (worker_) {
+    // The parent runs Streamlit and sends its state over the control link.
+    context_->streamlit = &relayed_ui_;
+    return;
   }
-  options.environment = {
-      {"FLUXLIT_TARGET", python_target_text(target_)},
-      {"FLUXLIT_APP_DIR", target_.app_directory},
-      {"FLUXLIT_API_PREFIX", settings_.api_prefix},
-      {"FLUXLIT_ROOT_PATH", settings_.root_path},
-      {"FLUXLIT_API_BASE_URL",
-       "http://" + api_host + ":" + std::to_string(port) + settings_.api_prefix},
-      {"PYTHONPATH", python_path},
-  };
-  streamlit_ = std::make_unique<supervisor::streamlit_supervisor>(io_.get_executor(), options);
+  streamlit_ = std::make_unique<supervisor::streamlit_supervisor>(
+      io_.get_executor(), streamlit_start_options(settings_, target_, interpreter_, port));
   context_->streamlit = streamlit_.get();
   streamlit_->start();
+}
+
+void serve_process::start_parent_link() {
+  parent_link_ = std::make_unique<asio::local::stream_protocol::socket>(io_);
+  ::fcntl(worker_->control_fd, F_SETFD, FD_CLOEXEC);
+  parent_link_->assign(asio::local::stream_protocol(), worker_->control_fd);
+  boost::system::error_code error;
+  asio::write(*parent_link_, asio::buffer(std::string(ready_message) + "\n"), error);
+  observability::logger("fluxlit")->info("worker {} (pid {}) serving", worker_->index, ::getpid());
+  read_parent_link();
+}
+
+void serve_process::read_parent_link() {
+  asio::async_read_until(
+      *parent_link_, parent_input_, '\n', [this](boost::system::error_code error, std::size_t) {
+        auto log = observability::logger("fluxlit");
+        if (error) {
+          // End of file: the parent exited. Without it no Streamlit runs and no signal will
+          // come, so drain and stop as on SIGTERM.
+          if (!stopping_) {
+            log->error("the FluxLit parent process (pid {}) is gone; stopping this worker",
+                       worker_->parent);
+            on_signal(SIGTERM);
+          }
+          return;
+        }
+        std::string line;
+        std::istream input(&parent_input_);
+        std::getline(input, line);
+        if (const auto update = parse_ui_update(line)) {
+          relayed_ui_.apply(*update);
+        } else {
+          log->warn("ignoring an unknown message from the parent process: \"{}\"", line);
+        }
+        read_parent_link();
+      });
 }
 
 void serve_process::start_reloader() {
@@ -292,6 +287,11 @@ void serve_process::start_reloader() {
 
 void serve_process::on_signal(int signal_number) {
   auto log = observability::logger("fluxlit");
+  if (stopping_ && worker_) {
+    // The parent forwards one signal per stop and kills a worker whose drain takes too long; a
+    // worker also gets SIGTERM when its parent dies mid-drain. Either way the drain goes on.
+    return;
+  }
   if (stopping_) {
     // A second signal: stop now, but still take the Streamlit process group down.
     log->warn("second signal ({}): stopping at once", signal_number);
@@ -351,6 +351,27 @@ void serve_process::finish_shutdown() {
   streamlit_->async_stop([this] { io_.stop(); });
 }
 
+// Returns what the parent of a `--workers` worker passed in worker_variable, and removes the
+// variable; nullopt in any other process. A worker also gets SIGTERM when its parent dies.
+std::optional<worker_handoff> take_worker_handoff() {
+  const char* text = std::getenv(worker_variable);
+  if (text == nullptr) return std::nullopt;
+  const std::string value = text;
+  ::unsetenv(worker_variable);
+  auto handoff = parse_handoff(value);
+  if (!handoff) {
+    throw config::config_error(std::string(worker_variable) + "=\"" + value +
+                               "\" is set by FluxLit for its worker processes only; unset it");
+  }
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != handoff->parent) {
+    throw config::config_error("the FluxLit parent process (pid " +
+                               std::to_string(handoff->parent) +
+                               ") exited before this worker started");
+  }
+  return handoff;
+}
+
 void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
   const bool dev = mode == serve_mode::dev;
   auto* command = app.add_subcommand(
@@ -383,6 +404,8 @@ void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
                     "(also FLUXLIT_STRICT=1)");
 
   command->callback([given, strict, mode, &exit_status] {
+    // Read (and hide from the app and from the unknown-variable check) what a worker inherits.
+    const auto worker = take_worker_handoff();
     auto loaded = load_checked_settings(*given);
     if (strict_requested(*strict) && !loaded.warnings.empty()) {
       std::string message = "strict mode: the configuration has warnings:";
@@ -403,10 +426,24 @@ void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
       if (!format_given) values.log_format = "text";
       if (!reload_given) values.reload = true;
     }
+    if (!worker && values.workers > 1 && values.reload) {
+      const auto& workers_source = loaded.sources["workers"].where;
+      const auto& reload_source =
+          reload_given ? loaded.sources["reload"].where : std::string("fluxlit dev's default");
+      throw config::config_error(
+          "workers = " + std::to_string(values.workers) + " (from " + workers_source +
+          ") cannot be combined with reload (from " + reload_source +
+          "): a reload restarts one process. Use `fluxlit run --workers " +
+          std::to_string(values.workers) + "` without --reload, or one worker for development.");
+    }
     observability::configure_logging(values.log_format == "text" ? observability::log_format::text
                                                                  : observability::log_format::json,
-                                     parse_level(values.log_level));
-    serve_process process(std::move(loaded), mode);
+                                     parse_level(values.log_level), worker ? worker->index : 0);
+    if (!worker && values.workers > 1) {
+      exit_status = run_worker_parent(std::move(loaded));
+      return;
+    }
+    serve_process process(std::move(loaded), mode, worker);
     exit_status = process.run();
   });
 }

@@ -25,6 +25,9 @@ constexpr std::uint64_t max_header_limit = std::numeric_limits<std::uint32_t>::m
 
 // Every idle connection to Streamlit uses one local loopback port, and there are 65535 ports.
 constexpr std::uint64_t max_idle_connection_limit = 65535;
+// Each worker holds an interpreter and the app (tens of megabytes), so more than a few hundred
+// is a typo rather than a plan.
+constexpr std::uint64_t max_workers = 512;
 
 // The supervisor keeps the time of each crash within the window, so the count bounds that list.
 constexpr std::uint64_t max_crash_loop_count = 1000;
@@ -149,6 +152,11 @@ std::vector<key_info> build_keys() {
   all.push_back(bool_key(
       {"no_ui", "FLUXLIT_NO_UI", "--no-ui", "Serve only the API and do not start Streamlit"},
       &s::no_ui));
+  all.push_back(unsigned_key(
+      {"workers", "FLUXLIT_WORKERS", "--workers",
+       "Number of processes that serve the API, each with its own interpreter and lifespan, "
+       "sharing the port and one Streamlit child"},
+      "", 1, max_workers, &s::workers));
   all.push_back(bool_key(
       {"proxy_headers", "FLUXLIT_PROXY_HEADERS", "--proxy-headers",
        "Take the client address and scheme from X-Forwarded-* headers sent by peers listed in "
@@ -330,6 +338,9 @@ settings::settings() {
   // The drain, then the app's lifespan shutdown and streamlit_stop_timeout_ms (5 s), fit inside
   // Kubernetes' default 30 s terminationGracePeriodSeconds before it sends SIGKILL.
   shutdown_grace_ms = 20'000;
+  // One process with its I/O thread and its Python thread, as uvicorn runs by default. More
+  // workers pay off only with more cores than the API's Python code keeps busy.
+  workers = 1;
 }
 
 // Tuning knobs whose names or units may still change with the bridge, the supervisor and the

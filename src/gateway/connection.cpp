@@ -18,7 +18,7 @@
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
 #include "fluxlit/proxy/byte_chunk.hpp"
-#include "fluxlit/supervisor/streamlit_supervisor.hpp"
+#include "fluxlit/supervisor/ui_upstream.hpp"
 
 namespace fluxlit::gateway {
 namespace asio = boost::asio;

@@ -1,8 +1,10 @@
 #include "fluxlit/gateway/server.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <cerrno>
 #include <map>
 #include <system_error>
 
@@ -52,7 +54,8 @@ server::server(asio::io_context& io, gateway_context& context)
 
 server::~server() = default;
 
-tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
+tcp::acceptor open_listener(asio::io_context& io, const std::string& host, std::uint16_t port,
+                            bool share_port) {
   boost::system::error_code error;
   const auto address = asio::ip::make_address(host, error);
   if (error) {
@@ -60,11 +63,14 @@ tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
                                        "\": expected an IP address such as 127.0.0.1 or 0.0.0.0");
   }
   const tcp::endpoint wanted(address, port);
-  auto& acceptor = impl_->acceptor_;
+  tcp::acceptor acceptor(io);
   acceptor.open(wanted.protocol());
   // Processes the app starts must not inherit the listener and keep the port bound.
   ::fcntl(acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
   acceptor.set_option(tcp::acceptor::reuse_address(true));
+  if (share_port) {
+    acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+  }
   acceptor.bind(wanted, error);
   if (error) {
     // system_error appends the cause ("Address already in use") to this text.
@@ -72,8 +78,26 @@ tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
                                        "; choose another --port, or stop the other server");
   }
   acceptor.listen(asio::socket_base::max_listen_connections);
+  return acceptor;
+}
+
+tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
+  impl_->acceptor_ = open_listener(impl_->io_, host, port, false);
   impl_->accept_next();
-  return acceptor.local_endpoint();
+  return impl_->acceptor_.local_endpoint();
+}
+
+tcp::endpoint server::adopt(int listener_fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(listener_fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    throw std::system_error(errno, std::system_category(),
+                            "inherited listener " + std::to_string(listener_fd));
+  }
+  ::fcntl(listener_fd, F_SETFD, FD_CLOEXEC);
+  impl_->acceptor_.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), listener_fd);
+  impl_->accept_next();
+  return impl_->acceptor_.local_endpoint();
 }
 
 void server::stop_accepting() {

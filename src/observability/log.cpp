@@ -15,6 +15,8 @@ namespace {
 // Writes one JSON object per line: ts (UTC, milliseconds), level, source, msg.
 class json_formatter final : public spdlog::formatter {
  public:
+  explicit json_formatter(unsigned worker) : worker_(worker) {}
+
   void format(const spdlog::details::log_msg& message, spdlog::memory_buf_t& out) override {
     using namespace std::chrono;
     const auto since_epoch = message.time.time_since_epoch();
@@ -37,6 +39,7 @@ class json_formatter final : public spdlog::formatter {
         {"source", std::string(message.logger_name.data(), message.logger_name.size())},
         {"msg", std::string(message.payload.data(), message.payload.size())},
     };
+    if (worker_ != 0) line["worker"] = worker_;
     // Replace invalid UTF-8 from a child's output instead of throwing from the logger.
     const auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     out.append(text.data(), text.data() + text.size());
@@ -44,8 +47,11 @@ class json_formatter final : public spdlog::formatter {
   }
 
   std::unique_ptr<spdlog::formatter> clone() const override {
-    return std::make_unique<json_formatter>();
+    return std::make_unique<json_formatter>(worker_);
   }
+
+ private:
+  unsigned worker_;
 };
 
 struct logging_state {
@@ -61,14 +67,15 @@ logging_state& state() {
 
 }  // namespace
 
-void configure_logging(log_format format, spdlog::level::level_enum level) {
+void configure_logging(log_format format, spdlog::level::level_enum level, unsigned worker) {
   auto& shared = state();
   std::lock_guard lock(shared.mutex);
   if (format == log_format::json) {
-    shared.sink->set_formatter(std::make_unique<json_formatter>());
+    shared.sink->set_formatter(std::make_unique<json_formatter>(worker));
   } else {
+    const auto source = worker == 0 ? std::string("[%n]") : "[%n w" + std::to_string(worker) + "]";
     shared.sink->set_formatter(
-        std::make_unique<spdlog::pattern_formatter>("%H:%M:%S.%e %^%-5l%$ [%n] %v"));
+        std::make_unique<spdlog::pattern_formatter>("%H:%M:%S.%e %^%-5l%$ " + source + " %v"));
   }
   shared.level = level;
   spdlog::apply_all(

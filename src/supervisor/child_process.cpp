@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
 
@@ -78,16 +79,26 @@ int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout
   if (int rc = posix_spawn_file_actions_addopen(actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)) {
     return rc;
   }
-  if (int rc = posix_spawn_file_actions_adddup2(actions, stdout_write, STDOUT_FILENO)) {
-    return rc;
+  if (!request.share_output) {
+    if (int rc = posix_spawn_file_actions_adddup2(actions, stdout_write, STDOUT_FILENO)) {
+      return rc;
+    }
+    if (int rc = posix_spawn_file_actions_adddup2(actions, stderr_write, STDERR_FILENO)) {
+      return rc;
+    }
   }
-  if (int rc = posix_spawn_file_actions_adddup2(actions, stderr_write, STDERR_FILENO)) {
-    return rc;
+  // dup2 clears close-on-exec on the new descriptor.
+  int first_closed = STDERR_FILENO + 1;
+  for (const auto& [parent_fd, child_fd] : request.inherited) {
+    if (int rc = posix_spawn_file_actions_adddup2(actions, parent_fd, child_fd)) {
+      return rc;
+    }
+    first_closed = std::max(first_closed, child_fd + 1);
   }
   // Asio opens sockets without close-on-exec, so without this the child would inherit the
   // gateway's listener and client connections, keep them open after FluxLit exits, and pass
   // for their owner in /proc.
-  if (int rc = posix_spawn_file_actions_addclosefrom_np(actions, STDERR_FILENO + 1)) {
+  if (int rc = posix_spawn_file_actions_addclosefrom_np(actions, first_closed)) {
     return rc;
   }
   if (!request.working_directory.empty()) {
@@ -120,15 +131,18 @@ int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout
 }  // namespace
 
 std::error_code spawn_process(const spawn_request& request, spawned_child& child) {
-  int stdout_pipe[2];
-  if (::pipe2(stdout_pipe, O_CLOEXEC) != 0) {
-    return {errno, std::system_category()};
-  }
-  int stderr_pipe[2];
-  if (::pipe2(stderr_pipe, O_CLOEXEC) != 0) {
-    const int error = errno;
-    close_pipe(stdout_pipe);
-    return {error, std::system_category()};
+  // With shared output there are no pipes, and every descriptor of them below stays -1.
+  int stdout_pipe[2] = {-1, -1};
+  int stderr_pipe[2] = {-1, -1};
+  if (!request.share_output) {
+    if (::pipe2(stdout_pipe, O_CLOEXEC) != 0) {
+      return {errno, std::system_category()};
+    }
+    if (::pipe2(stderr_pipe, O_CLOEXEC) != 0) {
+      const int error = errno;
+      close_pipe(stdout_pipe);
+      return {error, std::system_category()};
+    }
   }
 
   spawn_setup setup;
@@ -158,11 +172,15 @@ std::error_code spawn_process(const spawn_request& request, spawned_child& child
 
   // The child has its own copies of the write ends, and the parent must not keep them open or
   // it would never see end of file on the pipes.
-  ::close(stdout_pipe[1]);
-  ::close(stderr_pipe[1]);
+  if (!request.share_output) {
+    ::close(stdout_pipe[1]);
+    ::close(stderr_pipe[1]);
+  }
   if (rc != 0) {
-    ::close(stdout_pipe[0]);
-    ::close(stderr_pipe[0]);
+    if (!request.share_output) {
+      ::close(stdout_pipe[0]);
+      ::close(stderr_pipe[0]);
+    }
     return {rc, std::system_category()};
   }
 

@@ -19,6 +19,12 @@ struct spawn_request {
   // When set, the child gets SIGTERM if the thread that spawned it dies first (FluxLit killed
   // with SIGKILL or crashed), so no child outlives FluxLit.
   bool terminate_with_parent = false;
+  // Descriptors the child keeps: each pair maps a descriptor of the parent to the number the
+  // child sees it under (3 and up). The parent's numbers must not be among the child's numbers.
+  std::vector<std::pair<int, int>> inherited;
+  // When set, the child writes to the parent's stdout and stderr rather than into new pipes,
+  // and spawned_child's descriptors stay -1.
+  bool share_output = false;
 };
 
 // Process id and the parent's ends of the child's output pipes. The caller owns the
@@ -31,7 +37,7 @@ struct spawned_child {
 
 // Starts the program with posix_spawn as the leader of a new process group, so its process group
 // id equals its pid. The child reads stdin from /dev/null and writes stdout and stderr into new
-// pipes, inherits no other descriptor, and starts with every signal disposition reset to the
+// pipes (or the parent's, with share_output), inherits no other descriptor than `inherited`, and starts with every signal disposition reset to the
 // default and an empty signal mask. Returns the
 // posix_spawn error (for example ENOENT for a missing program) and leaves `child` untouched on
 // failure.

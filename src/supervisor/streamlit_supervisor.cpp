@@ -1,6 +1,8 @@
 #include "fluxlit/supervisor/streamlit_supervisor.hpp"
 
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "supervisor/supervisor_core.hpp"
@@ -25,6 +27,14 @@ const char* to_string(child_state state) {
       return "stopped";
   }
   return "unknown";
+}
+
+std::optional<child_state> parse_child_state(std::string_view text) {
+  for (const auto each : {child_state::starting, child_state::ready, child_state::restarting,
+                          child_state::crash_loop, child_state::stopping, child_state::stopped}) {
+    if (text == to_string(each)) return each;
+  }
+  return std::nullopt;
 }
 
 // The public object owns the core only through this handle; the core's own lifetime is shared

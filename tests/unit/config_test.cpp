@@ -119,6 +119,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "log_format",
                                       "python",
                                       "no_ui",
+                                      "workers",
                                       "proxy_headers",
                                       "forwarded_allow_ips",
                                       "max_request_body_bytes",
@@ -146,7 +147,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "reload_debounce_ms"}) {
     EXPECT_NE(find_key(name), nullptr) << name;
   }
-  EXPECT_EQ(keys().size(), 35u);
+  EXPECT_EQ(keys().size(), 36u);
   EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
 

@@ -25,6 +25,7 @@ struct settings {
   std::string log_format = "json";  // "json" or "text"
   std::string python;               // empty: VIRTUAL_ENV, then /usr/bin/python3
   bool no_ui = false;
+  std::uint64_t workers = 0;
 
   bool proxy_headers = true;
   std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};

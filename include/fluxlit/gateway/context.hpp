@@ -12,7 +12,7 @@ namespace fluxlit::asgi {
 class bridge;
 }
 namespace fluxlit::supervisor {
-class streamlit_supervisor;
+class ui_upstream;
 }
 namespace fluxlit::observability {
 class metrics;
@@ -30,8 +30,10 @@ struct gateway_context {
   asgi::bridge& bridge;
   observability::metrics& metrics;
   proxy::upstream_pool& upstreams;
-  // Null with --no-ui, or when the interpreter has no Streamlit; see ui_unavailable_page.
-  supervisor::streamlit_supervisor* streamlit = nullptr;
+  // The Streamlit server UI paths go to: the supervisor, or in a worker process the state its
+  // parent relays. Null with --no-ui, or when the interpreter has no Streamlit; see
+  // ui_unavailable_page.
+  const supervisor::ui_upstream* streamlit = nullptr;
   // The HTML page that UI paths return while `streamlit` is null; it names the cause and fix.
   std::string ui_unavailable_page;
   int ui_unavailable_status = 503;

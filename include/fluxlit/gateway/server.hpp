@@ -12,6 +12,12 @@
 
 namespace fluxlit::gateway {
 
+// Opens, binds and listens on host:port, close-on-exec; with `share_port`, SO_REUSEPORT lets
+// other sockets of this user bind the same port, and the kernel spreads new connections over
+// them. Throws std::system_error naming the address and the fix when that fails.
+boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& io, const std::string& host,
+                                             std::uint16_t port, bool share_port);
+
 // Every member runs on the io_context's thread.
 class server {
  public:
@@ -20,6 +26,9 @@ class server {
 
   // Binds and listens; throws std::system_error naming the address when that fails.
   boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
+
+  // Accepts on a listening socket this process inherited, and owns it from now on.
+  boost::asio::ip::tcp::endpoint adopt(int listener_fd);
 
   void stop_accepting();
 

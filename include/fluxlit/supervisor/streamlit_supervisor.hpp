@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "fluxlit/supervisor/ui_upstream.hpp"
+
 namespace fluxlit::supervisor {
 
 struct streamlit_options {
@@ -38,12 +40,6 @@ struct streamlit_options {
   std::chrono::milliseconds stable_ready_duration{30000};
 };
 
-// `crash_loop` replaces `starting` and `restarting` while the supervisor is in a crash loop. A
-// child that passes its health check in a crash loop is `ready` and takes traffic.
-enum class child_state { starting, ready, restarting, crash_loop, stopping, stopped };
-
-const char* to_string(child_state state);
-
 // Starts `python -m streamlit run ...` on a free loopback port in its own process group, logs
 // its output with source "streamlit", polls /_stcore/health until it returns 200, checks that
 // the listener on the port belongs to the child, and restarts it with backoff when it exits.
@@ -56,7 +52,7 @@ const char* to_string(child_state state);
 // The child is reaped with waitpid on its own pid only, so other code in the process may spawn
 // children too, but must not reap with waitpid(-1) or ignore SIGCHLD, which would take the
 // child's exit status away from the supervisor.
-class streamlit_supervisor {
+class streamlit_supervisor final : public ui_upstream {
  public:
   streamlit_supervisor(boost::asio::any_io_executor executor, streamlit_options options);
 
@@ -91,10 +87,9 @@ class streamlit_supervisor {
   // state becomes `stopped`, and handlers of a pending async_stop are posted.
   void kill_now();
 
-  child_state state() const;
-  std::uint16_t port() const;  // 0 until a port is chosen; each restart chooses a new one
-  int pid() const;             // the running child's pid and process group id; -1 when none
-  bool ready() const { return state() == child_state::ready; }
+  child_state state() const override;
+  std::uint16_t port() const override;
+  int pid() const;  // the running child's pid and process group id; -1 when none
 
  private:
   class impl;

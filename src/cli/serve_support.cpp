@@ -1,0 +1,107 @@
+#include "cli/serve_support.hpp"
+
+#include <chrono>
+#include <cstdlib>
+
+#include "cli/command_support.hpp"
+
+namespace fluxlit::cli {
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// Debian's interpreter rejects a plain pip install (PEP 668), so the hint for it uses a virtual
+// environment that sees Debian's packages.
+std::string streamlit_install_hint(const std::string& python) {
+  if (python.rfind("/usr/bin/", 0) == 0) {
+    return python +
+           " -m venv --system-site-packages .venv && .venv/bin/pip install streamlit, "
+           "then start FluxLit with --python .venv/bin/python";
+  }
+  return python + " -m pip install streamlit";
+}
+
+std::string streamlit_missing_page(const asgi::interpreter_info& info) {
+  const auto python = html_escape(info.executable);
+  return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Streamlit is not "
+         "installed</title></head><body>\n<h1>Streamlit is not installed</h1>\n<p>FluxLit serves "
+         "the API, but the UI needs the <code>streamlit</code> package in the Python interpreter "
+         "<code>" +
+         python + "</code> (Python " + html_escape(info.version) +
+         ").</p>\n"
+         "<p>Install it with <code>" +
+         html_escape(streamlit_install_hint(info.executable)) +
+         "</code>, or activate a virtual environment that has it and start FluxLit again. Run "
+         "with <code>--no-ui</code> to serve the API alone.</p>\n</body></html>\n";
+}
+
+std::string display_host(const std::string& host) {
+  if (host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "[::1]";
+  if (host.find(':') != std::string::npos) return "[" + host + "]";
+  return host;
+}
+
+std::string no_ui_page(const config::settings& settings) {
+  return "<!doctype html>\n<html><body><h1>No UI</h1><p>This FluxLit server runs with "
+         "<code>--no-ui</code>: only the API under <code>" +
+         html_escape(settings.api_prefix) + "</code> is served.</p></body></html>\n";
+}
+
+supervisor::streamlit_options streamlit_start_options(const config::settings& settings,
+                                                      const config::app_target& target,
+                                                      const asgi::interpreter_info& interpreter,
+                                                      std::uint16_t public_port) {
+  const auto package_directory = asgi::python_package_directory();
+  supervisor::streamlit_options options;
+  options.python = interpreter.executable;
+  options.entry_script = package_directory + "/fluxlit/_streamlit_entry.py";
+  options.base_url_path = settings.root_path;
+  options.working_directory = target.app_directory;
+  options.start_timeout = std::chrono::milliseconds(settings.streamlit_start_timeout_ms);
+  options.stop_timeout = std::chrono::milliseconds(settings.streamlit_stop_timeout_ms);
+  options.restart_initial_delay =
+      std::chrono::milliseconds(settings.streamlit_restart_initial_delay_ms);
+  options.restart_max_delay = std::chrono::milliseconds(settings.streamlit_restart_max_delay_ms);
+  options.crash_loop_count = settings.streamlit_crash_loop_count;
+  options.crash_loop_window = std::chrono::milliseconds(settings.streamlit_crash_loop_window_ms);
+
+  const bool wildcard = settings.host == "0.0.0.0" || settings.host == "::";
+  const auto api_host = wildcard ? std::string("127.0.0.1") : display_host(settings.host);
+  std::string python_path = package_directory;
+  if (const char* existing = std::getenv("PYTHONPATH"); existing && *existing) {
+    python_path += ":" + std::string(existing);
+  }
+  options.environment = {
+      {"FLUXLIT_TARGET", python_target_text(target)},
+      {"FLUXLIT_APP_DIR", target.app_directory},
+      {"FLUXLIT_API_PREFIX", settings.api_prefix},
+      {"FLUXLIT_ROOT_PATH", settings.root_path},
+      {"FLUXLIT_API_BASE_URL",
+       "http://" + api_host + ":" + std::to_string(public_port) + settings.api_prefix},
+      {"PYTHONPATH", python_path},
+  };
+  return options;
+}
+
+}  // namespace fluxlit::cli

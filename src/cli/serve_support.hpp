@@ -1,0 +1,37 @@
+// Pieces that `run` and `dev` share between a single serving process and a `--workers`
+// parent: Streamlit's start options and the pages UI paths show when it cannot run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "fluxlit/asgi/bridge.hpp"
+#include "fluxlit/config/settings.hpp"
+#include "fluxlit/config/target.hpp"
+#include "fluxlit/supervisor/streamlit_supervisor.hpp"
+
+namespace fluxlit::cli {
+
+std::string html_escape(std::string_view text);
+
+// The host part of a URL for `host` as a client would reach it: a wildcard address becomes
+// loopback, and an IPv6 address gets brackets.
+std::string display_host(const std::string& host);
+
+// Returns the commands that install Streamlit for `python`.
+std::string streamlit_install_hint(const std::string& python);
+
+// The HTML page UI paths return when the interpreter has no Streamlit.
+std::string streamlit_missing_page(const asgi::interpreter_info& info);
+
+// The HTML page UI paths return with --no-ui.
+std::string no_ui_page(const config::settings& settings);
+
+// The options of the Streamlit child for an app served on `public_port`.
+supervisor::streamlit_options streamlit_start_options(const config::settings& settings,
+                                                      const config::app_target& target,
+                                                      const asgi::interpreter_info& interpreter,
+                                                      std::uint16_t public_port);
+
+}  // namespace fluxlit::cli

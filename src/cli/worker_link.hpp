@@ -1,0 +1,71 @@
+// The link between a `--workers` parent, which owns the port and the Streamlit child, and each
+// worker process it starts to serve connections on that port.
+//
+// A worker inherits two descriptors: its own listening socket (SO_REUSEPORT, bound by the
+// parent, so the kernel spreads new connections over the workers and a replacement worker
+// takes over the queue of the one it replaces) and one end of a Unix stream socket. On that
+// socket each side writes one line per message:
+//   parent to worker: "ui <state> <port>", whenever Streamlit's state or port changes;
+//   worker to parent: "ready", once the app has started and the worker accepts connections.
+// End of file tells the worker that its parent is gone, and the parent that its worker is.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "fluxlit/supervisor/ui_upstream.hpp"
+
+namespace fluxlit::cli {
+
+// The variable that makes `fluxlit run` a worker, set by the parent only.
+inline constexpr const char* worker_variable = "FLUXLIT_WORKER";
+
+// The descriptors and ids a worker inherits, written to worker_variable as
+// "index:listener:control:parent".
+struct worker_handoff {
+  unsigned index = 0;  // 1 for the first worker
+  int listener_fd = -1;
+  int control_fd = -1;
+  pid_t parent = -1;
+};
+
+std::string format_handoff(const worker_handoff& handoff);
+
+// Returns nullopt unless `text` is four numbers in format_handoff's form.
+std::optional<worker_handoff> parse_handoff(std::string_view text);
+
+inline constexpr std::string_view ready_message = "ready";
+
+struct ui_update {
+  supervisor::child_state state = supervisor::child_state::stopped;
+  std::uint16_t port = 0;
+};
+
+// One line with its newline.
+std::string format_ui_update(const ui_update& update);
+
+// Takes a line without its newline; nullopt unless it is a well-formed "ui" message.
+std::optional<ui_update> parse_ui_update(std::string_view line);
+
+// A worker's view of Streamlit: the last state its parent sent.
+class relayed_ui_state final : public supervisor::ui_upstream {
+ public:
+  supervisor::child_state state() const override { return state_.load(); }
+  std::uint16_t port() const override { return port_.load(); }
+
+  void apply(const ui_update& update) {
+    port_ = update.port;
+    state_ = update.state;
+  }
+
+ private:
+  std::atomic<supervisor::child_state> state_{supervisor::child_state::starting};
+  std::atomic<std::uint16_t> port_{0};
+};
+
+}  // namespace fluxlit::cli

@@ -1,0 +1,217 @@
+"""`fluxlit run --workers N`: worker processes that share the port and one Streamlit child."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import harness
+
+WORKERS_TARGET = f"{harness.APPS_DIR / 'workers_app.py'}:app"
+FAILING_LIFESPAN_TARGET = f"{harness.APPS_DIR / 'failing_lifespan.py'}:app"
+LIFESPAN_FAILURE = "e2e-lifespan: database at db.invalid:5432 is unreachable"
+# Fresh connections sent until every worker has answered; the kernel spreads them by a hash of
+# the client's port, so a few dozen reach each of two workers with near certainty.
+MAX_ATTEMPTS = 200
+
+
+def runs_binary(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/exe") == os.path.realpath(harness.binary_path())
+    except OSError:
+        return False
+
+
+def worker_pids(server: harness.Fluxlit) -> list[int]:
+    """Return the worker processes of `server`: the children of its parent that run the binary."""
+    return [
+        info.pid
+        for info in harness.descendants(server.pid)
+        if info.ppid == server.pid and harness.is_running(info) and runs_binary(info.pid)
+    ]
+
+
+def test_workers_share_the_port_and_each_runs_its_own_lifespan(
+    launcher: harness.Launcher,
+) -> None:
+    server = launcher.start("--workers", "3", target=WORKERS_TARGET)
+    children = set(worker_pids(server))
+    assert len(children) == 3, harness.descendants(server.pid)
+
+    seen: set[int] = set()
+    for _ in range(MAX_ATTEMPTS):
+        body = httpx.get(server.api_url("/pid"), timeout=10).json()
+        # Each worker ran the startup handler once, in its own process.
+        assert body["started_in"] == [body["pid"]]
+        seen.add(body["pid"])
+        if len(seen) == 3:
+            break
+    assert seen == children
+
+    # UI paths go through the workers to the one Streamlit child.
+    assert any("streamlit" in info.command for info in harness.descendants(server.pid))
+    page = httpx.get(server.url("/"), timeout=10)
+    assert page.status_code == 200
+    ready = httpx.get(server.api_url("/readyz"), timeout=10).json()
+    assert ready["checks"]["streamlit"] == {"ok": True, "state": "ready"}
+    assert server.wait_for_log("3 workers serving")
+
+
+def test_workers_replace_a_killed_one_and_no_request_fails(launcher: harness.Launcher) -> None:
+    server = launcher.start(
+        "--workers", "2", "--no-ui", target=WORKERS_TARGET, expected_errors=["starting a replacement"]
+    )
+    before = set(worker_pids(server))
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+
+    # Connections that the kernel queues for the dead worker's socket wait for its replacement.
+    failures: list[str] = []
+    seen: set[int] = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(server.api_url("/pid"), timeout=10)
+        except httpx.HTTPError as error:
+            failures.append(repr(error))
+            continue
+        if response.status_code != 200:
+            failures.append(f"{response.status_code} {response.text}")
+            continue
+        seen.add(response.json()["pid"])
+        if len(seen - before) == 1 and len(seen) >= 2:
+            break
+    assert not failures, failures
+    replacement = seen - before
+    assert len(replacement) == 1, seen
+    assert victim not in seen
+    assert server.wait_for_log(f"(pid {victim}) exited with signal 9")
+    server.remember_processes()
+
+
+def test_sigterm_drains_every_worker_and_runs_each_shutdown(
+    launcher: harness.Launcher, tmp_path: Path
+) -> None:
+    shutdown_log = tmp_path / "shutdown.log"
+    server = launcher.start(
+        "--workers",
+        "2",
+        "--shutdown-grace-ms",
+        "10000",
+        target=WORKERS_TARGET,
+        extra_environment={"WORKERS_APP_SHUTDOWN_LOG": str(shutdown_log)},
+    )
+    workers = set(worker_pids(server))
+    assert len(workers) == 2
+
+    # Slow requests on fresh connections until both workers hold at least one.
+    results: list[tuple[int, int]] = []
+    errors: list[str] = []
+
+    def slow_request() -> None:
+        try:
+            response = httpx.get(server.api_url("/slow?seconds=3"), timeout=30)
+            results.append((response.status_code, response.json()["pid"]))
+        except httpx.HTTPError as error:
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=slow_request) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    server.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(30)
+    assert server.wait_exit() == 0
+    assert not errors, errors
+    assert len(results) == 12
+    assert {status for status, _ in results} == {200}
+    assert {pid for _, pid in results} == workers
+    stopped = shutdown_log.read_text(encoding="utf-8").split()
+    assert sorted(int(pid) for pid in stopped) == sorted(workers)
+    for pid in workers:
+        assert server.wait_for_log(f"(pid {pid}) stopped (exit code 0)")
+    assert server.wait_for_log("Streamlit") is not None
+
+
+def test_workers_stop_the_server_when_one_cannot_start() -> None:
+    finished = harness.run_to_exit(
+        ["run", FAILING_LIFESPAN_TARGET, "--port", "0", "--workers", "2"], timeout=60
+    )
+    assert finished.status == 1, finished.stderr
+    assert LIFESPAN_FAILURE in finished.stderr
+    assert "before it served; stopping" in finished.stderr
+    assert "fluxlit listening on" not in finished.stdout
+    assert not finished.leftovers, finished.leftovers
+
+
+def test_workers_and_reload_are_refused_with_the_fix() -> None:
+    finished = harness.run_to_exit(["dev", WORKERS_TARGET, "--port", "0", "--workers", "2"])
+    assert finished.status == 2
+    assert "workers = 2 (from --workers) cannot be combined with reload" in finished.stderr
+    assert "fluxlit run --workers 2" in finished.stderr
+
+
+def test_workers_and_streamlit_exit_when_the_parent_is_killed(launcher: harness.Launcher) -> None:
+    server = launcher.start("--workers", "2", target=WORKERS_TARGET)
+    children = harness.descendants(server.pid)
+    assert len(children) >= 3, children
+    os.kill(server.pid, signal.SIGKILL)
+    server.process.wait(10)
+    deadline = time.monotonic() + 15
+    alive = children
+    while time.monotonic() < deadline:
+        alive = [
+            info
+            for info in children
+            if (now := harness.read_process(info.pid)) is not None
+            and now.start_ticks == info.start_ticks
+            and harness.is_running(now)
+        ]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive, alive
+    server.expected_errors.append("parent process")
+
+
+def test_streamlit_state_reaches_every_worker(launcher: harness.Launcher) -> None:
+    server = launcher.start(
+        "--workers",
+        "2",
+        target=WORKERS_TARGET,
+        expected_errors=["Streamlit", "exited"],
+    )
+    first = server.streamlit_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+
+    # Every worker reports the restart, then the new child; both show in readyz and UI paths.
+    saw_not_ready = False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        response = httpx.get(server.api_url("/readyz"), timeout=10)
+        if response.status_code == 503:
+            saw_not_ready = True
+            assert response.json()["checks"]["streamlit"]["ok"] is False
+        elif saw_not_ready and server.streamlit_pid() not in (None, first):
+            break
+        time.sleep(0.02)
+    assert saw_not_ready
+    for _ in range(20):
+        assert httpx.get(server.url("/"), timeout=10).status_code == 200
+        assert httpx.get(server.api_url("/readyz"), timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["0", "two", "513"])
+def test_workers_flag_names_a_bad_count(value: str) -> None:
+    finished = harness.run_to_exit(["run", WORKERS_TARGET, "--port", "0", "--workers", value])
+    assert finished.status == 2
+    assert value in finished.stderr
+    assert "workers" in finished.stderr

@@ -1,0 +1,216 @@
+"""A raw ASGI 3 app with one route per case of the conformance suite (test_asgi_conformance.py).
+
+It uses no framework, so each test receives exactly the messages that the gateway sends and
+checks what the gateway does with the messages this app sends. What the app observes
+(exceptions from send(), the time a disconnect arrived) is kept in RECORDS and returned by
+GET /records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+RECORDS: dict[str, Any] = {}
+LIFESPAN_GREETING = "stored by lifespan startup"
+SLOW_RESPONSE_S = 0.3
+
+
+async def send_json(send: Any, value: Any, status: int = 200) -> None:
+    payload = json.dumps(value).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def read_body(receive: Any) -> list[dict[str, Any]]:
+    """Receive until more_body is false; return what each message carried."""
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(
+            {
+                "type": message["type"],
+                "bytes": len(message.get("body", b"")),
+                "more_body": message.get("more_body", False),
+            }
+        )
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+async def lifespan(scope: dict, receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            scope["state"]["greeting"] = LIFESPAN_GREETING
+            scope["state"]["shared"] = []
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def record_send_error(name: str, send: Any, message: dict) -> None:
+    try:
+        await send(message)
+    except Exception as error:  # noqa: BLE001 - the test reads what send() raised
+        RECORDS[name] = {"raised": type(error).__name__, "message": str(error)}
+    else:
+        RECORDS[name] = {"raised": None}
+
+
+async def http(scope: dict, receive: Any, send: Any) -> None:
+    path = scope["path"]
+    if path == "/records":
+        await send_json(send, RECORDS)
+    elif path == "/body-parts":
+        await send_json(send, await read_body(receive))
+    elif path == "/no-receive":
+        await send_json(send, {"received": False})
+    elif path == "/wait-disconnect":
+        await read_body(receive)
+        message = await receive()
+        RECORDS["disconnect"] = {"type": message["type"], "at": time.monotonic()}
+    elif path == "/receive-after-response":
+        await read_body(receive)
+        await send_json(send, {"sent": True})
+        try:
+            message = await asyncio.wait_for(receive(), timeout=2.0)
+            RECORDS["after_response"] = {"type": message["type"]}
+        except asyncio.TimeoutError:
+            RECORDS["after_response"] = {"type": "timeout"}
+    elif path == "/too-many-bytes":
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"5")],
+            }
+        )
+        await record_send_error(
+            "too_many_bytes", send, {"type": "http.response.body", "body": b"0123456789"}
+        )
+    elif path == "/too-few-bytes":
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"10")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"abc"})
+    elif path == "/send-after-end":
+        await send_json(send, {"done": True})
+        await record_send_error(
+            "after_end", send, {"type": "http.response.body", "body": b"late"}
+        )
+    elif path.startswith("/invalid-start/"):
+        await send(invalid_start(path.rsplit("/", 1)[1]))
+    elif path == "/raise-after-start":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("conformance: failure after the response started")
+    elif path == "/slow":
+        await asyncio.sleep(SLOW_RESPONSE_S)
+        await send_json(send, {"path": path})
+    elif path == "/state":
+        state = scope["state"]
+        seen = {"keys": sorted(state), "shared": list(state.get("shared", []))}
+        state["added_by_request"] = True
+        state.get("shared", []).append(len(seen["shared"]))
+        await send_json(send, seen)
+    else:
+        await send_json(
+            send, {"path": path, "http_version": scope["http_version"], "asgi": scope["asgi"]}
+        )
+
+
+def invalid_start(kind: str) -> dict[str, Any]:
+    if kind == "status-text":
+        return {"type": "http.response.start", "status": "200", "headers": []}
+    if kind == "no-status":
+        return {"type": "http.response.start", "headers": []}
+    if kind == "str-header":
+        return {"type": "http.response.start", "status": 200, "headers": [("x-name", "value")]}
+    return {"type": "http.response.sent-by-mistake", "status": 200}
+
+
+async def websocket(scope: dict, receive: Any, send: Any) -> None:
+    path = scope["path"]
+    connect = await receive()
+    RECORDS["websocket_connect"] = {"type": connect["type"]}
+    if path == "/ws/deny":
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 418,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": b"denied by the app"})
+        return
+    if path == "/ws/close-before-accept":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+
+    offered = scope.get("subprotocols", [])
+    accept: dict[str, Any] = {
+        "type": "websocket.accept",
+        "headers": [(b"x-conformance", b"accepted")],
+    }
+    if offered:
+        accept["subprotocol"] = offered[-1]
+    await send(accept)
+    await send(
+        {
+            "type": "websocket.send",
+            "text": json.dumps(
+                {
+                    "subprotocols": offered,
+                    "asgi": scope["asgi"],
+                    "extensions": scope.get("extensions"),
+                    "path": scope["path"],
+                    "root_path": scope["root_path"],
+                    "scheme": scope["scheme"],
+                }
+            ),
+        }
+    )
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            RECORDS.setdefault("websocket_disconnects", []).append(
+                {"code": message.get("code"), "reason": message.get("reason")}
+            )
+            return
+        text = message.get("text")
+        if text == "close":
+            await send({"type": "websocket.close", "code": 4001, "reason": "closing on request"})
+            await record_send_error(
+                "websocket_after_close", send, {"type": "websocket.send", "text": "late"}
+            )
+            return
+        if text is not None:
+            await send({"type": "websocket.send", "text": "text:" + text})
+        else:
+            await send({"type": "websocket.send", "bytes": b"bytes:" + message["bytes"]})
+
+
+async def app(scope: dict, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await lifespan(scope, receive, send)
+    elif scope["type"] == "http":
+        await http(scope, receive, send)
+    elif scope["type"] == "websocket":
+        await websocket(scope, receive, send)

@@ -1,0 +1,651 @@
+"""ASGI 3.0 conformance of the bridge, one test per message type, key and error case.
+
+Most tests run against apps/conformance_app.py, a raw ASGI app, so they see the exact messages.
+The FastAPI tests run apps/conformance_fastapi.py. test_asgi_scope.py covers the rest of the
+HTTP scope (path decoding, query string, headers, client, root_path behind a proxy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import websockets
+import websockets.exceptions
+
+import harness
+
+ResultT = TypeVar("ResultT")
+
+RAW_TARGET = f"{harness.APPS_DIR / 'conformance_app.py'}:app"
+FASTAPI_TARGET = f"{harness.APPS_DIR / 'conformance_fastapi.py'}:app"
+NO_LIFESPAN_TARGET = f"{harness.APPS_DIR / 'no_lifespan_app.py'}:app"
+FAILING_LIFESPAN_TARGET = f"{harness.APPS_DIR / 'failing_lifespan.py'}:app"
+
+# Log lines of level error that the raw app causes on purpose.
+RAW_APP_ERRORS = [
+    "conformance: failure after the response started",
+    "exception in ASGI app for GET /api/invalid-start/",
+]
+# A disconnect must reach the app well within a human-noticeable delay.
+DISCONNECT_LATENCY_LIMIT_S = 0.1
+# Upper bound for a proxied UI request while the API's event loop is blocked. Unloaded, such a
+# request takes a few milliseconds; the margin covers a shared two-core machine.
+UI_LATENCY_LIMIT_S = 0.5
+BLOCK_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def raw(module_launcher: harness.Launcher) -> harness.Fluxlit:
+    return module_launcher.start("--no-ui", target=RAW_TARGET, expected_errors=RAW_APP_ERRORS)
+
+
+@pytest.fixture(scope="module")
+def fastapi_server(module_launcher: harness.Launcher) -> harness.Fluxlit:
+    return module_launcher.start("--no-ui", target=FASTAPI_TARGET)
+
+
+def run(coroutine: Coroutine[Any, Any, ResultT]) -> ResultT:
+    return asyncio.run(asyncio.wait_for(coroutine, timeout=20))
+
+
+class RawClient:
+    """One TCP connection that reads responses framed by Content-Length or chunked encoding."""
+
+    def __init__(self, server: harness.Fluxlit, timeout: float = 5.0) -> None:
+        self.server = server
+        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
+        self.buffer = b""
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(self, method: str, path: str, extra: str = "", body: bytes = b"") -> None:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.server.authority}\r\n{extra}\r\n"
+        self.send(head.encode() + body)
+
+    def fill(self) -> bool:
+        try:
+            piece = self.sock.recv(65536)
+        except ConnectionResetError:
+            return False
+        self.buffer += piece
+        return bool(piece)
+
+    def head(self) -> tuple[int, dict[str, str]]:
+        while b"\r\n\r\n" not in self.buffer:
+            assert self.fill(), f"connection closed inside a response head: {self.buffer!r}"
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(lines[0].split(" ")[1]), headers
+
+    def take(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            assert self.fill(), f"connection closed after {self.buffer!r}"
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def response(self, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        status, headers = self.head()
+        if method == "HEAD" or status in (100, 204, 304):
+            return status, headers, b""
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                while b"\r\n" not in self.buffer:
+                    assert self.fill(), f"connection closed inside chunked body {body!r}"
+                size_line, _, self.buffer = self.buffer.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                chunk = self.take(size + 2)
+                if size == 0:
+                    return status, headers, body
+                body += chunk[:-2]
+        if "content-length" in headers:
+            return status, headers, self.take(int(headers["content-length"]))
+        # Without Content-Length or chunked framing, the body ends when the connection closes.
+        while self.fill():
+            pass
+        body, self.buffer = self.buffer, b""
+        return status, headers, body
+
+    def closed_within(self, seconds: float) -> bool:
+        self.sock.settimeout(seconds)
+        try:
+            while self.fill():
+                pass
+        except socket.timeout:
+            return False
+        return True
+
+
+def records(server: harness.Fluxlit) -> dict[str, Any]:
+    response = httpx.get(server.api_url("/records"), timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+def wait_for_record(server: harness.Fluxlit, name: str, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = records(server).get(name)
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"the app recorded no {name!r} within {timeout} s")
+
+
+# ---- scope ----------------------------------------------------------------------------------
+
+
+def test_scope_asgi_version_and_spec_version(raw: harness.Fluxlit) -> None:
+    http_asgi = httpx.get(raw.api_url("/version"), timeout=10).json()["asgi"]
+    websocket_asgi = run(websocket_first_message(raw, "/api/ws/echo"))["asgi"]
+    for asgi in (http_asgi, websocket_asgi):
+        assert asgi["version"] == "3.0"
+        assert asgi["spec_version"].startswith("2.")
+
+
+def test_scope_http_version_10_and_11(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.send(b"GET /api/version HTTP/1.0\r\n\r\n")
+        _, _, body = client.response()
+    assert json.loads(body)["http_version"] == "1.0"
+    with RawClient(raw) as client:
+        client.request("GET", "/api/version")
+        _, _, body = client.response()
+    assert json.loads(body)["http_version"] == "1.1"
+
+
+def test_scope_non_ascii_path_bytes(launcher: harness.Launcher) -> None:
+    scope_target = f"{harness.APPS_DIR / 'scope_app.py'}:app"
+    server = launcher.start("--no-ui", target=scope_target)
+    with RawClient(server) as client:
+        client.send(
+            b"GET /api/caf\xc3\xa9/%E2%82%AC HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        status, _, body = client.response()
+    assert status == 200
+    scope = json.loads(body)
+    assert scope["path"] == "/caf\u00e9/\u20ac"
+    # raw_path is bytes, returned as latin-1 text: the UTF-8 bytes and the escape stay as sent.
+    assert scope["raw_path"].endswith("/caf\u00c3\u00a9/%E2%82%AC")
+
+
+def test_scope_forwarded_headers_only_from_trusted_peer(launcher: harness.Launcher) -> None:
+    scope_target = f"{harness.APPS_DIR / 'scope_app.py'}:app"
+    untrusting = launcher.start(
+        "--no-ui", "--forwarded-allow-ips", "192.0.2.1", target=scope_target
+    )
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    scope = httpx.get(untrusting.api_url("/inspect"), headers=headers, timeout=10).json()
+    assert scope["scheme"] == "http"
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["server"] == ["127.0.0.1", untrusting.port]
+
+
+def test_scope_server_stays_listener_behind_proxy(launcher: harness.Launcher) -> None:
+    scope_target = f"{harness.APPS_DIR / 'scope_app.py'}:app"
+    server = launcher.start("--no-ui", target=scope_target)
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
+    scope = httpx.get(server.api_url("/inspect"), headers=headers, timeout=10).json()
+    assert scope["scheme"] == "https"
+    assert scope["server"] == ["127.0.0.1", server.port]
+
+
+# ---- http.request ---------------------------------------------------------------------------
+
+
+def test_request_without_body_is_one_message(raw: harness.Fluxlit) -> None:
+    parts = httpx.get(raw.api_url("/body-parts"), timeout=10).json()
+    assert parts == [{"type": "http.request", "bytes": 0, "more_body": False}]
+
+
+def test_request_body_arrives_with_more_body(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("POST", "/api/body-parts", "Transfer-Encoding: chunked\r\n")
+        client.send(b"5\r\nfirst\r\n")
+        time.sleep(0.2)
+        client.send(b"6\r\nsecond\r\n0\r\n\r\n")
+        status, _, body = client.response()
+    assert status == 200
+    parts = json.loads(body)
+    assert sum(part["bytes"] for part in parts) == 11
+    assert all(part["type"] == "http.request" for part in parts)
+    assert [part["more_body"] for part in parts][-1] is False
+    assert all(part["more_body"] for part in parts[:-1])
+    assert len(parts) >= 2
+
+
+def test_disconnect_reaches_app_within_100_ms(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("GET", "/api/wait-disconnect")
+        time.sleep(0.3)
+        closed_at = time.monotonic()
+    record = wait_for_record(raw, "disconnect")
+    assert record["type"] == "http.disconnect"
+    assert record["at"] - closed_at < DISCONNECT_LATENCY_LIMIT_S
+
+
+def test_receive_after_response_is_disconnect(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("GET", "/api/receive-after-response")
+        status, _, _ = client.response()
+        assert status == 200
+        record = wait_for_record(raw, "after_response")
+    assert record["type"] == "http.disconnect"
+
+
+def test_continue_only_after_first_receive(raw: harness.Fluxlit) -> None:
+    expect = "Content-Length: 5\r\nExpect: 100-continue\r\n"
+    with RawClient(raw) as client:
+        client.request("POST", "/api/no-receive", expect)
+        status, _, body = client.response()
+        # The app never called receive(), so its final response is the first thing sent.
+        assert status == 200
+        assert json.loads(body) == {"received": False}
+    with RawClient(raw) as client:
+        client.request("POST", "/api/body-parts", expect)
+        status, _, _ = client.response()
+        assert status == 100
+        client.send(b"hello")
+        status, _, body = client.response()
+        assert status == 200
+        assert sum(part["bytes"] for part in json.loads(body)) == 5
+
+
+# ---- http.response.start and http.response.body ---------------------------------------------
+
+
+def test_head_response_has_no_body(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("HEAD", "/api/version")
+        status, head_headers, _ = client.response("HEAD")
+        assert status == 200
+        # The next response on the connection starts right after the head.
+        client.request("GET", "/api/version")
+        status, get_headers, body = client.response()
+    assert status == 200
+    assert json.loads(body)["path"] == "/version"
+    assert head_headers["content-length"] == get_headers["content-length"]
+
+
+def test_body_beyond_content_length_is_rejected(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("GET", "/api/too-many-bytes")
+        status, headers = client.head()
+        assert status == 200
+        assert headers["content-length"] == "5"
+        assert client.closed_within(5)
+    assert len(client.buffer) <= 5
+    record = wait_for_record(raw, "too_many_bytes")
+    assert record["raised"] is not None
+    assert "Content-Length" in record["message"]
+
+
+def test_body_short_of_content_length_closes(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("GET", "/api/too-few-bytes")
+        status, headers = client.head()
+        assert status == 200
+        assert headers["content-length"] == "10"
+        # The response cannot be completed, so the connection must not be reused.
+        assert client.closed_within(5)
+    assert client.buffer == b"abc"
+
+
+def test_send_after_response_end_raises(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("GET", "/api/send-after-end")
+        status, _, body = client.response()
+        assert status == 200
+        assert json.loads(body) == {"done": True}
+        client.request("GET", "/api/version")
+        status, _, body = client.response()
+        assert status == 200
+        assert b"late" not in body
+    record = wait_for_record(raw, "after_end")
+    assert record["raised"] == "RuntimeError"
+    assert "after the response ended" in record["message"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("status-text", "'status' must be an int"),
+        ("no-status", "has no 'status'"),
+        ("str-header", "must be bytes"),
+        ("wrong-type", "unexpected ASGI message type"),
+    ],
+)
+def test_invalid_response_start_is_500_with_reason(
+    raw: harness.Fluxlit, kind: str, reason: str
+) -> None:
+    response = httpx.get(raw.api_url(f"/invalid-start/{kind}"), timeout=10)
+    assert response.status_code == 500
+    line = raw.wait_for_log(f"/api/invalid-start/{kind}")
+    assert reason in line
+
+
+def test_exception_after_start_aborts_connection(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("GET", "/api/raise-after-start")
+        status, headers = client.head()
+        assert status == 200
+        assert headers.get("transfer-encoding") == "chunked"
+        assert client.closed_within(5)
+    # The body never gets its terminating zero-size chunk, so the client sees it as cut off.
+    assert b"partial" in client.buffer
+    assert not client.buffer.endswith(b"0\r\n\r\n")
+
+
+def test_pipelined_requests_keep_order(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        pipelined = b"".join(
+            f"GET /api/{name} HTTP/1.1\r\nHost: {raw.authority}\r\n\r\n".encode()
+            for name in ("slow", "first-fast", "second-fast")
+        )
+        client.send(pipelined)
+        paths = [json.loads(client.response()[2])["path"] for _ in range(3)]
+    assert paths == ["/slow", "/first-fast", "/second-fast"]
+
+
+# ---- lifespan -------------------------------------------------------------------------------
+
+
+def test_lifespan_state_is_shallow_copy(raw: harness.Fluxlit) -> None:
+    first = httpx.get(raw.api_url("/state"), timeout=10).json()
+    second = httpx.get(raw.api_url("/state"), timeout=10).json()
+    # A key that one request adds stays in that request's copy...
+    assert "added_by_request" not in first["keys"]
+    assert "added_by_request" not in second["keys"]
+    assert "greeting" in second["keys"]
+    # ...while a mutable value from startup is shared by every request.
+    assert len(second["shared"]) == len(first["shared"]) + 1
+
+
+def test_app_without_lifespan_is_served(launcher: harness.Launcher) -> None:
+    server = launcher.start("--no-ui", target=NO_LIFESPAN_TARGET)
+    response = httpx.get(server.api_url("/anything"), timeout=10)
+    assert response.status_code == 200
+    assert response.text == "served without lifespan"
+
+
+def test_lifespan_startup_failure_exits_1() -> None:
+    finished = harness.run_to_exit(["run", FAILING_LIFESPAN_TARGET, "--port", "0", "--no-ui"])
+    assert finished.status == 1
+    assert "lifespan startup failed" in finished.stderr
+    assert finished.leftovers == []
+
+
+# ---- websocket ------------------------------------------------------------------------------
+
+
+async def websocket_first_message(server: harness.Fluxlit, path: str) -> dict[str, Any]:
+    async with websockets.connect(f"ws://{server.authority}{path}") as socket_:
+        return json.loads(await socket_.recv())
+
+
+def test_websocket_accept_with_subprotocol_and_headers(raw: harness.Fluxlit) -> None:
+    async def scenario() -> tuple[Any, Any, dict[str, Any]]:
+        async with websockets.connect(
+            f"ws://{raw.authority}/api/ws/echo", subprotocols=["first.v1", "second.v2"]
+        ) as socket_:
+            first = json.loads(await socket_.recv())
+            return socket_.subprotocol, socket_.response_headers, first
+
+    subprotocol, headers, first = run(scenario())
+    assert first["subprotocols"] == ["first.v1", "second.v2"]
+    assert subprotocol == "second.v2"
+    assert headers["x-conformance"] == "accepted"
+    assert first["path"] == "/ws/echo"
+    assert first["root_path"] == "/api"
+    assert first["scheme"] == "ws"
+    assert "websocket.http.response" in first["extensions"]
+    assert wait_for_record(raw, "websocket_connect") == {"type": "websocket.connect"}
+
+
+def test_websocket_text_and_bytes_round_trip(raw: harness.Fluxlit) -> None:
+    async def scenario() -> list[Any]:
+        async with websockets.connect(f"ws://{raw.authority}/api/ws/echo") as socket_:
+            await socket_.recv()
+            await socket_.send("h\u00e9llo")
+            text = await socket_.recv()
+            await socket_.send(b"\x00\xffdata")
+            data = await socket_.recv()
+            return [text, data]
+
+    assert run(scenario()) == ["text:h\u00e9llo", b"bytes:\x00\xffdata"]
+
+
+def test_websocket_app_close_code_and_reason(raw: harness.Fluxlit) -> None:
+    async def scenario() -> tuple[int, str]:
+        async with websockets.connect(f"ws://{raw.authority}/api/ws/echo") as socket_:
+            await socket_.recv()
+            await socket_.send("close")
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await socket_.recv()
+            return closed.value.rcvd.code, closed.value.rcvd.reason
+
+    assert run(scenario()) == (4001, "closing on request")
+    record = wait_for_record(raw, "websocket_after_close")
+    assert record["raised"] is not None
+
+
+def test_websocket_client_close_code_reaches_app(raw: harness.Fluxlit) -> None:
+    async def scenario() -> None:
+        async with websockets.connect(f"ws://{raw.authority}/api/ws/echo") as socket_:
+            await socket_.recv()
+            await socket_.close(code=4321, reason="client leaving")
+
+    run(scenario())
+    deadline = time.monotonic() + 5
+    codes: list[Any] = []
+    while time.monotonic() < deadline and 4321 not in codes:
+        codes = [entry["code"] for entry in records(raw).get("websocket_disconnects", [])]
+        time.sleep(0.05)
+    assert 4321 in codes
+
+
+def test_websocket_close_before_accept_is_403(raw: harness.Fluxlit) -> None:
+    async def scenario() -> int:
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
+            async with websockets.connect(f"ws://{raw.authority}/api/ws/close-before-accept"):
+                pass
+        return refused.value.status_code
+
+    assert run(scenario()) == 403
+
+
+def test_websocket_denial_response_is_sent(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request(
+            "GET",
+            "/api/ws/deny",
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        )
+        status, headers, body = client.response()
+    assert status == 418
+    assert headers["content-type"] == "text/plain"
+    assert body == b"denied by the app"
+
+
+# ---- FastAPI --------------------------------------------------------------------------------
+
+
+def test_fastapi_websocket_subprotocol_and_echo(fastapi_server: harness.Fluxlit) -> None:
+    async def scenario() -> tuple[Any, Any, list[Any], tuple[int, str]]:
+        async with websockets.connect(
+            f"ws://{fastapi_server.authority}/api/ws", subprotocols=["chat.v1"]
+        ) as socket_:
+            await socket_.send("hi")
+            text = await socket_.recv()
+            await socket_.send(b"\x01")
+            data = await socket_.recv()
+            await socket_.send("close")
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await socket_.recv()
+            close = (closed.value.rcvd.code, closed.value.rcvd.reason)
+            return socket_.subprotocol, socket_.response_headers, [text, data], close
+
+    subprotocol, headers, echoed, close = run(scenario())
+    assert subprotocol == "chat.v1"
+    assert headers["x-conformance"] == "fastapi"
+    assert echoed == ["text:hi", b"bytes:\x01"]
+    assert close == (4002, "fastapi closing")
+
+
+def test_fastapi_websocket_disconnect_code(fastapi_server: harness.Fluxlit) -> None:
+    async def scenario() -> None:
+        async with websockets.connect(f"ws://{fastapi_server.authority}/api/ws") as socket_:
+            await socket_.send("hi")
+            await socket_.recv()
+            await socket_.close(code=4100)
+
+    run(scenario())
+    deadline = time.monotonic() + 5
+    codes: list[Any] = []
+    while time.monotonic() < deadline and 4100 not in codes:
+        entries = httpx.get(fastapi_server.api_url("/disconnects"), timeout=10).json()
+        codes = [entry["code"] for entry in entries]
+        time.sleep(0.05)
+    assert 4100 in codes
+
+
+def test_fastapi_url_for_uses_forwarded_scheme_and_host(fastapi_server: harness.Fluxlit) -> None:
+    # A trusted proxy that keeps the client's Host and adds the scheme the client used.
+    headers = {"X-Forwarded-Proto": "https", "Host": "app.example.com"}
+    found = httpx.get(fastapi_server.api_url("/items/"), headers=headers, timeout=10).json()
+    assert found["url_for"] == "https://app.example.com/api/items/"
+    assert found["root_path"] == "/api"
+
+
+def test_fastapi_redirect_keeps_prefix_and_url_for(fastapi_server: harness.Fluxlit) -> None:
+    redirect = httpx.get(fastapi_server.api_url("/hello/"), timeout=10)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == f"http://{fastapi_server.authority}/api/hello"
+    found = httpx.get(redirect.headers["location"], timeout=10).json()
+    assert found == {
+        "url_for": f"http://{fastapi_server.authority}/api/hello",
+        "root_path": "/api",
+    }
+
+
+def test_fastapi_docs_name_spec_under_prefix(fastapi_server: harness.Fluxlit) -> None:
+    docs = httpx.get(fastapi_server.api_url("/docs"), timeout=10)
+    assert docs.status_code == 200
+    assert "'/api/openapi.json'" in docs.text or '"/api/openapi.json"' in docs.text
+    spec = httpx.get(fastapi_server.api_url("/openapi.json"), timeout=10)
+    assert spec.status_code == 200
+    # "Try it out" joins the server URL and the path: /api + /hello, never /api/api/hello.
+    assert spec.json()["servers"] == [{"url": "/api"}]
+    assert "/hello" in spec.json()["paths"]
+    assert not any(path.startswith("/api/") for path in spec.json()["paths"])
+
+
+def test_docs_outside_api_redirects_to_api_docs(launcher: harness.Launcher) -> None:
+    server = launcher.start(target=FASTAPI_TARGET)
+    response = httpx.get(server.url("/docs"), timeout=10)
+    assert response.status_code in (301, 302, 307, 308)
+    assert urlsplit(response.headers["location"]).path == "/api/docs"
+
+
+def test_stream_chunks_arrive_as_produced(fastapi_server: harness.Fluxlit) -> None:
+    arrivals = []
+    with httpx.Client(timeout=20) as client:
+        url = fastapi_server.api_url("/endless?delay_ms=20")
+        with client.stream("GET", url) as response:
+            started = time.monotonic()
+            received = b""
+            for piece in response.iter_raw():
+                received += piece
+                arrivals.append((time.monotonic() - started, received.count(b"\n")))
+                if received.count(b"\n") >= 50:
+                    break
+    # 50 lines 20 ms apart take about a second; they must arrive spread over that time, not
+    # in one piece at the end.
+    first_time, first_lines = arrivals[0]
+    assert first_lines < 10
+    assert first_time < 0.5
+    assert arrivals[-1][0] >= 0.7
+    assert len(arrivals) >= 10
+
+
+def test_stream_cancelled_after_client_disconnect(fastapi_server: harness.Fluxlit) -> None:
+    before = len(httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json())
+    with RawClient(fastapi_server) as client:
+        client.request("GET", "/api/endless?delay_ms=50")
+        status, _ = client.head()
+        assert status == 200
+        while client.buffer.count(b"line ") < 3:
+            assert client.fill()
+        closed_at = time.monotonic()
+    deadline = closed_at + 5
+    ends: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(ends) <= before:
+        ends = httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json()
+        time.sleep(0.05)
+    assert len(ends) == before + 1
+    end = ends[-1]
+    assert end["cancelled"] is True
+    assert end["at"] - closed_at < 1.0
+    # The generator stopped: it produced at most a few lines after the close.
+    assert end["sent"] < 3 + 1.0 / 0.05
+
+
+# ---- isolation of the UI from the API -------------------------------------------------------
+
+
+def timed_get(client: httpx.Client, url: str) -> float:
+    started = time.monotonic()
+    response = client.get(url)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    return elapsed
+
+
+def test_blocked_event_loop_does_not_slow_ui(launcher: harness.Launcher) -> None:
+    server = launcher.start(target=FASTAPI_TARGET)
+    ui_url = server.url("/_stcore/health")
+    result: dict[str, Any] = {}
+
+    def call_blocking_route() -> None:
+        with httpx.Client(timeout=BLOCK_SECONDS + 10) as api:
+            result["response"] = api.get(server.api_url(f"/block-loop?seconds={BLOCK_SECONDS}"))
+
+    with httpx.Client(timeout=10) as ui:
+        baseline = [timed_get(ui, ui_url) for _ in range(10)]
+        blocked_at = time.monotonic()
+        thread = threading.Thread(target=call_blocking_route)
+        thread.start()
+        time.sleep(0.5)
+        latencies = []
+        while time.monotonic() - blocked_at < BLOCK_SECONDS - 0.5:
+            latencies.append(timed_get(ui, ui_url))
+            time.sleep(0.05)
+        thread.join(BLOCK_SECONDS + 10)
+    assert result["response"].status_code == 200
+    # The UI requests above ran while the loop was blocked.
+    assert time.monotonic() - blocked_at >= BLOCK_SECONDS
+    assert len(latencies) >= 20
+    assert max(latencies) < UI_LATENCY_LIMIT_S, (baseline, latencies)
+    median = sorted(latencies)[len(latencies) // 2]
+    assert median < max(max(baseline) * 3, 0.05), (baseline, latencies)

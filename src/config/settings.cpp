@@ -32,6 +32,9 @@ constexpr std::uint64_t max_workers = 512;
 // The supervisor keeps the time of each crash within the window, so the count bounds that list.
 constexpr std::uint64_t max_crash_loop_count = 1000;
 
+// A threshold above this leaves a hung child taking traffic for hours at any useful interval.
+constexpr std::uint64_t max_health_failure_threshold = 1000;
+
 constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug", "info",    "warning",
                                                         "warn",  "error", "critical"};
 constexpr std::array<std::string_view, 2> log_formats = {"json", "text"};
@@ -251,6 +254,23 @@ std::vector<key_info> build_keys() {
        "Time window in which streamlit_crash_loop_count crashes count as a crash loop"},
       "ms", 1, max_duration_ms, &s::streamlit_crash_loop_window_ms));
   all.push_back(
+      unsigned_key({"streamlit_health_interval_ms", "FLUXLIT_STREAMLIT_HEALTH_INTERVAL_MS",
+                    "--streamlit-health-interval-ms",
+                    "Wait between two health checks of Streamlit once it is ready"},
+                   "ms", 1, max_duration_ms, &s::streamlit_health_interval_ms));
+  all.push_back(unsigned_key(
+      {"streamlit_health_timeout_ms", "FLUXLIT_STREAMLIT_HEALTH_TIMEOUT_MS",
+       "--streamlit-health-timeout-ms",
+       "Time one health check of Streamlit has to return its status line before it counts as "
+       "failed"},
+      "ms", 1, max_duration_ms, &s::streamlit_health_timeout_ms));
+  all.push_back(unsigned_key(
+      {"streamlit_health_failure_threshold", "FLUXLIT_STREAMLIT_HEALTH_FAILURE_THRESHOLD",
+       "--streamlit-health-failure-threshold",
+       "Number of failed health checks in a row after which a ready Streamlit is marked not "
+       "ready and restarted"},
+      "", 1, max_health_failure_threshold, &s::streamlit_health_failure_threshold));
+  all.push_back(
       unsigned_key({"shutdown_grace_ms", "FLUXLIT_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms",
                     "Time in-flight requests have to finish after a shutdown signal"},
                    "ms", 0, max_duration_ms, &s::shutdown_grace_ms));
@@ -332,6 +352,16 @@ settings::settings() {
   // but five in a row within a minute means the child cannot run as it is.
   streamlit_crash_loop_count = 5;
   streamlit_crash_loop_window_ms = 60'000;
+  // An estimate: one loopback request a second costs Streamlit nothing measurable. With a 2 s
+  // timeout and three failures in a row, a hung child is restarted within about 9 s, while one
+  // slow response from a busy child (a long garbage collection, a script holding the GIL in C
+  // code) does not restart it.
+  // TODO: serve.cpp does not copy the three streamlit_health_* settings into
+  // supervisor::streamlit_options yet, so the supervisor runs with that struct's defaults,
+  // which equal these.
+  streamlit_health_interval_ms = 1'000;
+  streamlit_health_timeout_ms = 2'000;
+  streamlit_health_failure_threshold = 3;
   // Long enough to group the steps of an editor's save (write a temporary file, rename it,
   // change its mode) into one reload, and short enough to feel immediate.
   reload_debounce_ms = 200;
@@ -345,12 +375,20 @@ settings::settings() {
 
 // Tuning knobs whose names or units may still change with the bridge, the supervisor and the
 // reloader they belong to.
-constexpr std::array<std::string_view, 10> experimental_keys = {
-    "upstream_max_idle_connections",  "asgi_send_high_water_bytes",
-    "asgi_receive_high_water_bytes",  "asgi_websocket_max_message_bytes",
-    "readiness_max_loop_lag_ms",      "streamlit_restart_initial_delay_ms",
-    "streamlit_restart_max_delay_ms", "streamlit_crash_loop_count",
-    "streamlit_crash_loop_window_ms", "reload_debounce_ms",
+constexpr std::array<std::string_view, 13> experimental_keys = {
+    "upstream_max_idle_connections",
+    "asgi_send_high_water_bytes",
+    "asgi_receive_high_water_bytes",
+    "asgi_websocket_max_message_bytes",
+    "readiness_max_loop_lag_ms",
+    "streamlit_restart_initial_delay_ms",
+    "streamlit_restart_max_delay_ms",
+    "streamlit_crash_loop_count",
+    "streamlit_crash_loop_window_ms",
+    "streamlit_health_interval_ms",
+    "streamlit_health_timeout_ms",
+    "streamlit_health_failure_threshold",
+    "reload_debounce_ms",
 };
 
 std::vector<key_info> build_keys_with_stability() {

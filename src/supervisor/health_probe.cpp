@@ -16,6 +16,10 @@ namespace {
 // A status line is short, so a peer that sends more than this without a CRLF is not HTTP.
 constexpr std::size_t max_status_line_bytes = 1024;
 
+// Streamlit's health response is the body "ok" and a few headers. Past this many bytes the probe
+// closes the connection without reading to the end.
+constexpr std::size_t max_response_bytes = 64 * 1024;
+
 }  // namespace
 
 health_probe::health_probe(asio::any_io_executor executor, std::uint16_t port, std::string target,
@@ -79,13 +83,41 @@ void health_probe::on_read(const error_code& error, std::size_t bytes) {
     finish(0);
     return;
   }
-  finish(parse_status_line(std::string_view(response_).substr(0, bytes)));
+  status_ = parse_status_line(std::string_view(response_).substr(0, bytes));
+  if (status_ == 0) {
+    finish(0);
+    return;
+  }
+  rest_bytes_ = response_.size();
+  read_rest();
+}
+
+void health_probe::read_rest() {
+  socket_.async_read_some(asio::buffer(rest_buffer_),
+                          [self = shared_from_this()](const error_code& error, std::size_t bytes) {
+                            self->on_read_rest(error, bytes);
+                          });
+}
+
+void health_probe::on_read_rest(const error_code& error, std::size_t bytes) {
+  if (finished_) {
+    return;
+  }
+  rest_bytes_ += bytes;
+  // End of file is the expected ending, because the request asked for Connection: close. Any
+  // other error after the status line does not change the result.
+  if (error || rest_bytes_ > max_response_bytes) {
+    finish(status_);
+    return;
+  }
+  read_rest();
 }
 
 void health_probe::on_timeout(const error_code& error) {
-  // operation_aborted means finish() cancelled the timer after a result.
+  // operation_aborted means finish() cancelled the timer after a result. A status line that
+  // arrived before the timeout counts, even when the rest of the response did not.
   if (error != asio::error::operation_aborted) {
-    finish(0);
+    finish(status_);
   }
 }
 

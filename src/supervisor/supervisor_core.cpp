@@ -1,6 +1,7 @@
 // Start-up of supervisor_core: spawning, output logging and health checks.
 #include "supervisor/supervisor_core.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,15 @@ namespace fluxlit::supervisor {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+namespace {
+
+// Status 0 means the connection failed or no status line arrived within the check's timeout.
+std::string describe_health_status(unsigned status) {
+  return status == 0 ? std::string("no HTTP response") : "HTTP " + std::to_string(status);
+}
+
+}  // namespace
 
 supervisor_core::supervisor_core(asio::any_io_executor executor, streamlit_options options)
     : executor_(executor),
@@ -89,6 +99,7 @@ error_code supervisor_core::launch() {
   port_ = port;
   kill_reason_ = kill_reason::none;
   last_health_status_ = 0;
+  health_failures_ = 0;
   stable_timer_.cancel();
   output_tail_.clear();
   for (output_pipe* pipe : {&stdout_, &stderr_}) {
@@ -225,23 +236,29 @@ std::string supervisor_core::format_output_tail() const {
 }
 
 void supervisor_core::schedule_health_check(std::uint64_t run) {
-  health_timer_.expires_after(health_poll_interval);
+  health_timer_.expires_after(phase_ == child_state::ready ? options_.health_interval
+                                                           : health_poll_interval);
   health_timer_.async_wait([self = shared_from_this(), run](const error_code& error) {
     self->on_health_timer(run, error);
   });
 }
 
 void supervisor_core::on_health_timer(std::uint64_t run, const error_code& error) {
-  if (error || run != run_ || phase_ != child_state::starting) {
+  const bool polling = phase_ == child_state::starting || phase_ == child_state::ready;
+  if (error || run != run_ || !polling) {
     return;
   }
   probe_ = std::make_shared<detail::health_probe>(executor_, port_.load(), health_target_,
-                                                  health_request_timeout);
+                                                  options_.health_timeout);
   probe_->start(
       [self = shared_from_this(), run](unsigned status) { self->on_health_result(run, status); });
 }
 
 void supervisor_core::on_health_result(std::uint64_t run, unsigned status) {
+  if (run == run_ && phase_ == child_state::ready) {
+    on_ready_health_result(run, status);
+    return;
+  }
   if (run != run_ || phase_ != child_state::starting) {
     return;
   }
@@ -258,12 +275,53 @@ void supervisor_core::on_health_result(std::uint64_t run, unsigned status) {
   }
   set_state(child_state::ready);
   supervisor_log()->info("Streamlit is ready on 127.0.0.1:{} (pid {})", port_.load(), pid_);
-  // NOTE: health is not polled after `ready`, so a child that hangs without exiting stays
-  // `ready`; only an exit is detected.
 
   stable_timer_.expires_after(options_.stable_ready_duration);
   stable_timer_.async_wait([self = shared_from_this(), run](const error_code& error) {
     self->on_stable_timer(run, error);
+  });
+  schedule_health_check(run);
+}
+
+void supervisor_core::on_ready_health_result(std::uint64_t run, unsigned status) {
+  probe_.reset();
+  if (status == 200) {
+    health_failures_ = 0;
+    schedule_health_check(run);
+    return;
+  }
+
+  ++health_failures_;
+  last_health_status_ = status;
+  if (health_failures_ < options_.health_failure_threshold) {
+    supervisor_log()->debug("Streamlit (pid {}) failed health check {} of {} on {}: {}", pid_,
+                            health_failures_, options_.health_failure_threshold, health_target_,
+                            describe_health_status(status));
+    schedule_health_check(run);
+    return;
+  }
+  stop_unresponsive_child();
+}
+
+void supervisor_core::stop_unresponsive_child() {
+  supervisor_log()->error(
+      "Streamlit (pid {}) failed {} health checks in a row on {} (last result: {}, with a "
+      "timeout of {} ms per check); marking it not ready and restarting it: SIGTERM to its "
+      "process group",
+      pid_, health_failures_, health_target_, describe_health_status(last_health_status_),
+      options_.health_timeout.count());
+
+  // The exit handler counts this as a crash and restarts the child with backoff. The state
+  // leaves `ready` now, so UI requests get 503 instead of waiting on the hung child.
+  kill_reason_ = kill_reason::unresponsive;
+  stable_timer_.cancel();
+  set_state(child_state::restarting);
+  detail::signal_process_group(pid_, SIGTERM);
+  // A stopped process (SIGSTOP, a debugger) acts on SIGTERM only after it continues.
+  detail::signal_process_group(pid_, SIGCONT);
+  stop_timer_.expires_after(options_.stop_timeout);
+  stop_timer_.async_wait([self = shared_from_this(), run = run_](const error_code& error) {
+    self->on_stop_timeout(run, error);
   });
 }
 
@@ -296,13 +354,11 @@ void supervisor_core::on_start_deadline(std::uint64_t run, const error_code& err
   if (error || run != run_ || phase_ != child_state::starting || pid_ < 0) {
     return;
   }
-  const std::string last_result = last_health_status_ == 0
-                                      ? std::string("no HTTP response")
-                                      : "HTTP " + std::to_string(last_health_status_);
   supervisor_log()->error(
       "Streamlit (pid {}) did not answer 200 on {} within {} ms (last result: {}); killing its "
       "process group",
-      pid_, health_target_, options_.start_timeout.count(), last_result);
+      pid_, health_target_, options_.start_timeout.count(),
+      describe_health_status(last_health_status_));
   kill_starting_child(kill_reason::start_timeout);
 }
 

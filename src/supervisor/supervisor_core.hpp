@@ -25,12 +25,9 @@
 namespace fluxlit::supervisor {
 
 // `ready` follows within one interval of the health endpoint returning 200, at the cost of one
-// loopback request per interval while the child starts.
+// loopback request per interval while the child starts. Once it is ready,
+// streamlit_options::health_interval applies instead.
 inline constexpr std::chrono::milliseconds health_poll_interval{100};
-
-// A health request on loopback completes in milliseconds, so this timeout only catches a child
-// that accepts the connection and then hangs.
-inline constexpr std::chrono::milliseconds health_request_timeout{1000};
 
 // Used only when pidfd_open is unavailable (kernels before 5.3, or a seccomp filter that
 // rejects it): the supervisor then polls waitpid at this interval.
@@ -82,7 +79,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   };
 
   // The reason the supervisor killed the current child, for the exit's log message.
-  enum class kill_reason { none, start_timeout, foreign_listener };
+  enum class kill_reason { none, start_timeout, foreign_listener, unresponsive };
 
   // Spawning and its timers.
   void log_config_conflicts();
@@ -103,6 +100,8 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   void schedule_health_check(std::uint64_t run);
   void on_health_timer(std::uint64_t run, const boost::system::error_code& error);
   void on_health_result(std::uint64_t run, unsigned status);
+  void on_ready_health_result(std::uint64_t run, unsigned status);
+  void stop_unresponsive_child();
   bool verify_listener();
   void on_start_deadline(std::uint64_t run, const boost::system::error_code& error);
   void kill_starting_child(kill_reason reason);
@@ -148,6 +147,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   kill_reason kill_reason_ = kill_reason::none;
   std::string exit_description_;
   unsigned last_health_status_ = 0;
+  std::size_t health_failures_ = 0;  // failed checks in a row since the child became ready
   std::chrono::milliseconds restart_delay_;
   std::chrono::milliseconds max_restart_delay_;
   std::deque<std::chrono::steady_clock::time_point> crash_times_;  // within crash_loop_window

@@ -122,6 +122,8 @@ void supervisor_core::log_unexpected_exit(std::chrono::milliseconds restart_dela
     what = "was killed after the start timeout with";
   } else if (kill_reason_ == kill_reason::foreign_listener) {
     what = "was killed because another process listens on its port, with";
+  } else if (kill_reason_ == kill_reason::unresponsive) {
+    what = "was stopped after failing its health checks, with";
   }
 
   if (entered_crash_loop) {
@@ -226,6 +228,12 @@ void supervisor_core::restart() {
       relaunch();
       return;
     case child_state::restarting:
+      if (pid_ >= 0) {
+        // An unresponsive child is still being stopped: stop it as for a reload instead.
+        restart_requested_ = true;
+        begin_stop("Restarting");
+        return;
+      }
       // Between runs: skip the rest of the backoff.
       restart_timer_.cancel();
       supervisor_log()->info("Restarting Streamlit now instead of after the backoff delay");
@@ -286,7 +294,10 @@ void supervisor_core::begin_stop(const char* action) {
 }
 
 void supervisor_core::on_stop_timeout(std::uint64_t run, const error_code& error) {
-  if (error || run != run_ || pid_ < 0 || phase_ != child_state::stopping) {
+  const bool stopping_unresponsive =
+      phase_ == child_state::restarting && kill_reason_ == kill_reason::unresponsive;
+  if (error || run != run_ || pid_ < 0 ||
+      (phase_ != child_state::stopping && !stopping_unresponsive)) {
     return;
   }
   supervisor_log()->warn(

@@ -138,6 +138,9 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "streamlit_restart_max_delay_ms",
                                       "streamlit_crash_loop_count",
                                       "streamlit_crash_loop_window_ms",
+                                      "streamlit_health_interval_ms",
+                                      "streamlit_health_timeout_ms",
+                                      "streamlit_health_failure_threshold",
                                       "shutdown_grace_ms",
                                       "pidfile",
                                       "reload",
@@ -147,7 +150,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "reload_debounce_ms"}) {
     EXPECT_NE(find_key(name), nullptr) << name;
   }
-  EXPECT_EQ(keys().size(), 36u);
+  EXPECT_EQ(keys().size(), 39u);
   EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
 
@@ -199,6 +202,9 @@ TEST(ConfigKeys, DocumentedDefaults) {
   EXPECT_EQ(defaults.asgi_receive_high_water_bytes, 1024u * 1024);
   EXPECT_EQ(defaults.readiness_max_loop_lag_ms, 1'000u);
   EXPECT_EQ(defaults.streamlit_start_timeout_ms, 60'000u);
+  EXPECT_EQ(defaults.streamlit_health_interval_ms, 1'000u);
+  EXPECT_EQ(defaults.streamlit_health_timeout_ms, 2'000u);
+  EXPECT_EQ(defaults.streamlit_health_failure_threshold, 3u);
   EXPECT_EQ(defaults.streamlit_stop_timeout_ms, 5'000u);
   EXPECT_EQ(defaults.shutdown_grace_ms, 20'000u);
 }

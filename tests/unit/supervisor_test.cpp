@@ -44,6 +44,7 @@ using namespace std::chrono_literals;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::SizeIs;
 using clock_type = std::chrono::steady_clock;
 
 // Generous for a child that imports http.server and binds, yet short enough that a hang fails
@@ -1035,6 +1036,78 @@ TEST_F(supervisor_test, TracebackLinesAreLoggedAsErrors) {
   EXPECT_EQ(exception[0].level, spdlog::level::err);
   EXPECT_EQ(sink_->find("streamlit", "after the traceback")[0].level, spdlog::level::info);
 
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, HealthyChildStaysReadyWhilePolled) {
+  streamlit_options options = make_options({});
+  options.health_interval = 50ms;
+  options.health_timeout = 500ms;
+  options.health_failure_threshold = 1;
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int pid = supervisor.pid();
+
+  run_for(600ms);
+  EXPECT_TRUE(supervisor.ready());
+  EXPECT_EQ(supervisor.pid(), pid);
+  EXPECT_THAT(sink_->find("fluxlit", "health checks in a row"), IsEmpty());
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, StoppedChildIsMarkedNotReadyAndRestarted) {
+  streamlit_options options = make_options({});
+  options.health_interval = 100ms;
+  options.health_timeout = 200ms;
+  options.health_failure_threshold = 2;
+  options.restart_initial_delay = 50ms;
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int hung_pid = supervisor.pid();
+
+  // A stopped process keeps its listening socket, so connects succeed and requests hang.
+  ASSERT_EQ(::kill(hung_pid, SIGSTOP), 0);
+  const auto stopped_at = clock_type::now();
+  ASSERT_TRUE(run_until([&] { return !supervisor.ready(); }));
+  // Two checks of at most 100 ms wait and 200 ms timeout each, with margin for a loaded machine.
+  EXPECT_LT(clock_type::now() - stopped_at, 2s);
+  const auto errors = sink_->find("fluxlit", spdlog::level::err, "failed 2 health checks in a row");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0].text, HasSubstr("last result: no HTTP response"));
+  EXPECT_THAT(errors[0].text, HasSubstr("timeout of 200 ms per check"));
+  EXPECT_THAT(errors[0].text, HasSubstr("marking it not ready"));
+
+  // SIGCONT lets the stopped child act on SIGTERM, so no SIGKILL is needed.
+  ASSERT_TRUE(run_until([&] { return supervisor.ready() && supervisor.pid() != hung_pid; }));
+  const auto exits = sink_->find("fluxlit", "was stopped after failing its health checks");
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].level, spdlog::level::warn);
+  EXPECT_THAT(exits[0].text, HasSubstr("restarting in 50 ms"));
+  EXPECT_THAT(sink_->find("fluxlit", "sending SIGKILL"), IsEmpty());
+  EXPECT_FALSE(process_group_exists(hung_pid));
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
+TEST_F(supervisor_test, ChildIgnoringTermIsKilledAfterHealthFailures) {
+  streamlit_options options = make_options({{"FAKE_STREAMLIT_IGNORE_TERM", "1"}});
+  options.health_interval = 50ms;
+  options.health_timeout = 100ms;
+  options.health_failure_threshold = 1;
+  options.stop_timeout = 300ms;
+  options.restart_initial_delay = 50ms;
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int hung_pid = supervisor.pid();
+
+  ASSERT_EQ(::kill(hung_pid, SIGSTOP), 0);
+  ASSERT_TRUE(run_until([&] { return supervisor.ready() && supervisor.pid() != hung_pid; }));
+  EXPECT_THAT(sink_->find("fluxlit", "failed 1 health checks in a row"), SizeIs(1));
+  EXPECT_THAT(sink_->find("fluxlit", "sending SIGKILL"), SizeIs(1));
+  EXPECT_THAT(sink_->find("fluxlit", "with signal 9"), SizeIs(1));
+  EXPECT_FALSE(process_group_exists(hung_pid));
   EXPECT_TRUE(stop_and_wait(supervisor));
 }
 

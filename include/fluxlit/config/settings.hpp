@@ -47,6 +47,9 @@ struct settings {
   std::uint64_t streamlit_restart_max_delay_ms = 0;
   std::uint64_t streamlit_crash_loop_count = 0;
   std::uint64_t streamlit_crash_loop_window_ms = 0;
+  std::uint64_t streamlit_health_interval_ms = 0;
+  std::uint64_t streamlit_health_timeout_ms = 0;
+  std::uint64_t streamlit_health_failure_threshold = 0;
   std::uint64_t shutdown_grace_ms = 0;
 
   std::string pidfile;  // empty: no pid file

@@ -38,11 +38,21 @@ struct streamlit_options {
   // A child that stays ready this long counts as healthy again: the next crash waits
   // restart_initial_delay, and a crash loop ends.
   std::chrono::milliseconds stable_ready_duration{30000};
+
+  // Once the child is ready, its health endpoint is polled every health_interval. After
+  // health_failure_threshold failed checks in a row (an error status, no response, or no
+  // response within health_timeout), the child is marked not ready and restarted like a crash.
+  // health_timeout also bounds each check while the child starts.
+  std::chrono::milliseconds health_interval{1000};
+  std::chrono::milliseconds health_timeout{2000};
+  std::size_t health_failure_threshold = 3;
 };
 
 // Starts `python -m streamlit run ...` on a free loopback port in its own process group, logs
 // its output with source "streamlit", polls /_stcore/health until it returns 200, checks that
 // the listener on the port belongs to the child, and restarts it with backoff when it exits.
+// While the child is ready, the health endpoint is polled every health_interval, and a child
+// that fails health_failure_threshold checks in a row is stopped and restarted like a crash.
 // After crash_loop_count crashes within crash_loop_window it logs one error and keeps retrying
 // every restart_max_delay. All members are called on the executor's thread only, and that
 // executor must run its handlers one at a time (an io_context run by one thread, or a strand).

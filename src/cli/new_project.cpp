@@ -1,9 +1,12 @@
 // `fluxlit new NAME`: creates a project directory with a runnable app, its settings and tests.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/command_support.hpp"
 #include "cli/commands.hpp"
@@ -32,10 +35,38 @@ const std::map<std::string, project_profile> profiles{
     {"deploy", project_profile::deploy},
 };
 
+// The rule that check_project_name() enforces, repeated in every message about a bad name.
+constexpr std::string_view name_rule =
+    "A project name has 1 to 64 characters (letters, digits, \".\", \"_\" and \"-\") and "
+    "starts with a letter or a digit, for example my-app";
+
 struct new_options {
   std::string name;
   std::string profile = "minimal";
+  // Arguments that CLI11 could not match, such as "-bad", which it reads as an unknown option.
+  std::vector<std::string> unmatched;
 };
+
+// Returns the usage error for a missing NAME or unmatched arguments, or "" when there is none.
+std::string check_arguments(const new_options& options) {
+  if (!options.unmatched.empty()) {
+    const std::string& first = options.unmatched.front();
+    if (options.name.empty() && first.starts_with('-')) {
+      // CLI11 reads any argument that starts with "-" as an option, so a name like "-bad"
+      // arrives here instead of in `name`.
+      return "invalid project name \"" + first +
+             "\": it must start with a letter or a digit, and an argument that starts with \"-\" "
+             "is read as an option. " +
+             std::string(name_rule);
+    }
+    return "unexpected argument \"" + first +
+           "\": fluxlit new takes one NAME and the option --profile (see fluxlit new --help)";
+  }
+  if (options.name.empty()) {
+    return "missing project name. " + std::string(name_rule);
+  }
+  return "";
+}
 
 // Returns an error message when `directory` exists and is anything but an empty directory.
 std::string check_destination(const fs::path& directory) {
@@ -79,10 +110,14 @@ void write_deploy_files(const fs::path& directory) {
 }
 
 int create_project(const new_options& options) {
+  if (const std::string problem = check_arguments(options); !problem.empty()) {
+    std::fprintf(stderr, "fluxlit: new: %s\n", problem.c_str());
+    return exit_usage;
+  }
   const std::string name_problem = check_project_name(options.name);
   if (!name_problem.empty()) {
-    std::fprintf(stderr, "fluxlit: new: invalid project name \"%s\": %s, for example my-app\n",
-                 options.name.c_str(), name_problem.c_str());
+    std::fprintf(stderr, "fluxlit: new: invalid project name \"%s\": %s. %s\n",
+                 options.name.c_str(), name_problem.c_str(), std::string(name_rule).c_str());
     return exit_usage;
   }
   const fs::path directory = fs::absolute(options.name);
@@ -122,8 +157,10 @@ void add_new_command(CLI::App& app, int& exit_status) {
       ->add_option("name", options->name,
                    "Directory to create, also the source of the app's title (my-app becomes "
                    "\"My App\"): letters, digits, \".\", \"_\" and \"-\".")
-      ->required()
       ->type_name("NAME");
+  // NAME is checked in create_project() rather than with required(), because CLI11 reads a
+  // name such as "-bad" as an unknown option and would then report only that NAME is missing.
+  command->allow_extras();
   command
       ->add_option("--profile", options->profile,
                    "minimal: one route and one page. api-heavy: adds a router (routers/) "
@@ -131,7 +168,15 @@ void add_new_command(CLI::App& app, int& exit_status) {
                    ".dockerignore that `fluxlit build` writes, with a copy of this binary in "
                    ".fluxlit/, and k8s/deployment.yaml. Default: minimal.")
       ->check(CLI::IsMember({"minimal", "api-heavy", "deploy"}));
-  command->callback([options, &exit_status] { exit_status = create_project(*options); });
+  command->callback([options, command, &exit_status] {
+    options->unmatched = command->remaining();
+    // With allow_extras(), CLI11 also lists the "--" that ends the options.
+    const auto separator = std::find(options->unmatched.begin(), options->unmatched.end(), "--");
+    if (separator != options->unmatched.end()) {
+      options->unmatched.erase(separator);
+    }
+    exit_status = create_project(*options);
+  });
 }
 
 }  // namespace fluxlit::cli

@@ -147,8 +147,54 @@ def test_invalid_name_is_usage_error(tmp_path: Path, name: str, reason: str) -> 
     assert list(workspace.iterdir()) == []
 
 
-def test_missing_name_is_usage_error(tmp_path: Path) -> None:
-    assert run_fluxlit(["new"], tmp_path).returncode == 2
+NAME_RULE = (
+    'A project name has 1 to 64 characters (letters, digits, ".", "_" and "-") and starts with '
+    "a letter or a digit, for example my-app"
+)
+
+
+@pytest.mark.parametrize("name", ["a/b", "-x", "..", "x" * 65])
+def test_invalid_name_message_names_value_and_rule(tmp_path: Path, name: str) -> None:
+    result = run_fluxlit(["new", "--", name], tmp_path)
+    assert result.returncode == 2
+    assert f'invalid project name "{name}"' in result.stderr
+    assert NAME_RULE in result.stderr
+
+
+@pytest.mark.parametrize("name", ["-bad", "--bad", "-b"])
+def test_flag_like_name_is_named_with_rule(tmp_path: Path, name: str) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    result = run_fluxlit(["new", name], workspace)
+    assert result.returncode == 2
+    assert f'invalid project name "{name}"' in result.stderr
+    assert "is read as an option" in result.stderr
+    assert NAME_RULE in result.stderr
+    assert "name is required" not in result.stderr
+    assert list(workspace.iterdir()) == []
+
+
+@pytest.mark.parametrize("arguments", [[], ["--", ""]])
+def test_missing_name_is_usage_error(tmp_path: Path, arguments: list[str]) -> None:
+    result = run_fluxlit(["new", *arguments], tmp_path)
+    assert result.returncode == 2
+    assert "missing project name" in result.stderr
+    assert NAME_RULE in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "unexpected"),
+    [(["x", "y"], "y"), (["--profil", "minimal"], "--profil"), (["x", "--force"], "--force")],
+)
+def test_unexpected_argument_is_named(
+    tmp_path: Path, arguments: list[str], unexpected: str
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    result = run_fluxlit(["new", *arguments], workspace)
+    assert result.returncode == 2
+    assert f'unexpected argument "{unexpected}"' in result.stderr
+    assert list(workspace.iterdir()) == []
 
 
 def test_unknown_profile_is_usage_error(tmp_path: Path) -> None:

@@ -1111,5 +1111,32 @@ TEST_F(supervisor_test, ChildIgnoringTermIsKilledAfterHealthFailures) {
   EXPECT_TRUE(stop_and_wait(supervisor));
 }
 
+TEST_F(supervisor_test, RestartWaitsForUnresponsiveChildExit) {
+  streamlit_options options = make_options({{"FAKE_STREAMLIT_IGNORE_TERM", "1"}});
+  options.health_interval = 50ms;
+  options.health_timeout = 100ms;
+  options.health_failure_threshold = 1;
+  options.stop_timeout = 500ms;
+  streamlit_supervisor supervisor(io_.get_executor(), options);
+  supervisor.start();
+  ASSERT_TRUE(run_until([&] { return supervisor.ready(); }));
+  const int hung_pid = supervisor.pid();
+
+  ASSERT_EQ(::kill(hung_pid, SIGSTOP), 0);
+  ASSERT_TRUE(run_until([&] { return !supervisor.ready(); }));
+  // The child ignores SIGTERM, so it is still running until SIGKILL after stop_timeout.
+  ASSERT_EQ(supervisor.pid(), hung_pid);
+  supervisor.restart();
+  run_for(100ms);
+  EXPECT_EQ(sink_->find("fluxlit", "Started Streamlit").size(), 1u);
+
+  ASSERT_TRUE(run_until([&] { return supervisor.ready() && supervisor.pid() != hung_pid; }));
+  EXPECT_EQ(sink_->find("fluxlit", "Started Streamlit").size(), 2u);
+  EXPECT_THAT(sink_->find("fluxlit", "stopped with signal 9 (SIGKILL); starting it again"),
+              SizeIs(1));
+  EXPECT_FALSE(process_group_exists(hung_pid));
+  EXPECT_TRUE(stop_and_wait(supervisor));
+}
+
 }  // namespace
 }  // namespace fluxlit::supervisor

@@ -538,6 +538,13 @@ def test_fastapi_url_for_uses_forwarded_scheme_and_host(fastapi_server: harness.
     assert found["root_path"] == "/api"
 
 
+def test_fastapi_slash_redirect_uses_forwarded_scheme(fastapi_server: harness.Fluxlit) -> None:
+    headers = {"X-Forwarded-Proto": "https", "Host": "app.example.com"}
+    response = httpx.get(fastapi_server.api_url("/items"), headers=headers, timeout=10)
+    assert response.status_code == 307
+    assert response.headers["location"] == "https://app.example.com/api/items/"
+
+
 def test_fastapi_redirect_keeps_prefix_and_url_for(fastapi_server: harness.Fluxlit) -> None:
     redirect = httpx.get(fastapi_server.api_url("/hello/"), timeout=10)
     assert redirect.status_code == 307

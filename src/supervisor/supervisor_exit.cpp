@@ -228,8 +228,9 @@ void supervisor_core::restart() {
       relaunch();
       return;
     case child_state::restarting:
-      if (pid_ >= 0) {
-        // An unresponsive child is still being stopped: stop it as for a reload instead.
+      if (pid_ >= 0 || exit_pending_) {
+        // A child that failed its health checks is still exiting, so the new one starts only
+        // after that exit, as for a reload.
         restart_requested_ = true;
         begin_stop("Restarting");
         return;

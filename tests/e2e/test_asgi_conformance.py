@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -393,6 +394,42 @@ def test_lifespan_startup_failure_exits_1() -> None:
     assert finished.status == 1
     assert "lifespan startup failed" in finished.stderr
     assert finished.leftovers == []
+
+
+def test_lifespan_shutdown_runs_on_sigterm(launcher: harness.Launcher, tmp_path: Path) -> None:
+    events = tmp_path / "lifespan.log"
+    server = launcher.start(
+        "--no-ui",
+        target=RAW_TARGET,
+        extra_environment={"CONFORMANCE_LIFESPAN_LOG": str(events)},
+    )
+    assert events.read_text().splitlines() == ["lifespan.startup"]
+    assert server.stop() == 0
+    assert events.read_text().splitlines() == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_lifespan_startup_failed_message_exits_1(tmp_path: Path) -> None:
+    environment = harness.base_environment()
+    environment["CONFORMANCE_STARTUP_FAILURE"] = "conformance: cache server is down"
+    finished = harness.run_to_exit(
+        ["run", RAW_TARGET, "--port", "0", "--no-ui"], environment=environment
+    )
+    assert finished.status == 1
+    assert "conformance: cache server is down" in finished.stderr
+    assert "listening" not in finished.stdout
+    assert finished.leftovers == []
+
+
+def test_lifespan_shutdown_failed_is_logged(launcher: harness.Launcher) -> None:
+    server = launcher.start(
+        "--no-ui",
+        target=RAW_TARGET,
+        extra_environment={"CONFORMANCE_SHUTDOWN_FAILURE": "conformance: flush failed"},
+        expected_errors=["conformance: flush failed"],
+    )
+    assert server.stop() == 0
+    line = server.wait_for_log("conformance: flush failed")
+    assert "lifespan shutdown failed" in line
 
 
 # ---- websocket ------------------------------------------------------------------------------

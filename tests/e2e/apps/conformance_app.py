@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -49,15 +50,32 @@ async def read_body(receive: Any) -> list[dict[str, Any]]:
             return messages
 
 
+def note_lifespan_event(event: str) -> None:
+    """Append `event` to the file named by CONFORMANCE_LIFESPAN_LOG, when it is set."""
+    path = os.environ.get("CONFORMANCE_LIFESPAN_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(event + "\n")
+
+
 async def lifespan(scope: dict, receive: Any, send: Any) -> None:
     while True:
         message = await receive()
+        note_lifespan_event(message["type"])
         if message["type"] == "lifespan.startup":
+            failure = os.environ.get("CONFORMANCE_STARTUP_FAILURE")
+            if failure:
+                await send({"type": "lifespan.startup.failed", "message": failure})
+                return
             scope["state"]["greeting"] = LIFESPAN_GREETING
             scope["state"]["shared"] = []
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
+            failure = os.environ.get("CONFORMANCE_SHUTDOWN_FAILURE")
+            if failure:
+                await send({"type": "lifespan.shutdown.failed", "message": failure})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
             return
 
 

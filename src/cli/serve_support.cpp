@@ -85,6 +85,9 @@ supervisor::streamlit_options streamlit_start_options(const config::settings& se
   options.restart_max_delay = std::chrono::milliseconds(settings.streamlit_restart_max_delay_ms);
   options.crash_loop_count = settings.streamlit_crash_loop_count;
   options.crash_loop_window = std::chrono::milliseconds(settings.streamlit_crash_loop_window_ms);
+  options.health_interval = std::chrono::milliseconds(settings.streamlit_health_interval_ms);
+  options.health_timeout = std::chrono::milliseconds(settings.streamlit_health_timeout_ms);
+  options.health_failure_threshold = settings.streamlit_health_failure_threshold;
 
   const bool wildcard = settings.host == "0.0.0.0" || settings.host == "::";
   const auto api_host = wildcard ? std::string("127.0.0.1") : display_host(settings.host);

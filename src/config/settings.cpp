@@ -356,9 +356,6 @@ settings::settings() {
   // timeout and three failures in a row, a hung child is restarted within about 9 s, while one
   // slow response from a busy child (a long garbage collection, a script holding the GIL in C
   // code) does not restart it.
-  // TODO: serve.cpp does not copy the three streamlit_health_* settings into
-  // supervisor::streamlit_options yet, so the supervisor runs with that struct's defaults,
-  // which equal these.
   streamlit_health_interval_ms = 1'000;
   streamlit_health_timeout_ms = 2'000;
   streamlit_health_failure_threshold = 3;

@@ -1,6 +1,7 @@
 // The fluxlit binary: one command-line front end for every subcommand.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <system_error>
@@ -25,6 +26,9 @@ int report(const char* kind, const std::exception& error, int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // exec keeps an ignored SIGCHLD from the launcher. The kernel would then reap the Streamlit
+  // child and the workers at once, and every exit status would be lost.
+  std::signal(SIGCHLD, SIG_DFL);
   CLI::App app{"FluxLit: a FastAPI app and its Streamlit UI behind one port.", "fluxlit"};
   app.require_subcommand(1);
   app.set_version_flag("--version", FLUXLIT_VERSION);

@@ -74,6 +74,7 @@ class serve_process {
   void start_parent_link();
   void read_parent_link();
   void on_signal(int signal_number);
+  void begin_drain();
   void drain_step();
   void finish_shutdown();
 
@@ -151,6 +152,7 @@ int serve_process::run() {
   options.log_level = settings_.log_level;
   bridge_.start(options);
   log->info("app {} started in the embedded interpreter", settings_.target);
+  server_->start_accepting();
 
   start_streamlit(bound.port());
   signals_.async_wait([this](boost::system::error_code error, int number) {
@@ -243,9 +245,11 @@ void serve_process::read_parent_link() {
           // End of file: the parent exited. Without it no Streamlit runs and no signal will
           // come, so drain and stop as on SIGTERM.
           if (!stopping_) {
-            log->error("the FluxLit parent process (pid {}) is gone; stopping this worker",
-                       worker_->parent);
-            on_signal(SIGTERM);
+            log->error(
+                "the FluxLit parent process (pid {}) is gone; draining this worker for up to {} "
+                "ms (shutdown_grace_ms)",
+                worker_->parent, settings_.shutdown_grace_ms);
+            begin_drain();
           }
           return;
         }
@@ -300,10 +304,18 @@ void serve_process::on_signal(int signal_number) {
     spdlog::shutdown();
     std::_Exit(128 + signal_number);
   }
-  stopping_ = true;
-  if (watcher_) watcher_->stop();
   log->info("signal {} received: draining for up to {} ms (shutdown_grace_ms)", signal_number,
             settings_.shutdown_grace_ms);
+  signals_.async_wait([this](boost::system::error_code error, int number) {
+    if (!error) on_signal(number);
+  });
+  begin_drain();
+}
+
+void serve_process::begin_drain() {
+  stopping_ = true;
+  if (watcher_) watcher_->stop();
+  if (streamlit_) streamlit_->hold_restarts();
   context_->draining = true;
   server_->stop_accepting();
   // WebSockets and event streams count as busy; they are asked to end cleanly right away.
@@ -311,9 +323,6 @@ void serve_process::on_signal(int signal_number) {
   server_->close_idle_connections();
   drain_deadline_ =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.shutdown_grace_ms);
-  signals_.async_wait([this](boost::system::error_code error, int number) {
-    if (!error) on_signal(number);
-  });
   drain_step();
 }
 
@@ -426,15 +435,14 @@ void add_serve_command(CLI::App& app, int& exit_status, serve_mode mode) {
       if (!format_given) values.log_format = "text";
       if (!reload_given) values.reload = true;
     }
+    // load_checked_settings refused workers with reload given anywhere; dev turns reload on
+    // by default.
     if (!worker && values.workers > 1 && values.reload) {
-      const auto& workers_source = loaded.sources["workers"].where;
-      const auto& reload_source =
-          reload_given ? loaded.sources["reload"].where : std::string("fluxlit dev's default");
       throw config::config_error(
-          "workers = " + std::to_string(values.workers) + " (from " + workers_source +
-          ") cannot be combined with reload (from " + reload_source +
-          "): a reload restarts one process. Use `fluxlit run --workers " +
-          std::to_string(values.workers) + "` without --reload, or one worker for development.");
+          "workers = " + std::to_string(values.workers) + " (set by " +
+          loaded.sources["workers"].where +
+          ") cannot be combined with fluxlit dev's reload: a reload restarts one process. Add "
+          "--no-reload, or use `fluxlit run --workers " + std::to_string(values.workers) + "`");
     }
     observability::configure_logging(values.log_format == "text" ? observability::log_format::text
                                                                  : observability::log_format::json,

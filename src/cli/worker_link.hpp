@@ -1,10 +1,9 @@
 // The link between a `--workers` parent, which owns the port and the Streamlit child, and each
 // worker process it starts to serve connections on that port.
 //
-// A worker inherits two descriptors: its own listening socket (SO_REUSEPORT, bound by the
-// parent, so the kernel spreads new connections over the workers and a replacement worker
-// takes over the queue of the one it replaces) and one end of a Unix stream socket. On that
-// socket each side writes one line per message:
+// A worker inherits two descriptors: its own listening socket, one of an SO_REUSEPORT group on
+// the port that the parent bound, and one end of a Unix stream socket. On that socket each side
+// writes one line per message:
 //   parent to worker: "ui <state> <port>", whenever Streamlit's state or port changes;
 //   worker to parent: "ready", once the app has started and the worker accepts connections.
 // End of file tells the worker that its parent is gone, and the parent that its worker is.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,10 +56,15 @@ constexpr milliseconds first_replacement_delay{500};
 constexpr milliseconds max_replacement_delay{10'000};
 // Without a pidfd, how often a worker is checked for an exit.
 constexpr milliseconds exit_poll_interval{100};
+// A replacement worker that has not said `ready` after this long, or after four times the first
+// start of all workers when that took longer, is killed and counts as a failed start. The first
+// start has no limit: an app may load large models before it serves, as in a single process.
+constexpr milliseconds min_replacement_start_timeout{60'000};
+constexpr int replacement_start_factor = 4;
 // A worker drains for up to shutdown_grace_ms, then runs the lifespan shutdown for up to as
-// long again; this margin on top covers the interpreter's exit before SIGKILL.
+// long again. This margin on top covers the interpreter's exit before SIGKILL.
 constexpr milliseconds worker_stop_margin{5'000};
-// The descriptor numbers under which a worker finds its listener and its link to the parent.
+// The descriptor numbers under which a worker finds the listener and its link to the parent.
 constexpr int worker_listener_fd = 3;
 constexpr int worker_link_fd = 4;
 // Copies of descriptors made for a spawn get numbers above this, clear of the two above.
@@ -78,10 +84,18 @@ std::vector<std::string> own_arguments() {
   return arguments;
 }
 
-std::string own_executable() {
-  std::error_code error;
-  auto path = std::filesystem::read_symlink("/proc/self/exe", error);
-  return error ? std::string("/proc/self/exe") : path.string();
+// Workers run the parent's own executable file, even when the path now names another version
+// or nothing: the kernel keeps the file the parent runs from.
+constexpr const char* own_executable = "/proc/self/exe";
+
+// Each worker costs the parent two descriptors (its link and its pidfd), so a large --workers
+// could exceed the usual soft limit of 1024 while the hard limit allows far more.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
 }
 
 class worker_parent {
@@ -94,16 +108,21 @@ class worker_parent {
  private:
   struct worker {
     worker(asio::io_context& io, unsigned number)
-        : index(number), exit_watch(io), exit_poll(io), restart_timer(io) {}
+        : index(number), exit_watch(io), exit_poll(io), restart_timer(io), start_timer(io) {}
 
     unsigned index;
-    std::optional<tcp::acceptor> listener;  // the parent's copy; outlives each worker process
+    // The parent's copy of this worker's socket, bound but listening only once the worker
+    // serves. It outlives a worker that dies, so that its replacement accepts what queued
+    // meanwhile. It is closed when a start fails, so that nothing waits for a worker that
+    // cannot come, and bound again for the next start.
+    std::optional<tcp::acceptor> listener;
     pid_t pid = -1;
     std::unique_ptr<asio::local::stream_protocol::socket> link;
     asio::streambuf input;
     asio::posix::stream_descriptor exit_watch;  // the pidfd
     asio::steady_timer exit_poll;               // when there is no pidfd
     asio::steady_timer restart_timer;
+    asio::steady_timer start_timer;  // a replacement's start timeout
     bool ready = false;
     steady_clock::time_point started;
     milliseconds next_delay = first_replacement_delay;
@@ -111,6 +130,7 @@ class worker_parent {
   };
 
   void spawn(worker& each);
+  void retry_spawn(worker& each);
   void watch_exit(worker& each);
   void on_exit(worker& each, std::uint64_t run);
   void read_link(worker& each, std::uint64_t run);
@@ -121,7 +141,9 @@ class worker_parent {
   void stop_workers();
   void on_stop_deadline();
   void finish();
+  void kill_all_now();
   std::size_t running_workers() const;
+  std::size_t serving_workers() const;
   std::string describe(const worker& each) const;
 
   config::loaded_settings loaded_;
@@ -134,9 +156,10 @@ class worker_parent {
   asio::steady_timer relay_timer_{io_};
   asio::steady_timer stop_deadline_{io_};
   ui_update last_relayed_{};
-  std::string executable_ = own_executable();
   std::vector<std::string> arguments_ = own_arguments();
   std::uint16_t port_ = 0;
+  steady_clock::time_point started_ = steady_clock::now();
+  milliseconds replacement_start_timeout_ = min_replacement_start_timeout;
   bool all_served_ = false;  // every worker has reported ready at least once
   bool stopping_ = false;
   int exit_status_ = 0;
@@ -147,27 +170,34 @@ int worker_parent::run() {
   for (const auto& warning : loaded_.warnings) log->warn("{}", warning);
   if (!settings_.pidfile.empty()) pid_file_ = std::make_unique<pid_file>(settings_.pidfile);
 
-  // Each worker gets its own socket in one SO_REUSEPORT group, so the kernel spreads new
-  // connections over the workers, and the parent's copy keeps a socket and its queue alive
-  // while its worker is replaced.
+  raise_descriptor_limit();
+  // A socket without SO_REUSEPORT first, so a port that another server holds fails here as it
+  // does for a single process, instead of the two servers sharing it. Each worker then gets its
+  // own socket in one SO_REUSEPORT group: the kernel spreads new connections evenly over the
+  // sockets that listen. One shared socket would not, because every worker's I/O thread is
+  // always ready to accept.
+  port_ = gateway::open_listener(io_, settings_.host, settings_.port, false).local_endpoint().port();
   for (unsigned index = 1; index <= settings_.workers; ++index) {
     auto& each = *workers_.emplace_back(std::make_unique<worker>(io_, index));
-    each.listener.emplace(gateway::open_listener(io_, settings_.host, port_ ? port_ : settings_.port,
-                                                 /*share_port=*/true));
-    port_ = each.listener->local_endpoint().port();
+    each.listener.emplace(gateway::open_listener(io_, settings_.host, port_, true));
   }
 
-  const auto target = config::parse_target(settings_.target, std::filesystem::current_path().string());
+  const auto target =
+      config::parse_target(settings_.target, std::filesystem::current_path().string());
   const auto interpreter = asgi::query_interpreter(asgi::choose_interpreter(settings_.python));
   log->info("starting {} workers for app {} on port {}", settings_.workers, settings_.target,
             port_);
-  for (auto& each : workers_) spawn(*each);
-
-  if (!settings_.no_ui && interpreter.has_streamlit) {
-    streamlit_ = std::make_unique<supervisor::streamlit_supervisor>(
-        io_.get_executor(), streamlit_start_options(settings_, target, interpreter, port_));
-    streamlit_->start();
-    relay_ui_state();
+  try {
+    for (auto& each : workers_) spawn(*each);
+    if (!settings_.no_ui && interpreter.has_streamlit) {
+      streamlit_ = std::make_unique<supervisor::streamlit_supervisor>(
+          io_.get_executor(), streamlit_start_options(settings_, target, interpreter, port_));
+      streamlit_->start();
+      relay_ui_state();
+    }
+  } catch (...) {
+    kill_all_now();
+    throw;
   }
   // A worker tells its own users why there is no UI; the parent says it once.
   if (settings_.no_ui) log->info("UI disabled (--no-ui); serving the API only");
@@ -202,12 +232,22 @@ void worker_parent::spawn(worker& each) {
   ::fcntl(parent_end.native_handle(), F_SETFD, FD_CLOEXEC);
   // Copies above the numbers the worker sees them under, so no dup2 of the spawn overwrites a
   // descriptor that a later one still reads.
+  if (!each.listener) {
+    try {
+      each.listener.emplace(gateway::open_listener(io_, settings_.host, port_, true));
+    } catch (const std::system_error& error) {
+      log->error("cannot open a socket for worker {}: {}; trying again in {} ms", each.index,
+                 error.what(), each.next_delay.count());
+      retry_spawn(each);
+      return;
+    }
+  }
   const int listener_copy =
       ::fcntl(each.listener->native_handle(), F_DUPFD_CLOEXEC, spawn_copy_floor);
   const int link_copy = ::fcntl(worker_end.native_handle(), F_DUPFD_CLOEXEC, spawn_copy_floor);
 
   supervisor::detail::spawn_request request;
-  request.program = executable_;
+  request.program = own_executable;
   request.arguments = arguments_;
   const worker_handoff handoff{each.index, worker_listener_fd, worker_link_fd, ::getpid()};
   request.environment =
@@ -224,11 +264,7 @@ void worker_parent::spawn(worker& each) {
     // Only resources the machine ran out of (processes, descriptors, memory) get here.
     log->error("cannot start worker {}: {}; trying again in {} ms", each.index, error.message(),
                each.next_delay.count());
-    each.restart_timer.expires_after(each.next_delay);
-    each.next_delay = std::min(each.next_delay * 2, max_replacement_delay);
-    each.restart_timer.async_wait([this, &each](boost::system::error_code wait_error) {
-      if (!wait_error && !stopping_) spawn(each);
-    });
+    retry_spawn(each);
     return;
   }
 
@@ -239,9 +275,26 @@ void worker_parent::spawn(worker& each) {
   each.link = std::make_unique<asio::local::stream_protocol::socket>(std::move(parent_end));
   const auto run = ++each.run;
   log->info("started worker {} (pid {})", each.index, each.pid);
+  if (all_served_) {
+    each.start_timer.expires_after(replacement_start_timeout_);
+    each.start_timer.async_wait([this, &each, run](boost::system::error_code error) {
+      if (error || run != each.run || each.ready || each.pid < 0) return;
+      observability::logger("fluxlit")->error("{} did not start within {} ms; killing it",
+                                              describe(each), replacement_start_timeout_.count());
+      supervisor::detail::signal_process_group(each.pid, SIGKILL);
+    });
+  }
   watch_exit(each);
   read_link(each, run);
   send_ui_state(each);
+}
+
+void worker_parent::retry_spawn(worker& each) {
+  each.restart_timer.expires_after(each.next_delay);
+  each.next_delay = std::min(each.next_delay * 2, max_replacement_delay);
+  each.restart_timer.async_wait([this, &each](boost::system::error_code error) {
+    if (!error && !stopping_) spawn(each);
+  });
 }
 
 void worker_parent::watch_exit(worker& each) {
@@ -276,6 +329,7 @@ void worker_parent::on_exit(worker& each, std::uint64_t run) {
   const bool was_ready = each.ready;
   each.pid = -1;
   each.ready = false;
+  each.start_timer.cancel();
   boost::system::error_code ignored;
   each.exit_watch.close(ignored);
   each.link.reset();
@@ -285,12 +339,21 @@ void worker_parent::on_exit(worker& each, std::uint64_t run) {
     if (running_workers() == 0) finish();
     return;
   }
-  if (!all_served_) {
-    log->error("{} exited with {} before it served; stopping (its error is above)", gone,
-               described);
+  // A worker that fails while starting stops the server when nothing else serves: at the first
+  // start (an import error or a failing lifespan startup, whose message the worker printed), or
+  // when every other worker is gone too. Connections then fail at once instead of waiting.
+  if (!was_ready && (!all_served_ || serving_workers() == 0)) {
+    log->error("{} exited with {} while starting, and no other worker {}; stopping", gone,
+               described, all_served_ ? "is serving" : "can serve without it");
     exit_status_ = WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1;
     stop_workers();
     return;
+  }
+  if (!was_ready) {
+    // Connections queued for a worker that failed to start are refused now rather than left
+    // waiting; the next start opens a new socket.
+    each.listener->close(ignored);
+    each.listener.reset();
   }
   milliseconds delay{0};
   if (was_ready && steady_clock::now() - each.started >= stable_worker_run) {
@@ -327,6 +390,9 @@ void worker_parent::on_ready(worker& each) {
     return;
   }
   all_served_ = true;
+  const auto first_start = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
+  replacement_start_timeout_ =
+      std::max(min_replacement_start_timeout, first_start * replacement_start_factor);
   std::printf("fluxlit listening on http://%s:%u\n", display_host(settings_.host).c_str(),
               static_cast<unsigned>(port_));
   std::fflush(stdout);
@@ -358,10 +424,7 @@ void worker_parent::on_signal(int number) {
   auto log = observability::logger("fluxlit");
   if (stopping_) {
     log->warn("second signal ({}): stopping at once", number);
-    for (auto& each : workers_) {
-      if (each->pid > 0) supervisor::detail::signal_process_group(each->pid, SIGKILL);
-    }
-    if (streamlit_) streamlit_->kill_now();
+    kill_all_now();
     pid_file_.reset();  // std::_Exit skips destructors
     spdlog::shutdown();
     std::_Exit(128 + number);
@@ -377,10 +440,12 @@ void worker_parent::on_signal(int number) {
 void worker_parent::stop_workers() {
   stopping_ = true;
   boost::system::error_code ignored;
+  if (streamlit_) streamlit_->hold_restarts();
   for (auto& each : workers_) {
     // Without the parent's copy, a socket closes once its worker stops accepting.
     if (each->listener) each->listener->close(ignored);
     each->restart_timer.cancel();
+    each->start_timer.cancel();
     if (each->pid > 0) ::kill(each->pid, SIGTERM);
   }
   if (running_workers() == 0) {
@@ -409,6 +474,22 @@ void worker_parent::finish() {
     return;
   }
   streamlit_->async_stop([this] { io_.stop(); });
+}
+
+void worker_parent::kill_all_now() {
+  for (auto& each : workers_) {
+    if (each->pid <= 0) continue;
+    supervisor::detail::signal_process_group(each->pid, SIGKILL);
+    int status = 0;
+    ::waitpid(each->pid, &status, 0);
+    each->pid = -1;
+  }
+  if (streamlit_) streamlit_->kill_now();
+}
+
+std::size_t worker_parent::serving_workers() const {
+  return static_cast<std::size_t>(std::count_if(
+      workers_.begin(), workers_.end(), [](const auto& each) { return each->pid > 0 && each->ready; }));
 }
 
 std::size_t worker_parent::running_workers() const {

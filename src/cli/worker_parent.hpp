@@ -6,11 +6,11 @@
 
 namespace fluxlit::cli {
 
-// Binds one SO_REUSEPORT listener per worker, starts each worker (this binary again, with the
-// same arguments, see worker_link.hpp), starts Streamlit and relays its state to the workers.
-// A worker that exits is logged and replaced; one that exits before every worker has served
-// once stops the whole server with its exit status. SIGTERM or SIGINT drains every worker,
-// then stops Streamlit. Returns the process's exit status.
+// Binds the port, starts each worker (this binary again, with the same arguments, see
+// worker_link.hpp), starts Streamlit and relays its state to the workers. A worker that exits
+// is logged and replaced. One that fails while starting stops the whole server with its exit
+// status when no other worker serves. SIGTERM or SIGINT drains every worker, then stops
+// Streamlit. Returns the process's exit status.
 int run_worker_parent(config::loaded_settings loaded);
 
 }  // namespace fluxlit::cli

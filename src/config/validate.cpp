@@ -166,12 +166,29 @@ void check_target(const settings& values, const source_map* sources) {
   }
 }
 
+// Names where `key` was set, for a message about two keys at once.
+std::string origin(std::string_view key, const source_map* sources) {
+  if (sources == nullptr) return "";
+  const auto found = sources->find(key);
+  if (found == sources->end() || found->second.kind == source_kind::default_value) return "";
+  return " (set by " + found->second.where + ")";
+}
+
+void check_workers(const settings& values, const source_map* sources) {
+  if (values.workers <= 1 || !values.reload) return;
+  throw config_error("workers = " + std::to_string(values.workers) + origin("workers", sources) +
+                     " cannot be combined with reload = true" + origin("reload", sources) +
+                     ": a reload restarts one process. Turn reload off (--no-reload, "
+                     "FLUXLIT_RELOAD=false or reload = false), or use one worker");
+}
+
 void check_all(const settings& values, const source_map* sources) {
   check_target(values, sources);
   check_host(values, sources);
   check_api_prefix(values, sources);
   check_root_path(values, sources);
   check_forwarded_allow_ips(values, sources);
+  check_workers(values, sources);
 }
 
 }  // namespace

@@ -77,13 +77,12 @@ tcp::acceptor open_listener(asio::io_context& io, const std::string& host, std::
     throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) +
                                        "; choose another --port, or stop the other server");
   }
-  acceptor.listen(asio::socket_base::max_listen_connections);
+  if (!share_port) acceptor.listen(asio::socket_base::max_listen_connections);
   return acceptor;
 }
 
 tcp::endpoint server::listen(const std::string& host, std::uint16_t port) {
   impl_->acceptor_ = open_listener(impl_->io_, host, port, false);
-  impl_->accept_next();
   return impl_->acceptor_.local_endpoint();
 }
 
@@ -96,8 +95,16 @@ tcp::endpoint server::adopt(int listener_fd) {
   }
   ::fcntl(listener_fd, F_SETFD, FD_CLOEXEC);
   impl_->acceptor_.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), listener_fd);
-  impl_->accept_next();
   return impl_->acceptor_.local_endpoint();
+}
+
+void server::start_accepting() {
+  auto& acceptor = impl_->acceptor_;
+  int listening = 0;
+  socklen_t length = sizeof listening;
+  ::getsockopt(acceptor.native_handle(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &length);
+  if (listening == 0) acceptor.listen(asio::socket_base::max_listen_connections);
+  impl_->accept_next();
 }
 
 void server::stop_accepting() {

@@ -71,6 +71,10 @@ void streamlit_supervisor::kill_now() {
   impl_->core->kill_now(true);
 }
 
+void streamlit_supervisor::hold_restarts() {
+  impl_->core->hold_restarts();
+}
+
 child_state streamlit_supervisor::state() const {
   return impl_->core->state();
 }

@@ -62,6 +62,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   void restart();
   void async_stop(std::function<void()> done);
   void kill_now(bool call_stop_handlers);
+  void hold_restarts();
 
   child_state state() const { return state_.load(); }
   std::uint16_t port() const { return port_.load(); }
@@ -143,6 +144,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   bool config_checked_ = false;
   bool pass_empty_base_url_path_ = false;  // a Streamlit config sets a base path FluxLit clears
   bool restart_requested_ = false;         // the current stop ends in a new start
+  bool restarts_held_ = false;             // an exit ends in `stopped`; see hold_restarts()
   bool crash_loop_ = false;
   kill_reason kill_reason_ = kill_reason::none;
   std::string exit_description_;

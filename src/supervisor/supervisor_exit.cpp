@@ -108,6 +108,13 @@ void supervisor_core::finish_exit() {
     return;
   }
 
+  if (restarts_held_) {
+    set_state(child_state::stopped);
+    supervisor_log()->info("Streamlit (pid {}) exited with {} during shutdown; not restarting it",
+                           exited_pid_, exit_description_);
+    post_stop_handlers();
+    return;
+  }
   const bool entered_crash_loop = record_crash();
   const std::chrono::milliseconds delay = take_restart_delay();
   log_unexpected_exit(delay, entered_crash_loop);
@@ -182,6 +189,14 @@ void supervisor_core::arm_restart_timer(std::chrono::milliseconds delay) {
   restart_timer_.expires_after(delay);
   restart_timer_.async_wait(
       [self = shared_from_this()](const error_code& error) { self->on_restart_timer(error); });
+}
+
+void supervisor_core::hold_restarts() {
+  restarts_held_ = true;
+  if (phase_ == child_state::restarting) {
+    restart_timer_.cancel();
+    set_state(child_state::stopped);
+  }
 }
 
 void supervisor_core::on_restart_timer(const error_code& error) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -146,7 +147,7 @@ def test_workers_stop_the_server_when_one_cannot_start() -> None:
     )
     assert finished.status == 1, finished.stderr
     assert LIFESPAN_FAILURE in finished.stderr
-    assert "before it served; stopping" in finished.stderr
+    assert "while starting, and no other worker can serve without it; stopping" in finished.stderr
     assert "fluxlit listening on" not in finished.stdout
     assert not finished.leftovers, finished.leftovers
 
@@ -154,8 +155,21 @@ def test_workers_stop_the_server_when_one_cannot_start() -> None:
 def test_workers_and_reload_are_refused_with_the_fix() -> None:
     finished = harness.run_to_exit(["dev", WORKERS_TARGET, "--port", "0", "--workers", "2"])
     assert finished.status == 2
-    assert "workers = 2 (from --workers) cannot be combined with reload" in finished.stderr
+    assert "workers = 2 (set by --workers) cannot be combined with fluxlit dev's reload" in (
+        finished.stderr
+    )
+    assert "--no-reload" in finished.stderr
     assert "fluxlit run --workers 2" in finished.stderr
+
+    environment = harness.base_environment()
+    environment.update({"FLUXLIT_WORKERS": "3", "FLUXLIT_RELOAD": "true"})
+    for command in (["run", WORKERS_TARGET, "--port", "0"], ["config", WORKERS_TARGET]):
+        finished = harness.run_to_exit(command, environment)
+        assert finished.status == 2, (command, finished.stdout, finished.stderr)
+        assert (
+            "workers = 3 (set by FLUXLIT_WORKERS) cannot be combined with reload = true "
+            "(set by FLUXLIT_RELOAD)" in finished.stderr
+        )
 
 
 def test_workers_and_streamlit_exit_when_the_parent_is_killed(launcher: harness.Launcher) -> None:
@@ -215,3 +229,71 @@ def test_workers_flag_names_a_bad_count(value: str) -> None:
     assert finished.status == 2
     assert value in finished.stderr
     assert "workers" in finished.stderr
+
+
+def test_workers_keep_serving_while_a_replacement_cannot_start(
+    launcher: harness.Launcher, tmp_path: Path
+) -> None:
+    flag = tmp_path / "broken.flag"
+    server = launcher.start(
+        "--workers",
+        "2",
+        "--no-ui",
+        target=f"{harness.APPS_DIR / 'flag_guarded_app.py'}:app",
+        extra_environment={"FLAG_GUARDED_APP_FLAG": str(flag)},
+        expected_errors=["e2e-flag", "starting a replacement", "while starting"],
+    )
+    first, second = sorted(worker_pids(server))
+    flag.write_text("broken\n", encoding="utf-8")
+    os.kill(first, signal.SIGKILL)
+
+    # Once a replacement failed, its socket is closed: the worker that is left answers every
+    # request, and none waits for the replacements that keep failing.
+    assert server.wait_for_log("e2e-flag")
+    assert server.wait_for_log(re.compile(r"worker \d \(pid \d+\) exited with exit code 1; "))
+    for _ in range(40):
+        response = httpx.get(server.api_url("/pid"), timeout=5)
+        assert response.status_code == 200
+        assert response.json()["pid"] == second
+
+    # With no worker serving and none able to start, the server stops instead of hanging.
+    os.kill(second, signal.SIGKILL)
+    assert server.wait_exit(30) != 0
+    assert server.wait_for_log("while starting, and no other worker is serving; stopping")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.api_url("/pid"), timeout=5)
+
+
+def test_workers_refuse_a_port_in_use() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = harness.run_to_exit(
+            ["run", WORKERS_TARGET, "--port", str(port), "--workers", "2"]
+        )
+    assert finished.status == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in finished.stderr
+    assert "Address already in use" in finished.stderr
+    assert not finished.leftovers
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_group_wide_sigterm_does_not_restart_streamlit(
+    launcher: harness.Launcher, workers: str
+) -> None:
+    server = launcher.start(
+        "--workers", workers, target=WORKERS_TARGET, expected_errors=["exited unexpectedly"]
+    )
+    child = server.streamlit_pid()
+    assert child is not None
+    # What a service manager does when it stops a whole control group: everyone gets SIGTERM.
+    server.send_signal(signal.SIGTERM)
+    os.kill(child, signal.SIGTERM)
+    assert server.wait_exit() == 0
+    server.finish_output()
+    # The child may exit before the server sees its own signal, but no second child starts.
+    assert len(server.logged_child_pids()) == 1, server.stderr_text()

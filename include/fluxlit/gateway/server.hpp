@@ -12,9 +12,13 @@
 
 namespace fluxlit::gateway {
 
-// Opens, binds and listens on host:port, close-on-exec; with `share_port`, SO_REUSEPORT lets
-// other sockets of this user bind the same port, and the kernel spreads new connections over
-// them. Throws std::system_error naming the address and the fix when that fails.
+// Opens and binds host:port, close-on-exec, and listens. Throws std::system_error naming the
+// address and the fix when that fails.
+//
+// With `share_port` it sets SO_REUSEPORT, so other such sockets of this user may bind the same
+// port, and it does not listen. The kernel spreads new connections over the sockets of a port
+// that listen, so the process that accepts calls listen() once it is ready, as
+// server::start_accepting does.
 boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& io, const std::string& host,
                                              std::uint16_t port, bool share_port);
 
@@ -25,10 +29,16 @@ class server {
   ~server();
 
   // Binds and listens; throws std::system_error naming the address when that fails.
+  // Connections wait in the backlog until start_accepting().
   boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
 
-  // Accepts on a listening socket this process inherited, and owns it from now on.
+  // Takes a bound socket this process inherited, and owns it from now on. Connections wait in
+  // the backlog until start_accepting(), which also listens if the socket does not yet.
   boost::asio::ip::tcp::endpoint adopt(int listener_fd);
+
+  // Accepts connections from now on. Call it once the app is ready: Asio may accept at once, and
+  // a process that fails after that would reset the connection it took.
+  void start_accepting();
 
   void stop_accepting();
 

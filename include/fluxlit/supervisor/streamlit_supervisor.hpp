@@ -97,6 +97,12 @@ class streamlit_supervisor final : public ui_upstream {
   // state becomes `stopped`, and handlers of a pending async_stop are posted.
   void kill_now();
 
+  // From now on a child that exits stays stopped instead of being restarted, and a pending
+  // restart is cancelled. For a drain: the signal that started it (a whole process group
+  // getting SIGTERM) may have reached the child as well, and a new child would only be stopped
+  // again moments later.
+  void hold_restarts();
+
   child_state state() const override;
   std::uint16_t port() const override;
   int pid() const;  // the running child's pid and process group id; -1 when none

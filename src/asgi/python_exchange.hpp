@@ -18,7 +18,9 @@ class response_sequence {
  public:
   // Each raises TypeError, ValueError or RuntimeError for a message the protocol forbids.
   response_start parse_start(const pybind11::dict& message, const char* type);
-  response_body parse_body(const pybind11::dict& message, const char* type);
+  // With `keep_large_bodies`, a large bytes body stays in its object instead of being copied.
+  response_body parse_body(const pybind11::dict& message, const char* type,
+                           bool keep_large_bodies);
 
   bool started() const { return started_; }
   bool ended() const { return ended_; }
@@ -38,6 +40,8 @@ class python_exchange {
   http_exchange* shared() const { return shared_.get(); }
 
   pybind11::dict scope() const;
+  // The scope with a shallow copy of the app's lifespan `state` under "state".
+  pybind11::dict scope(const pybind11::dict& state) const;
 
   // Returns the next ASGI receive message, or None when the app has to wait.
   pybind11::object receive_nowait();
@@ -80,6 +84,10 @@ class python_websocket_exchange {
   phase phase_ = phase::handshake;
   response_sequence denial_;
 };
+
+// Releases the Python objects whose last C++ owner let go of them on another thread, such as the
+// bytes of a response body that was written out. Called on the Python thread, GIL held.
+void release_deferred_objects();
 
 void register_python_exchanges(pybind11::module_& module);
 

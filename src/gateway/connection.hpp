@@ -76,8 +76,11 @@ class connection : public std::enable_shared_from_this<connection> {
                                          const request_view& request) const;
   template <typename Exchange>
   void connect_exchange(Exchange& exchange);
+  // Reads the request body into the exchange, then watches for the client going away. With
+  // `submit_after_body`, hands the exchange to the app only once the body is queued.
   boost::asio::awaitable<void> pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
-                                                 proxy::request_parser& parser);
+                                                 proxy::request_parser& parser,
+                                                 bool submit_after_body);
 
   // Writes a reply the gateway makes itself, with its reason in X-FluxLit-Reason.
   boost::asio::awaitable<request_record> reply_locally(const request_view& request, int status,

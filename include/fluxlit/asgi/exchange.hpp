@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -50,8 +52,16 @@ struct response_start {
 };
 
 struct response_body {
-  std::string data;
+  std::string data;  // the body, unless `kept` is set
   bool more_body = false;
+  // Set when the body stays in the Python bytes object that the app sent, which `kept` keeps
+  // alive: `kept_view` is then the body and `data` is empty. The last owner may drop `kept` on
+  // any thread, because its deleter hands the object to the Python thread for release.
+  std::shared_ptr<const void> kept;
+  std::string_view kept_view;
+
+  std::string_view bytes() const { return kept ? kept_view : std::string_view(data); }
+  std::size_t size() const { return bytes().size(); }
 };
 
 // The app raised or broke the protocol, so the connection responds with 500 or closes.

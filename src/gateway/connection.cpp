@@ -433,7 +433,14 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
   }
   if (submit_after_body) context_.bridge.submit(exchange);
 
-  // Watch for the client going away while the app works on its response.
+  // Watch for the client going away while the app works on its response, but only once the app
+  // waits for a message after the body (a disconnect is what it can still get) or the response
+  // outlasts one batch. Most responses finish before that, and the watch would cost a read that
+  // fails with EAGAIN. A client that leaves meanwhile is noticed when the response is written.
+  while (!response_done_ && !response_streaming_ && !exchange->io_receive_requested()) {
+    body_pending_ = false;
+    co_await wait_for(body_timer_, body_pending_);
+  }
   while (!response_done_ && buffer_.size() < max_pipelined_bytes) {
     auto [error, read] = co_await stream_.async_read_some(buffer_.prepare(4096), nothrow_awaitable);
     buffer_.commit(read);
@@ -489,6 +496,7 @@ void connection::connect_exchange(Exchange& exchange) {
   pump_done_ = false;
   response_done_ = false;
   client_gone_ = false;
+  response_streaming_ = false;
   body_error_ = 0;
 }
 
@@ -670,6 +678,10 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         break;
       }
       exchange->io_written(batch_body_bytes);
+    }
+    if (!finished && !aborted && !response_streaming_) {
+      response_streaming_ = true;
+      wake(body_timer_, body_pending_);
     }
   }
 

@@ -112,6 +112,8 @@ class connection : public std::enable_shared_from_this<connection> {
   bool pump_done_ = false;
   bool response_done_ = false;
   bool client_gone_ = false;
+  // Set once the response outlasted its first batch of events; see pump_request_body.
+  bool response_streaming_ = false;
 
   bool continue_pending_ = false;  // `Expect: 100-continue` still waits for 100 Continue
   int body_error_ = 0;             // 413 or 400 when the request body broke a limit or its framing

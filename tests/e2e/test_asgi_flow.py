@@ -128,6 +128,24 @@ def test_disconnect_mid_body_reaches_app(server: harness.Fluxlit) -> None:
     assert wait_for_event(server, "upload disconnect") == "upload disconnect after 1000 bytes"
 
 
+def test_disconnect_after_body_reaches_app(server: harness.Fluxlit) -> None:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(f"GET /api/wait-disconnect HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+        time.sleep(0.3)
+    assert wait_for_event(server, "wait-disconnect") == "wait-disconnect got http.disconnect"
+
+
+def test_disconnect_during_stream_reaches_app(server: harness.Fluxlit) -> None:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(f"GET /api/endless HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+        received = b""
+        while received.count(b"tick") < 3:
+            piece = sock.recv(65536)
+            assert piece, received
+            received += piece
+    assert wait_for_event(server, "endless") == "endless got http.disconnect"
+
+
 def test_buffered_upload_is_echoed(server: harness.Fluxlit) -> None:
     body = pattern_bytes(1000)
     response = httpx.post(server.api_url("/upload"), content=body)

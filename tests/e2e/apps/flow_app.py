@@ -85,6 +85,20 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
             return
         await start(send, length=len(body))
         await send({"type": "http.response.body", "body": body})
+    elif path == "/wait-disconnect":
+        # After the (empty) body, the next message can only be the disconnect.
+        await read_body(receive)
+        message = await receive()
+        events.append(f"wait-disconnect got {message['type']}")
+    elif path == "/endless":
+        # Streams until the client leaves, watching for that as a streaming response does.
+        await start(send)
+        await read_body(receive)
+        watcher = asyncio.ensure_future(receive())
+        while not watcher.done():
+            await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
+            await asyncio.sleep(0.01)
+        events.append(f"endless got {watcher.result()['type']}")
     elif path == "/thread":
         # anyio's thread helper looks up the current asyncio task.
         value = await anyio.to_thread.run_sync(lambda: 6 * 7)

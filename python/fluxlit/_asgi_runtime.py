@@ -379,10 +379,10 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
 
     from _fluxlit_native import set_wait_functions
 
-    set_wait_functions(_receive_later, _drain_later)
     _install_logging(control, log_level)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
+    set_wait_functions(_receive_later, _drain_later, loop.call_soon)
     try:
         target = load_target(target_text, app_directory)
         app = _resolve_app(target)

@@ -32,6 +32,8 @@ PyTypeObject* send_type = nullptr;
 PyObject* ready_none = nullptr;  // the result of every send that needs no wait
 PyObject* receive_later = nullptr;
 PyObject* drain_later = nullptr;
+PyObject* call_soon = nullptr;       // the loop's call_soon
+PyObject* flush_function = nullptr;  // flush_send(send), scheduled through call_soon
 
 PyObject* ready_await(PyObject* self) {
   Py_INCREF(self);
@@ -147,6 +149,18 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     set_python_error();
     return nullptr;
   }
+  if (exchange->take_flush_owed()) {
+    // A response start waits in the queue for its body. Tell the connection after the loop's
+    // current callbacks: by then the body has usually joined it, unless the app suspended.
+    PyObject* arguments[] = {flush_function, self};
+    PyObject* handle =
+        call_soon == nullptr ? nullptr : PyObject_Vectorcall(call_soon, arguments, 2, nullptr);
+    if (handle == nullptr) {
+      exchange->flush_notify();
+      if (PyErr_Occurred() != nullptr) return nullptr;
+    }
+    Py_XDECREF(handle);
+  }
   if (!must_wait) {
     Py_INCREF(ready_none);
     return ready_none;
@@ -173,6 +187,17 @@ PyObject* send_finish(PyObject* self, PyObject* error) {
     set_python_error();
     return nullptr;
   }
+  Py_RETURN_NONE;
+}
+
+// flush_send(send): sends the connection notification that a response start left owed.
+PyObject* flush_send(PyObject*, PyObject* send) {
+  if (Py_TYPE(send) != send_type) {
+    PyErr_SetString(PyExc_TypeError, "flush_send() takes an ASGI send callable");
+    return nullptr;
+  }
+  auto* exchange = reinterpret_cast<channel_object*>(send)->exchange;
+  if (exchange != nullptr) exchange->flush_notify();
   Py_RETURN_NONE;
 }
 
@@ -235,13 +260,19 @@ void register_python_callables(py::module_& module) {
   if (ready_none == nullptr) throw py::error_already_set();
   reinterpret_cast<ready_object*>(ready_none)->value = nullptr;
 
+  static PyMethodDef flush_definition = {"flush_send", flush_send, METH_O,
+                                         "Notify the connection of a queued response start."};
+  flush_function = PyCFunction_New(&flush_definition, nullptr);
+  if (flush_function == nullptr) throw py::error_already_set();
+
   module.attr("Ready") = py::handle(reinterpret_cast<PyObject*>(ready_type));
   // Called once by _asgi_runtime.py with the coroutine functions that wait for a wake-up:
   // receive_later(exchange) returns the next receive message, drain_later(exchange) returns
-  // once the unsent output is below the high-water mark.
-  module.def("set_wait_functions", [](py::object receive, py::object drain) {
+  // once the unsent output is below the high-water mark. `soon` is the loop's call_soon.
+  module.def("set_wait_functions", [](py::object receive, py::object drain, py::object soon) {
     Py_XSETREF(receive_later, receive.release().ptr());
     Py_XSETREF(drain_later, drain.release().ptr());
+    Py_XSETREF(call_soon, soon.release().ptr());
   });
 }
 

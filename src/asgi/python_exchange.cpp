@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace py = pybind11;
@@ -154,8 +155,8 @@ void defer_release(const void* object) {
   deferred_objects.push_back(static_cast<PyObject*>(const_cast<void*>(object)));
 }
 
-// Bodies from this size up stay in the app's bytes object instead of being copied; below it a
-// copy costs less than the shared ownership and the deferred release.
+// Bodies from this size up stay in the app's bytes object instead of being copied. Below it a
+// copy is estimated to cost less than the shared ownership and the deferred release.
 constexpr std::size_t kept_body_min_bytes = 16 * 1024;
 
 header_list parse_headers(const py::handle& value, std::optional<std::uint64_t>* content_length) {
@@ -280,7 +281,11 @@ bool python_exchange::send(const py::dict& message) {
   const auto type = py::str(message[n.type]).cast<std::string>();
 
   if (type == "http.response.start") {
-    return shared_->py_send(response_.parse_start(message, "http.response.start"), 0);
+    // The body usually follows at once, so the connection is notified of both together. See
+    // take_flush_owed() for the case where it does not follow.
+    auto start = response_.parse_start(message, "http.response.start");
+    flush_owed_ = true;
+    return shared_->py_send(std::move(start), 0, false);
   }
   if (type == "http.response.body") {
     response_body body;
@@ -298,7 +303,16 @@ bool python_exchange::send(const py::dict& message) {
   throw py::value_error("unexpected ASGI message type for an HTTP connection: " + type);
 }
 
+bool python_exchange::take_flush_owed() {
+  return std::exchange(flush_owed_, false);
+}
+
+void python_exchange::flush_notify() {
+  shared_->py_flush_notify();
+}
+
 void python_exchange::finish(const std::string& error) {
+  shared_->py_flush_notify();
   if (response_.ended() && error.empty()) return;
   const bool started = response_.started();
   response_.end();
@@ -434,7 +448,12 @@ void register_python_exchanges(py::module_& module) {
                                                                 py::dynamic_attr())
       .def("scope", py::overload_cast<>(&python_exchange::scope, py::const_))
       .def("receive_nowait", &python_exchange::receive_nowait)
-      .def("send", &python_exchange::send)
+      .def("send",
+           [](python_exchange& self, const py::dict& message) {
+             const bool must_wait = self.send(message);
+             if (self.take_flush_owed()) self.flush_notify();
+             return must_wait;
+           })
       .def("must_wait", &python_exchange::must_wait)
       .def("set_waiting", &python_exchange::set_waiting)
       .def("client_gone", &python_exchange::client_gone)

@@ -54,12 +54,18 @@ class python_exchange {
   void set_waiting(bool waiting) { shared_->py_set_waiting(waiting); }
   bool client_gone() const { return shared_->py_client_gone(); }
 
+  // True, once, after send() queued a response start without notifying the connection. The
+  // caller must then make sure flush_notify() runs before the app can suspend for long.
+  bool take_flush_owed();
+  void flush_notify();
+
   // Ends the exchange after the app returned or raised; `error` is empty when it returned.
   void finish(const std::string& error);
 
  private:
   std::shared_ptr<http_exchange> shared_;
   response_sequence response_;
+  bool flush_owed_ = false;
 };
 
 class python_websocket_exchange {

@@ -146,6 +146,25 @@ def test_disconnect_during_stream_reaches_app(server: harness.Fluxlit) -> None:
     assert wait_for_event(server, "endless") == "endless got http.disconnect"
 
 
+def test_head_arrives_before_late_body(server: harness.Fluxlit) -> None:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(f"GET /api/late-body HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = sock.recv(65536)
+            assert piece, data
+            data += piece
+        head_seconds = time.monotonic() - started
+        while not data.endswith(b"0\r\n\r\n"):
+            piece = sock.recv(65536)
+            assert piece, data
+            data += piece
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert head_seconds < 0.8
+    assert b"4\r\nlate\r\n" in data
+
+
 def test_buffered_upload_is_echoed(server: harness.Fluxlit) -> None:
     body = pattern_bytes(1000)
     response = httpx.post(server.api_url("/upload"), content=body)

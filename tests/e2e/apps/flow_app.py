@@ -99,6 +99,11 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
             await asyncio.sleep(0.01)
         events.append(f"endless got {watcher.result()['type']}")
+    elif path == "/late-body":
+        # The head goes out while the app waits before its body.
+        await start(send)
+        await asyncio.sleep(1.0)
+        await send({"type": "http.response.body", "body": b"late"})
     elif path == "/thread":
         # anyio's thread helper looks up the current asyncio task.
         value = await anyio.to_thread.run_sync(lambda: 6 * 7)

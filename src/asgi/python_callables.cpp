@@ -13,14 +13,14 @@ namespace {
 // An awaitable whose result is already known: `await` on it returns `value` (None when null)
 // without suspending, because its iterator stops on the first step.
 struct ready_object {
-  PyObject_HEAD
+  PyObject ob_base;  // what PyObject_HEAD expands to
   PyObject* value;
 };
 
 // The `receive` or `send` callable of one request.
 struct channel_object {
-  PyObject_HEAD
-  PyObject* owner;  // the Python wrapper of `exchange`, which keeps it alive
+  PyObject ob_base;  // what PyObject_HEAD expands to
+  PyObject* owner;   // the Python wrapper of `exchange`, which keeps it alive
   python_exchange* exchange;
 };
 
@@ -250,8 +250,8 @@ void register_python_callables(py::module_& module) {
       {Py_tp_doc, const_cast<char*>("The ASGI send() callable of one HTTP request.")},
       {0, nullptr},
   };
-  ready_type = make_type("_fluxlit_native.Ready", ready_slots, sizeof(ready_object),
-                         Py_TPFLAGS_DEFAULT);
+  ready_type =
+      make_type("_fluxlit_native.Ready", ready_slots, sizeof(ready_object), Py_TPFLAGS_DEFAULT);
   receive_type = make_type("_fluxlit_native.Receive", receive_slots, sizeof(channel_object),
                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC);
   send_type = make_type("_fluxlit_native.Send", send_slots, sizeof(channel_object),

@@ -19,8 +19,7 @@ class response_sequence {
   // Each raises TypeError, ValueError or RuntimeError for a message the protocol forbids.
   response_start parse_start(const pybind11::dict& message, const char* type);
   // With `keep_large_bodies`, a large bytes body stays in its object instead of being copied.
-  response_body parse_body(const pybind11::dict& message, const char* type,
-                           bool keep_large_bodies);
+  response_body parse_body(const pybind11::dict& message, const char* type, bool keep_large_bodies);
 
   bool started() const { return started_; }
   bool ended() const { return ended_; }

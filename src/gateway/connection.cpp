@@ -670,8 +670,8 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         }
       }
       // One gathered write for the head and every body of the batch.
-      auto [error, written] = co_await asio::async_write(stream_, buffers, write_without_cap,
-                                                         nothrow_awaitable);
+      auto [error, written] =
+          co_await asio::async_write(stream_, buffers, write_without_cap, nothrow_awaitable);
       if (error) {
         exchange->io_client_gone();
         client_gone_ = true;

@@ -130,7 +130,9 @@ def test_disconnect_mid_body_reaches_app(server: harness.Fluxlit) -> None:
 
 def test_disconnect_after_body_reaches_app(server: harness.Fluxlit) -> None:
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(f"GET /api/wait-disconnect HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+        sock.sendall(
+            f"GET /api/wait-disconnect HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode()
+        )
         time.sleep(0.3)
     assert wait_for_event(server, "wait-disconnect") == "wait-disconnect got http.disconnect"
 

@@ -47,7 +47,8 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"]
-    query = {key: int(values[0]) for key, values in parse_qs(scope["query_string"].decode()).items()}
+    parsed_query = parse_qs(scope["query_string"].decode())
+    query = {key: int(values[0]) for key, values in parsed_query.items()}
 
     if path == "/pieces":
         # A body in several send() calls, with a Content-Length.

@@ -2,8 +2,12 @@
 
 The fluxlit binary runs :func:`serve` on its dedicated Python thread. Requests arrive through
 ``control``: its file descriptor becomes readable when the network threads queued work, and
-``control.drain()`` returns that work as ``(kind, exchange)`` pairs. Nothing here blocks the
-loop; waiting happens on futures that the network side resolves through ``kind == WAKE``.
+``control.drain()`` returns that work as ``(kind, exchange)`` pairs, and a new HTTP request as
+``(NEW_HTTP_REQUEST, exchange, scope, receive, send)`` with native ``receive`` and ``send``
+callables: when they can complete at once (the body is there, the output is below its
+high-water mark) they return an awaitable that finishes without suspending, and otherwise the
+coroutine of :func:`_receive_later` or :func:`_drain_later`. Nothing here blocks the loop;
+waiting happens on futures that the network side resolves through ``kind == WAKE``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 import traceback
 from typing import Any
 
-NEW_REQUEST, WAKE, STOP, RELOAD = 0, 1, 2, 3
+NEW_REQUEST, WAKE, STOP, RELOAD, NEW_HTTP_REQUEST = 0, 1, 2, 3, 4
 HEARTBEAT_INTERVAL_S = 0.25  # readiness compares the time since the last beat with a limit
 # How long a reload lets requests that started before it finish with the old app. Requests
 # that run longer (streams, WebSockets) keep the old app; new requests wait for the new one.
@@ -173,6 +177,43 @@ def _error_app(description: str) -> Any:
     return app
 
 
+async def _wait_for_wake(exchange: Any, ready: Any) -> None:
+    """Wait until ``ready()`` is true, sleeping on a future that a WAKE event resolves."""
+    loop = asyncio.get_running_loop()
+    try:
+        while not ready():
+            waiter = loop.create_future()
+            exchange.waiter = waiter
+            exchange.set_waiting(True)
+            # Look again: the network side may have acted before set_waiting took effect.
+            if ready():
+                exchange.set_waiting(False)
+                break
+            await waiter
+    finally:
+        exchange.waiter = None
+
+
+async def _receive_later(exchange: Any) -> dict:
+    """Return the next receive message once the network side has queued it."""
+    box: list = []
+
+    def ready() -> bool:
+        if not box:
+            got = exchange.receive_nowait()
+            if got is not None:
+                box.append(got)
+        return bool(box)
+
+    await _wait_for_wake(exchange, ready)
+    return box[0]
+
+
+async def _drain_later(exchange: Any) -> None:
+    """Return once the unsent output is below the high-water mark."""
+    await _wait_for_wake(exchange, lambda: not exchange.must_wait())
+
+
 class _Runtime:
     def __init__(
         self,
@@ -196,13 +237,20 @@ class _Runtime:
         self.ready.set()
 
     def drain(self) -> None:
-        for kind, exchange in self.control.drain():
-            if kind == NEW_REQUEST:
-                task = self.loop.create_task(self.run_exchange(exchange))
+        # Each request runs in its own task, as under other ASGI servers: apps and libraries
+        # (anyio's cancel scopes, for one) expect asyncio.current_task() to name one per request.
+        for event in self.control.drain(self.state):
+            kind = event[0]
+            if kind == NEW_HTTP_REQUEST:
+                task = self.loop.create_task(self.run_http(*event[1:]))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            elif kind == NEW_REQUEST:
+                task = self.loop.create_task(self.run_exchange(event[1]))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             elif kind == WAKE:
-                waiter = getattr(exchange, "waiter", None)
+                waiter = getattr(event[1], "waiter", None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
             elif kind == STOP and not self.stopping:
@@ -265,67 +313,60 @@ class _Runtime:
         finally:
             self.loop.stop()
 
-    async def run_exchange(self, exchange: Any) -> None:
-        """Run the app for one HTTP request or WebSocket connection."""
+    async def run_http(self, exchange: Any, scope: dict, receive: Any, send: Any) -> None:
+        """Run the app for one HTTP request, with the scope and callables that drain() built."""
         if not self.ready.is_set():
             await self.ready.wait()
-        app = self.app
-        loop = self.loop
+            scope["state"] = self.state.copy()  # the state of the app that a reload started
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
+            self.report_failure(exchange, scope, error)
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            send.finish("")  # the native twin of exchange.finish, cheaper to call
+
+    async def run_exchange(self, exchange: Any) -> None:
+        """Run the app for one WebSocket connection."""
+        if not self.ready.is_set():
+            await self.ready.wait()
         scope = exchange.scope()
         scope["state"] = self.state.copy()
-
-        async def wait_for_wake(ready) -> None:
-            while not ready():
-                waiter = loop.create_future()
-                exchange.waiter = waiter
-                exchange.set_waiting(True)
-                # Look again: the network side may have acted before set_waiting took effect.
-                if ready():
-                    exchange.set_waiting(False)
-                    break
-                await waiter
-            exchange.waiter = None
 
         async def receive() -> dict:
             message = exchange.receive_nowait()
             if message is not None:
                 return message
-            box: list = []
-
-            def ready() -> bool:
-                if not box:
-                    got = exchange.receive_nowait()
-                    if got is not None:
-                        box.append(got)
-                return bool(box)
-
-            await wait_for_wake(ready)
-            return box[0]
+            return await _receive_later(exchange)
 
         async def send(message: dict) -> None:
             if exchange.send(message):
-                await wait_for_wake(lambda: not exchange.must_wait())
+                await _drain_later(exchange)
 
         try:
-            await app(scope, receive, send)
+            await self.app(scope, receive, send)
         except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
-            # After the client went away, an exception is most likely the app noticing it
-            # (Starlette's ClientDisconnect): worth a warning, not an error.
-            gone = exchange.client_gone()
-            (logger.warning if gone else logger.error)(
-                "exception in ASGI app for %s %s%s\n%s",
-                scope.get("method", "WebSocket"),
-                scope["root_path"] + scope["path"],
-                " after the client went away" if gone else "",
-                traceback.format_exc().rstrip(),
-            )
-            exchange.finish(f"{type(error).__name__}: {error}")
+            self.report_failure(exchange, scope, error)
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
             exchange.finish("")
-        finally:
-            exchange.waiter = None
+
+    @staticmethod
+    def report_failure(exchange: Any, scope: dict, error: BaseException) -> None:
+        """Log the app's exception and end the exchange with it."""
+        # After the client went away, an exception is most likely the app noticing it
+        # (Starlette's ClientDisconnect): worth a warning, not an error.
+        gone = exchange.client_gone()
+        (logger.warning if gone else logger.error)(
+            "exception in ASGI app for %s %s%s\n%s",
+            scope.get("method", "WebSocket"),
+            scope["root_path"] + scope["path"],
+            " after the client went away" if gone else "",
+            traceback.format_exc().rstrip(),
+        )
+        exchange.finish(f"{type(error).__name__}: {error}")
 
 
 def serve(control: Any, target_text: str, app_directory: str, log_level: str) -> None:
@@ -336,9 +377,12 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     """
     from fluxlit._target import TargetError, load_target
 
+    from _fluxlit_native import set_wait_functions
+
     _install_logging(control, log_level)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
+    set_wait_functions(_receive_later, _drain_later, loop.call_soon)
     try:
         target = load_target(target_text, app_directory)
         app = _resolve_app(target)

@@ -57,7 +57,8 @@ class Sample:
 class RouteResults:
     samples: dict[str, list[Sample]] = field(default_factory=lambda: {FLUXLIT: [], UVICORN: []})
     ceiling: list[dict] = field(default_factory=list)
-    # The same ceiling run by an interpreter linked against libpython3.11.so, as fluxlit is.
+    # The same ceiling run by an interpreter linked against libpython3.11.so, as fluxlit is when
+    # its build finds no libpython3.11.a.
     shared_ceiling: list[dict] = field(default_factory=list)
 
     def median(self, server: str, attribute: str) -> float:
@@ -216,9 +217,10 @@ def build_report(
         f"{arguments.ceiling_requests} requests per route in sequence on uvloop, on CPU 0. "
         "Bridge cost is FluxLit's CPU per request minus the ceiling's, and the uvicorn column "
         "is the same difference for uvicorn. Debian's /usr/bin/python3 links the interpreter "
-        "statically while fluxlit embeds libpython3.11.so. The last column therefore runs the "
-        "same ceiling under an interpreter linked against libpython3.11.so (python_shared.c), "
-        "and its extra CPU per request is part of FluxLit's bridge cost.",
+        "statically, and so does fluxlit when its build finds libpython3.11.a (the default). "
+        "The last column runs the same ceiling under an interpreter linked against "
+        "libpython3.11.so (python_shared.c): its extra CPU per request is what a fluxlit built "
+        "against the shared library pays on top.",
         "",
         ceiling_table(results),
         "",

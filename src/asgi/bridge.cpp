@@ -14,9 +14,9 @@
 #include <future>
 #include <mutex>
 #include <thread>
-#include <type_traits>
 #include <variant>
 
+#include "asgi/python_callables.hpp"
 #include "asgi/python_exchange.hpp"
 #include "fluxlit/observability/log.hpp"
 
@@ -24,8 +24,16 @@ namespace py = pybind11;
 
 namespace fluxlit::asgi {
 
-// Kinds of hand-off events; the numbers are shared with _asgi_runtime.py.
-enum class handoff_kind : int { new_request = 0, wake = 1, stop = 2, reload = 3 };
+// Kinds of hand-off events; the numbers are shared with _asgi_runtime.py. drain() reports a new
+// HTTP request as new_http_request, with its scope and callables, and a new WebSocket as
+// new_request.
+enum class handoff_kind : int {
+  new_request = 0,
+  wake = 1,
+  stop = 2,
+  reload = 3,
+  new_http_request = 4
+};
 
 using exchange_handle = std::variant<std::monostate, std::shared_ptr<python_exchange>,
                                      std::shared_ptr<python_websocket_exchange>>;
@@ -61,8 +69,11 @@ class bridge::impl {
     }
   }
 
-  // Called on the Python thread with the GIL held.
-  py::list drain() {
+  // Called on the Python thread with the GIL held. Returns (kind, exchange) pairs, and for a new
+  // HTTP request (kind, exchange, scope, receive, send), where the scope's "state" is a copy of
+  // `state`.
+  py::list drain(const py::dict& state) {
+    release_deferred_objects();
     std::uint64_t counter = 0;
     [[maybe_unused]] const auto read_bytes = read(wake_fd_, &counter, sizeof counter);
     std::vector<handoff_event> batch;
@@ -70,18 +81,28 @@ class bridge::impl {
       std::lock_guard lock(mutex_);
       batch.swap(pending_);
     }
-    py::list events;
-    for (auto& each : batch) {
-      auto exchange = std::visit(
-          [](auto& held) -> py::object {
-            if constexpr (std::is_same_v<std::decay_t<decltype(held)>, std::monostate>) {
-              return py::none();
-            } else {
-              return py::cast(std::move(held));
-            }
-          },
-          each.exchange);
-      events.append(py::make_tuple(static_cast<int>(each.kind), std::move(exchange)));
+    py::list events(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto& each = batch[i];
+      const auto kind = static_cast<int>(each.kind);
+      py::object entry;
+      if (auto* http = std::get_if<std::shared_ptr<python_exchange>>(&each.exchange)) {
+        auto& exchange = **http;
+        py::object wrapped = py::cast(std::move(*http));
+        if (each.kind == handoff_kind::new_request) {
+          entry = py::make_tuple(static_cast<int>(handoff_kind::new_http_request), wrapped,
+                                 exchange.scope(state), make_receive_callable(wrapped, exchange),
+                                 make_send_callable(wrapped, exchange));
+        } else {
+          entry = py::make_tuple(kind, std::move(wrapped));
+        }
+      } else if (auto* websocket =
+                     std::get_if<std::shared_ptr<python_websocket_exchange>>(&each.exchange)) {
+        entry = py::make_tuple(kind, py::cast(std::move(*websocket)));
+      } else {
+        entry = py::make_tuple(kind, py::none());
+      }
+      PyList_SET_ITEM(events.ptr(), static_cast<Py_ssize_t>(i), entry.release().ptr());
     }
     return events;
   }
@@ -142,11 +163,17 @@ spdlog::level::level_enum level_from_python(int levelno) {
 
 PYBIND11_EMBEDDED_MODULE(_fluxlit_native, module) {
   fluxlit::asgi::register_python_exchanges(module);
+  fluxlit::asgi::register_python_callables(module);
 
   py::class_<control_handle>(module, "Control")
       .def("fileno", [](const control_handle& self) { return self.owner->wake_fd_; })
-      .def("drain", [](control_handle& self) { return self.owner->drain(); })
-      .def("heartbeat", [](control_handle& self) { self.owner->beat(); })
+      .def("drain",
+           [](control_handle& self, const py::dict& state) { return self.owner->drain(state); })
+      .def("heartbeat",
+           [](control_handle& self) {
+             self.owner->beat();
+             fluxlit::asgi::release_deferred_objects();
+           })
       .def("startup_complete",
            [](control_handle& self, bool ok, std::string message) {
              self.owner->complete_startup(ok, std::move(message));

@@ -3,8 +3,11 @@
 #include <pybind11/stl.h>
 
 #include <charconv>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace py = pybind11;
 
@@ -46,8 +49,15 @@ struct asgi_names {
   py::str websocket_connect{"websocket.connect"};
   py::str websocket_receive{"websocket.receive"};
   py::str websocket_disconnect{"websocket.disconnect"};
+  py::str state{"state"};
   py::object websocket_extensions;
   py::bytes empty_bytes{""};
+  py::str version_1_1{"1.1"};
+  py::str version_1_0{"1.0"};
+  py::str scheme_http{"http"};
+  py::str scheme_https{"https"};
+  py::str method_get{"GET"};
+  py::str method_post{"POST"};
 
   asgi_names() {
     py::dict info;
@@ -91,26 +101,63 @@ py::str decode_path(const std::string& path) {
   return py::reinterpret_steal<py::str>(decoded);
 }
 
+// Returns a str for `text`, sharing the object for values that most requests carry.
+py::object common_str(const std::string& text, const py::str& first, const py::str& second) {
+  if (text == std::string_view(PyUnicode_AsUTF8(first.ptr()))) return first;
+  if (text == std::string_view(PyUnicode_AsUTF8(second.ptr()))) return second;
+  return py::str(text);
+}
+
+py::bytes make_bytes(const std::string& text) {
+  PyObject* bytes = PyBytes_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size()));
+  if (bytes == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::bytes>(bytes);
+}
+
+void set_item(py::dict& scope, const py::str& key, const py::handle& value) {
+  if (PyDict_SetItem(scope.ptr(), key.ptr(), value.ptr()) != 0) throw py::error_already_set();
+}
+
 // Fills the keys that HTTP and WebSocket scopes share.
 void fill_common_scope(py::dict& scope, const http_request_head& head) {
   const auto& n = names();
-  scope[n.asgi] = n.asgi_info.attr("copy")();
-  scope[n.http_version] = head.http_version;
-  scope[n.scheme] = head.scheme;
-  scope[n.path] = decode_path(head.path);
-  scope[n.raw_path] = py::bytes(head.raw_path);
-  scope[n.query_string] = py::bytes(head.query_string);
-  scope[n.root_path] = head.root_path;
+  set_item(scope, n.asgi, py::reinterpret_steal<py::object>(PyDict_Copy(n.asgi_info.ptr())));
+  set_item(scope, n.http_version, common_str(head.http_version, n.version_1_1, n.version_1_0));
+  set_item(scope, n.scheme, common_str(head.scheme, n.scheme_http, n.scheme_https));
+  set_item(scope, n.path, decode_path(head.path));
+  set_item(scope, n.raw_path, make_bytes(head.raw_path));
+  set_item(scope, n.query_string,
+           head.query_string.empty() ? n.empty_bytes : make_bytes(head.query_string));
+  set_item(scope, n.root_path, py::str(head.root_path));
 
-  py::list headers(head.headers.size());
+  PyObject* headers = PyList_New(static_cast<Py_ssize_t>(head.headers.size()));
+  if (headers == nullptr) throw py::error_already_set();
+  auto header_list_object = py::reinterpret_steal<py::list>(headers);
   for (std::size_t i = 0; i < head.headers.size(); ++i) {
-    headers[i] =
-        py::make_tuple(py::bytes(head.headers[i].first), py::bytes(head.headers[i].second));
+    auto name = make_bytes(head.headers[i].first);
+    auto value = make_bytes(head.headers[i].second);
+    PyObject* pair = PyTuple_Pack(2, name.ptr(), value.ptr());
+    if (pair == nullptr) throw py::error_already_set();
+    PyList_SET_ITEM(headers, static_cast<Py_ssize_t>(i), pair);
   }
-  scope[n.headers] = headers;
-  scope[n.client] = py::make_tuple(head.client_host, head.client_port);
-  scope[n.server] = py::make_tuple(head.server_host, head.server_port);
+  set_item(scope, n.headers, header_list_object);
+  set_item(scope, n.client, py::make_tuple(head.client_host, head.client_port));
+  set_item(scope, n.server, py::make_tuple(head.server_host, head.server_port));
 }
+
+// Python objects whose last C++ owner let go of them on a thread that may not hold the GIL.
+// The Python thread releases them in release_deferred_objects().
+std::mutex deferred_mutex;
+std::vector<PyObject*> deferred_objects;
+
+void defer_release(const void* object) {
+  std::lock_guard lock(deferred_mutex);
+  deferred_objects.push_back(static_cast<PyObject*>(const_cast<void*>(object)));
+}
+
+// Bodies from this size up stay in the app's bytes object instead of being copied. Below it a
+// copy is estimated to cost less than the shared ownership and the deferred release.
+constexpr std::size_t kept_body_min_bytes = 16 * 1024;
 
 header_list parse_headers(const py::handle& value, std::optional<std::uint64_t>* content_length) {
   header_list headers;
@@ -161,14 +208,33 @@ response_start response_sequence::parse_start(const py::dict& message, const cha
   return start;
 }
 
-response_body response_sequence::parse_body(const py::dict& message, const char* type) {
+response_body response_sequence::parse_body(const py::dict& message, const char* type,
+                                            bool keep_large_bodies) {
   const auto& n = names();
   if (!started_) throw std::runtime_error(std::string(type) + " sent before the response start");
   if (ended_) throw std::runtime_error(std::string(type) + " sent after the response ended");
   response_body body;
-  if (message.contains(n.body)) body.data = bytes_of(message[n.body], "'body'");
-  if (message.contains(n.more_body)) body.more_body = py::bool_(message[n.more_body]);
-  body_bytes_sent_ += body.data.size();
+  PyObject* data = PyDict_GetItemWithError(message.ptr(), n.body.ptr());
+  if (data == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  if (data != nullptr) {
+    if (keep_large_bodies && PyBytes_CheckExact(data) &&
+        static_cast<std::size_t>(PyBytes_GET_SIZE(data)) >= kept_body_min_bytes) {
+      Py_INCREF(data);
+      body.kept = std::shared_ptr<const void>(data, defer_release);
+      body.kept_view = std::string_view(PyBytes_AS_STRING(data),
+                                        static_cast<std::size_t>(PyBytes_GET_SIZE(data)));
+    } else {
+      body.data = bytes_of(data, "'body'");
+    }
+  }
+  PyObject* more_body = PyDict_GetItemWithError(message.ptr(), n.more_body.ptr());
+  if (more_body == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  if (more_body != nullptr) {
+    const int truth = PyObject_IsTrue(more_body);
+    if (truth < 0) throw py::error_already_set();
+    body.more_body = truth != 0;
+  }
+  body_bytes_sent_ += body.size();
   if (content_length_ && body_bytes_sent_ > *content_length_) {
     ended_ = true;
     throw std::runtime_error("response body exceeds the Content-Length of " +
@@ -181,9 +247,15 @@ response_body response_sequence::parse_body(const py::dict& message, const char*
 py::dict python_exchange::scope() const {
   const auto& n = names();
   py::dict scope;
-  scope[n.type] = n.http;
-  scope[n.method] = shared_->head().method;
+  set_item(scope, n.type, n.http);
+  set_item(scope, n.method, common_str(shared_->head().method, n.method_get, n.method_post));
   fill_common_scope(scope, shared_->head());
+  return scope;
+}
+
+py::dict python_exchange::scope(const py::dict& state) const {
+  auto scope = this->scope();
+  set_item(scope, names().state, py::reinterpret_steal<py::object>(PyDict_Copy(state.ptr())));
   return scope;
 }
 
@@ -209,25 +281,38 @@ bool python_exchange::send(const py::dict& message) {
   const auto type = py::str(message[n.type]).cast<std::string>();
 
   if (type == "http.response.start") {
-    return shared_->py_send(response_.parse_start(message, "http.response.start"), 0);
+    // The body usually follows at once, so the connection is notified of both together. See
+    // take_flush_owed() for the case where it does not follow.
+    auto start = response_.parse_start(message, "http.response.start");
+    flush_owed_ = true;
+    return shared_->py_send(std::move(start), 0, false);
   }
   if (type == "http.response.body") {
     response_body body;
     try {
-      body = response_.parse_body(message, "http.response.body");
+      body = response_.parse_body(message, "http.response.body", true);
     } catch (const std::runtime_error&) {
       if (response_.ended()) {
         shared_->py_send(response_abort{"the app broke the response body sequence"}, 0);
       }
       throw;
     }
-    const auto size = body.data.size();
+    const auto size = body.size();
     return shared_->py_send(std::move(body), size);
   }
   throw py::value_error("unexpected ASGI message type for an HTTP connection: " + type);
 }
 
+bool python_exchange::take_flush_owed() {
+  return std::exchange(flush_owed_, false);
+}
+
+void python_exchange::flush_notify() {
+  shared_->py_flush_notify();
+}
+
 void python_exchange::finish(const std::string& error) {
+  shared_->py_flush_notify();
   if (response_.ended() && error.empty()) return;
   const bool started = response_.started();
   response_.end();
@@ -328,7 +413,7 @@ bool python_websocket_exchange::send(const py::dict& message) {
   }
   if (type == "websocket.http.response.body") {
     if (phase_ != phase::denial) throw reject("before websocket.http.response.start");
-    auto body = denial_.parse_body(message, type.c_str());
+    auto body = denial_.parse_body(message, type.c_str(), false);
     const auto size = body.data.size();
     return shared_->py_push(std::move(body), size);
   }
@@ -349,12 +434,26 @@ void python_websocket_exchange::finish(const std::string& error) {
   phase_ = phase::closed;
 }
 
+void release_deferred_objects() {
+  std::vector<PyObject*> batch;
+  {
+    std::lock_guard lock(deferred_mutex);
+    batch.swap(deferred_objects);
+  }
+  for (auto* object : batch) Py_DECREF(object);
+}
+
 void register_python_exchanges(py::module_& module) {
   py::class_<python_exchange, std::shared_ptr<python_exchange>>(module, "HttpExchange",
                                                                 py::dynamic_attr())
-      .def("scope", &python_exchange::scope)
+      .def("scope", py::overload_cast<>(&python_exchange::scope, py::const_))
       .def("receive_nowait", &python_exchange::receive_nowait)
-      .def("send", &python_exchange::send)
+      .def("send",
+           [](python_exchange& self, const py::dict& message) {
+             const bool must_wait = self.send(message);
+             if (self.take_flush_owed()) self.flush_notify();
+             return must_wait;
+           })
       .def("must_wait", &python_exchange::must_wait)
       .def("set_waiting", &python_exchange::set_waiting)
       .def("client_gone", &python_exchange::client_gone)

@@ -18,7 +18,8 @@ class response_sequence {
  public:
   // Each raises TypeError, ValueError or RuntimeError for a message the protocol forbids.
   response_start parse_start(const pybind11::dict& message, const char* type);
-  response_body parse_body(const pybind11::dict& message, const char* type);
+  // With `keep_large_bodies`, a large bytes body stays in its object instead of being copied.
+  response_body parse_body(const pybind11::dict& message, const char* type, bool keep_large_bodies);
 
   bool started() const { return started_; }
   bool ended() const { return ended_; }
@@ -38,6 +39,8 @@ class python_exchange {
   http_exchange* shared() const { return shared_.get(); }
 
   pybind11::dict scope() const;
+  // The scope with a shallow copy of the app's lifespan `state` under "state".
+  pybind11::dict scope(const pybind11::dict& state) const;
 
   // Returns the next ASGI receive message, or None when the app has to wait.
   pybind11::object receive_nowait();
@@ -50,12 +53,18 @@ class python_exchange {
   void set_waiting(bool waiting) { shared_->py_set_waiting(waiting); }
   bool client_gone() const { return shared_->py_client_gone(); }
 
+  // True, once, after send() queued a response start without notifying the connection. The
+  // caller must then make sure flush_notify() runs before the app can suspend for long.
+  bool take_flush_owed();
+  void flush_notify();
+
   // Ends the exchange after the app returned or raised; `error` is empty when it returned.
   void finish(const std::string& error);
 
  private:
   std::shared_ptr<http_exchange> shared_;
   response_sequence response_;
+  bool flush_owed_ = false;
 };
 
 class python_websocket_exchange {
@@ -80,6 +89,10 @@ class python_websocket_exchange {
   phase phase_ = phase::handshake;
   response_sequence denial_;
 };
+
+// Releases the Python objects whose last C++ owner let go of them on another thread, such as the
+// bytes of a response body that was written out. Called on the Python thread, GIL held.
+void release_deferred_objects();
 
 void register_python_exchanges(pybind11::module_& module);
 

@@ -37,6 +37,13 @@ constexpr std::size_t asgi_body_chunk_bytes = 64 * 1024;
 // Pipelined requests read meanwhile wait in the buffer; past this many bytes it stops reading.
 constexpr std::size_t max_pipelined_bytes = 64 * 1024;
 
+// A completion condition for asio::async_write that, unlike asio::transfer_all, does not split
+// the output into writes of at most 64 KiB, so a response's head and body go out in one sendmsg
+// when the socket takes them.
+std::size_t write_without_cap(const boost::system::error_code& error, std::size_t) {
+  return error ? 0 : std::numeric_limits<std::size_t>::max();
+}
+
 // Streamlit takes a few seconds to start; browsers retry a 503 with this delay.
 constexpr std::string_view ui_retry_after_seconds = "2";
 
@@ -380,7 +387,8 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
 }
 
 asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
-                                                    proxy::request_parser& parser) {
+                                                    proxy::request_parser& parser,
+                                                    bool submit_after_body) {
   auto self = shared_from_this();
   // Most API requests have no body; they never allocate the chunk.
   std::optional<proxy::byte_chunk> chunk;
@@ -413,6 +421,7 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
       }
       exchange->io_client_gone();
       client_gone_ = true;
+      if (submit_after_body) context_.bridge.submit(exchange);
       wake(response_timer_, response_pending_);
       wake(pump_timer_, pump_done_);
       co_return;
@@ -422,8 +431,16 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
       exchange->io_push_body(std::string(chunk->data(), got), !parser.is_done());
     }
   }
+  if (submit_after_body) context_.bridge.submit(exchange);
 
-  // Watch for the client going away while the app works on its response.
+  // Watch for the client going away while the app works on its response, but only once the app
+  // waits for a message after the body (a disconnect is what it can still get) or the response
+  // outlasts one batch. Most responses finish before that, and the watch would cost a read that
+  // fails with EAGAIN. A client that leaves meanwhile is noticed when the response is written.
+  while (!response_done_ && !response_streaming_ && !exchange->io_receive_requested()) {
+    body_pending_ = false;
+    co_await wait_for(body_timer_, body_pending_);
+  }
   while (!response_done_ && buffer_.size() < max_pipelined_bytes) {
     auto [error, read] = co_await stream_.async_read_some(buffer_.prepare(4096), nothrow_awaitable);
     buffer_.commit(read);
@@ -479,6 +496,7 @@ void connection::connect_exchange(Exchange& exchange) {
   pump_done_ = false;
   response_done_ = false;
   client_gone_ = false;
+  response_streaming_ = false;
   body_error_ = 0;
 }
 
@@ -499,8 +517,15 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   // The client waits for 100 Continue before it sends the body. It is sent when the app first
   // calls receive(), so an app that responds at once (401, 413) never makes it upload.
   continue_pending_ = request.has_body && iequals(message[http::field::expect], "100-continue");
-  context_.bridge.submit(exchange);
-  asio::co_spawn(stream_.get_executor(), pump_request_body(exchange, parser), asio::detached);
+  // When the whole body already sits in the read buffer, queue it before the app starts, so
+  // that its first receive() completes at once instead of waiting for a wake-up.
+  const auto declared_body = parser.content_length();
+  const bool submit_after_body = request.has_body && !continue_pending_ && declared_body &&
+                                 *declared_body <= asgi_body_chunk_bytes &&
+                                 buffer_.size() >= *declared_body;
+  if (!submit_after_body) context_.bridge.submit(exchange);
+  asio::co_spawn(stream_.get_executor(), pump_request_body(exchange, parser, submit_after_body),
+                 asio::detached);
 
   request_record record;
   record.route = "api";
@@ -542,7 +567,20 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
 
     auto events = exchange->io_take_response_events();
     std::string head_text;
+    // Framing text, and the bodies that stay in the app's bytes objects until the write ends.
     std::vector<std::string> pieces;
+    std::vector<asgi::response_body> kept_bodies;
+    // Per piece of output in order: an index into pieces, or ~index into kept_bodies.
+    std::vector<std::ptrdiff_t> order;
+    const auto add_piece = [&](std::string text) {
+      order.push_back(static_cast<std::ptrdiff_t>(pieces.size()));
+      pieces.push_back(std::move(text));
+    };
+    const auto add_body = [&](asgi::response_body& body) {
+      if (!body.kept) return add_piece(std::move(body.data));
+      order.push_back(~static_cast<std::ptrdiff_t>(kept_bodies.size()));
+      kept_bodies.push_back(std::move(body));
+    };
     std::uint64_t batch_body_bytes = 0;
 
     for (auto& event : events) {
@@ -591,23 +629,23 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
           append_header(head_text, "connection", "keep-alive");
         }
         head_text += "\r\n";
-        pieces.push_back(std::move(head_text));
+        add_piece(std::move(head_text));
         head_text.clear();
       } else if (auto* body = std::get_if<asgi::response_body>(&event)) {
-        const auto size = body->data.size();
+        const auto size = body->size();
         batch_body_bytes += size;
         if (body_framing != framing::none) record.body_bytes += size;
         if (body_framing == framing::chunked && size != 0) {
-          pieces.push_back(chunk_header(size));
-          pieces.push_back(std::move(body->data));
-          pieces.emplace_back("\r\n");
+          add_piece(chunk_header(size));
+          add_body(*body);
+          add_piece("\r\n");
         } else if (body_framing == framing::content_length ||
                    body_framing == framing::until_close) {
-          pieces.push_back(std::move(body->data));
+          add_body(*body);
         }
         if (!body->more_body) {
           finished = true;
-          if (body_framing == framing::chunked) pieces.emplace_back("0\r\n\r\n");
+          if (body_framing == framing::chunked) add_piece("0\r\n\r\n");
           if (body_framing == framing::content_length && record.body_bytes < declared_length) {
             // Fewer bytes than declared: the client cannot tell the end, so close.
             record.keep_alive = false;
@@ -620,17 +658,30 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
       }
     }
 
-    if (!pieces.empty()) {
+    if (!order.empty()) {
       std::vector<asio::const_buffer> buffers;
-      buffers.reserve(pieces.size());
-      for (const auto& piece : pieces) buffers.push_back(asio::buffer(piece));
-      auto [error, written] = co_await asio::async_write(stream_, buffers, nothrow_awaitable);
+      buffers.reserve(order.size());
+      for (const auto index : order) {
+        if (index >= 0) {
+          buffers.push_back(asio::buffer(pieces[static_cast<std::size_t>(index)]));
+        } else {
+          const auto bytes = kept_bodies[static_cast<std::size_t>(~index)].bytes();
+          buffers.push_back(asio::buffer(bytes.data(), bytes.size()));
+        }
+      }
+      // One gathered write for the head and every body of the batch.
+      auto [error, written] =
+          co_await asio::async_write(stream_, buffers, write_without_cap, nothrow_awaitable);
       if (error) {
         exchange->io_client_gone();
         client_gone_ = true;
         break;
       }
       exchange->io_written(batch_body_bytes);
+    }
+    if (!finished && !aborted && !response_streaming_) {
+      response_streaming_ = true;
+      wake(body_timer_, body_pending_);
     }
   }
 

@@ -76,8 +76,11 @@ class connection : public std::enable_shared_from_this<connection> {
                                          const request_view& request) const;
   template <typename Exchange>
   void connect_exchange(Exchange& exchange);
+  // Reads the request body into the exchange, then watches for the client going away. With
+  // `submit_after_body`, hands the exchange to the app only once the body is queued.
   boost::asio::awaitable<void> pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
-                                                 proxy::request_parser& parser);
+                                                 proxy::request_parser& parser,
+                                                 bool submit_after_body);
 
   // Writes a reply the gateway makes itself, with its reason in X-FluxLit-Reason.
   boost::asio::awaitable<request_record> reply_locally(const request_view& request, int status,
@@ -109,6 +112,8 @@ class connection : public std::enable_shared_from_this<connection> {
   bool pump_done_ = false;
   bool response_done_ = false;
   bool client_gone_ = false;
+  // Set once the response outlasted its first batch of events; see pump_request_body.
+  bool response_streaming_ = false;
 
   bool continue_pending_ = false;  // `Expect: 100-continue` still waits for 100 Continue
   int body_error_ = 0;             // 413 or 400 when the request body broke a limit or its framing

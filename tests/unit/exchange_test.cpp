@@ -105,5 +105,48 @@ TEST(ExchangeTest, ReceiveAfterResponseIsDisconnect) {
   EXPECT_EQ(exchange->py_receive()->what, receive_event::kind::disconnect);
 }
 
+TEST(ExchangeTest, DeferredStartNotifiesWithBody) {
+  counters seen;
+  auto exchange = make_exchange(seen, 100);
+  exchange->py_send(response_start{200, {}}, 0, false);
+  EXPECT_EQ(seen.io_notifications, 0);
+  exchange->py_send(response_body{"a", false}, 1);
+  EXPECT_EQ(seen.io_notifications, 1);
+  exchange->py_flush_notify();
+  EXPECT_EQ(seen.io_notifications, 1);
+  EXPECT_EQ(exchange->io_take_response_events().size(), 2u);
+}
+
+TEST(ExchangeTest, FlushSendsOwedNotification) {
+  counters seen;
+  auto exchange = make_exchange(seen, 100);
+  exchange->py_send(response_start{200, {}}, 0, false);
+  exchange->py_flush_notify();
+  EXPECT_EQ(seen.io_notifications, 1);
+  exchange->py_flush_notify();
+  EXPECT_EQ(seen.io_notifications, 1);
+}
+
+TEST(ExchangeTest, OwedNotificationSurvivesDrain) {
+  counters seen;
+  auto exchange = make_exchange(seen, 100);
+  exchange->py_send(response_start{200, {}}, 0, false);
+  // The connection took the start on its own wake-up before the owed notification was sent.
+  EXPECT_EQ(exchange->io_take_response_events().size(), 1u);
+  exchange->py_send(response_body{"a", false}, 1);
+  EXPECT_EQ(seen.io_notifications, 1);
+}
+
+TEST(ExchangeTest, KeptBodyBytesComeFromView) {
+  static const char text[] = "kept body";
+  response_body body;
+  body.kept = std::shared_ptr<const void>(text, [](const void*) {});
+  body.kept_view = std::string_view(text, sizeof text - 1);
+  EXPECT_EQ(body.bytes(), "kept body");
+  EXPECT_EQ(body.size(), 9u);
+  response_body copied{"copied", false};
+  EXPECT_EQ(copied.bytes(), "copied");
+}
+
 }  // namespace
 }  // namespace fluxlit::asgi

@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -50,8 +52,16 @@ struct response_start {
 };
 
 struct response_body {
-  std::string data;
+  std::string data;  // the body, unless `kept` is set
   bool more_body = false;
+  // Set when the body stays in the Python bytes object that the app sent, which `kept` keeps
+  // alive: `kept_view` is then the body and `data` is empty. The last owner may drop `kept` on
+  // any thread, because its deleter hands the object to the Python thread for release.
+  std::shared_ptr<const void> kept;
+  std::string_view kept_view;
+
+  std::string_view bytes() const { return kept ? kept_view : std::string_view(data); }
+  std::size_t size() const { return bytes().size(); }
 };
 
 // The app raised or broke the protocol, so the connection responds with 500 or closes.
@@ -127,19 +137,37 @@ class exchange_queues {
   }
 
   // Queues an event for the connection; returns true when the app should wait for the output
-  // to drain. Events after the client went away are dropped.
-  bool py_push(Outbound event, std::uint64_t bytes) {
+  // to drain. Events after the client went away are dropped. With `notify_now` false, the
+  // notification that the event needs is owed until the next push or py_flush_notify(), so
+  // that a response start and the body right after it reach the connection together.
+  bool py_push(Outbound event, std::uint64_t bytes, bool notify_now = true) {
     std::unique_lock lock(mutex_);
     if (client_gone_) return false;
     const bool was_empty = outbound_.empty();
     outbound_.push_back(std::move(event));
     unsent_bytes_ += bytes;
     const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
-    auto notify = was_empty ? notify_io_ : nullptr;
+    std::function<void()> notify;
+    if (!notify_now) {
+      notify_owed_ = notify_owed_ || was_empty;
+    } else if (was_empty || notify_owed_) {
+      notify_owed_ = false;
+      notify = notify_io_;
+    }
     lock.unlock();
     // One notification per batch: the connection drains every queued event when it runs.
     if (notify) notify();
     return must_wait;
+  }
+
+  // Sends the notification that a push with `notify_now` false left owed, if any.
+  void py_flush_notify() {
+    std::unique_lock lock(mutex_);
+    if (!notify_owed_) return;
+    notify_owed_ = false;
+    auto notify = notify_io_;
+    lock.unlock();
+    if (notify) notify();
   }
 
   // True while unsent output is above the high-water mark.
@@ -214,6 +242,7 @@ class exchange_queues {
   bool finished_ = false;
   bool python_waiting_ = false;
   bool receive_requested_ = false;
+  bool notify_owed_ = false;
   std::function<void()> notify_io_;
 };
 
@@ -243,8 +272,8 @@ class http_exchange : public exchange_queues<receive_event, response_event> {
     return std::nullopt;
   }
 
-  bool py_send(response_event event, std::uint64_t body_bytes) {
-    return py_push(std::move(event), body_bytes);
+  bool py_send(response_event event, std::uint64_t body_bytes, bool notify_now = true) {
+    return py_push(std::move(event), body_bytes, notify_now);
   }
 
  private:

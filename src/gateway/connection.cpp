@@ -463,8 +463,12 @@ asgi::http_request_head connection::make_asgi_head(proxy::request_parser& parser
   head.method = request.method;
   head.http_version = request.version == 10 ? "1.0" : "1.1";
   head.scheme = request.client.scheme;
-  head.raw_path = request.destination.path;
-  head.path = percent_decode(head.raw_path);
+  // The spec's raw_path is the path as received. The API prefix and any root path stay in it,
+  // as a Starlette Mount leaves it, while `path` is relative to `root_path`.
+  const std::string_view target = request.target;
+  head.raw_path = target.starts_with('/') ? std::string(target.substr(0, target.find('?')))
+                                          : request.destination.path;
+  head.path = percent_decode(request.destination.path);
   head.query_string = request.destination.query;
   head.root_path = context_.routes.root_path + context_.routes.api_prefix;
   head.headers.reserve(16);

@@ -186,8 +186,9 @@ def test_scope_non_ascii_path_bytes(launcher: harness.Launcher) -> None:
     assert status == 200
     scope = json.loads(body)
     assert scope["path"] == "/caf\u00e9/\u20ac"
-    # raw_path is bytes, returned as latin-1 text: the UTF-8 bytes and the escape stay as sent.
-    assert scope["raw_path"].endswith("/caf\u00c3\u00a9/%E2%82%AC")
+    # raw_path is bytes, returned as latin-1 text: the whole path as sent, API prefix included,
+    # with its UTF-8 bytes and its escape.
+    assert scope["raw_path"] == "/api/caf\u00c3\u00a9/%E2%82%AC"
 
 
 def test_scope_forwarded_headers_only_from_trusted_peer(launcher: harness.Launcher) -> None:

@@ -77,7 +77,7 @@ def test_path_is_percent_decoded(server: harness.Fluxlit) -> None:
 
 def test_raw_path_keeps_percent_encoding(server: harness.Fluxlit) -> None:
     scope = fetch_scope(server, "/api/inspect/a%20b%2Fc/%C3%A9")
-    assert scope["raw_path"].endswith("/inspect/a%20b%2Fc/%C3%A9")
+    assert scope["raw_path"] == "/api/inspect/a%20b%2Fc/%C3%A9"
 
 
 def test_query_string_is_raw(server: harness.Fluxlit) -> None:
@@ -180,6 +180,7 @@ def test_root_path_includes_proxy_prefix(proxied_server: harness.Fluxlit) -> Non
     scope = fetch_scope(proxied_server, "/edge/api/inspect")
     assert scope["root_path"] == "/edge/api"
     assert scope["path"] == "/inspect"
+    assert scope["raw_path"] == "/edge/api/inspect"
 
 
 def test_stripped_request_keeps_root_path(proxied_server: harness.Fluxlit) -> None:
@@ -187,3 +188,5 @@ def test_stripped_request_keeps_root_path(proxied_server: harness.Fluxlit) -> No
     scope = fetch_scope(proxied_server, "/api/inspect")
     assert scope["path"] == "/inspect"
     assert scope["root_path"] == "/edge/api"
+    # raw_path stays what this server received.
+    assert scope["raw_path"] == "/api/inspect"

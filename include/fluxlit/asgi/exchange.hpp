@@ -28,7 +28,7 @@ struct http_request_head {
   std::string http_version;  // "1.0" or "1.1"
   std::string scheme;        // "http" or "https" ("ws"/"wss" for a WebSocket scope)
   std::string path;          // percent-decoded, API prefix removed
-  std::string raw_path;      // as sent, API prefix removed, query removed
+  std::string raw_path;      // as sent, prefixes kept, query removed
   std::string query_string;  // without the "?"
   std::string root_path;     // public root path plus API prefix
   header_list headers;       // names lower-cased, values as received

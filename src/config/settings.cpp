@@ -163,9 +163,11 @@ std::vector<key_info> build_keys() {
       {"max_request_body_bytes", "FLUXLIT_MAX_REQUEST_BODY_BYTES", "--max-request-body-bytes",
        "Maximum size of a request body (larger requests get 413)"},
       "bytes", 1, no_upper_limit, &s::max_request_body_bytes));
-  all.push_back(unsigned_key({"max_header_bytes", "FLUXLIT_MAX_HEADER_BYTES", "--max-header-bytes",
-                              "Maximum total size of request headers (larger headers get 431)"},
-                             "bytes", 1, max_header_limit, &s::max_header_bytes));
+  all.push_back(unsigned_key(
+      {"max_header_bytes", "FLUXLIT_MAX_HEADER_BYTES", "--max-header-bytes",
+       "Maximum total size of request headers (larger headers get 431, and a request line "
+       "longer than this gets 414)"},
+      "bytes", 1, max_header_limit, &s::max_header_bytes));
   all.push_back(unsigned_key(
       {"header_read_timeout_ms", "FLUXLIT_HEADER_READ_TIMEOUT_MS", "--header-read-timeout-ms",
        "Time a client has to send the complete headers of a request"},

@@ -65,6 +65,18 @@ std::string json_reply(int status, std::string_view reason, std::string_view det
   return body.dump() + "\n";
 }
 
+// True when a head that broke `max_header_bytes` did so within its request line. Beast sets
+// the target once it has parsed the line, and until then the unparsed head is in `buffer`.
+// RFC 9110 section 15.5.15 answers a target that is too long with 414.
+bool request_line_too_long(const proxy::request_parser& parser, const beast::flat_buffer& buffer,
+                           std::uint64_t max_header_bytes) {
+  if (!parser.get().target().empty()) return false;
+  const auto bytes = buffer.data();
+  const std::string_view head(static_cast<const char*>(bytes.data()), bytes.size());
+  const auto line_end = head.find('\n');
+  return line_end == std::string_view::npos || line_end >= max_header_bytes;
+}
+
 struct framing_error {
   int status;
   const char* reason;
@@ -188,7 +200,14 @@ asio::awaitable<void> connection::run() {
       rejected.target = "-";
       rejected.request_id = choose_request_id({});
       stream_.expires_after(header_timeout);
-      if (error == http::error::header_limit) {
+      if (error == http::error::header_limit &&
+          request_line_too_long(parser, buffer_, settings.max_header_bytes)) {
+        observability::logger("fluxlit")->warn(
+            "{} request line longer than max_header_bytes ({} bytes); answering 414", tag_,
+            settings.max_header_bytes);
+        co_await reply_locally(rejected, 414, "uri_too_long", "application/json",
+                               json_reply(414, "uri_too_long", "max_header_bytes"));
+      } else if (error == http::error::header_limit) {
         observability::logger("fluxlit")->warn(
             "{} request header larger than max_header_bytes ({} bytes); raise the setting if "
             "clients need more",
@@ -681,7 +700,7 @@ asio::awaitable<connection::request_record> connection::reply_locally(
   record.status = status;
   record.reason = reason;
   record.keep_alive = request.keep_alive && !request.has_body && status < 500 && status != 408 &&
-                      status != 431 && status != 413 && status != 400;
+                      status != 431 && status != 414 && status != 413 && status != 400;
   if (!reason.empty() && status >= 400) context_.metrics.count_local_reply(reason);
 
   std::string head;

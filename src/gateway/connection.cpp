@@ -352,14 +352,7 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
                                      "text/html; charset=utf-8", context_.ui_unavailable_page);
   }
   if (!context_.streamlit->ready() || context_.streamlit->port() == 0) {
-    std::string headers;
-    append_header(headers, "Retry-After", ui_retry_after_seconds);
-    co_return co_await reply_locally(
-        request, 503, "streamlit_not_ready", "application/json",
-        json_reply(503, "streamlit_not_ready",
-                   std::string("the Streamlit server is ") +
-                       supervisor::to_string(context_.streamlit->state())),
-        headers);
+    co_return co_await reply_streamlit_not_ready(request);
   }
 
   proxy::forward_request forward;
@@ -372,6 +365,10 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   relay_interrupt_ = {};
   relay_interrupt_.requested = shutdown_requested_;
   forward.interrupt = &relay_interrupt_;
+  forward.websocket_idle_timeout =
+      std::chrono::milliseconds(context_.settings.websocket_idle_timeout_ms);
+  forward.websocket_max_lifetime =
+      std::chrono::milliseconds(context_.settings.websocket_max_lifetime_ms);
 
   proxy::forward_outcome outcome;
   if (request.upgrade) {
@@ -382,6 +379,12 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   }
   relay_interrupt_.cancel_read = nullptr;  // it may name a stream that is gone now
 
+  // The child may have died after the check above, before the supervisor noticed: the client
+  // should then retry later, as it would during a restart.
+  if (outcome.upstream_unreachable &&
+      (!context_.streamlit->ready() || context_.streamlit->child_exited())) {
+    co_return co_await reply_streamlit_not_ready(request);
+  }
   if (!outcome.local_reason.empty()) {
     auto record =
         co_await reply_locally(request, outcome.status, outcome.local_reason, "application/json",
@@ -396,6 +399,19 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   record.body_bytes = outcome.body_bytes;
   record.keep_alive = outcome.keep_alive && request.keep_alive && !outcome.upgraded;
   co_return record;
+}
+
+asio::awaitable<connection::request_record> connection::reply_streamlit_not_ready(
+    const request_view& request) {
+  std::string headers;
+  append_header(headers, "Retry-After", ui_retry_after_seconds);
+  // A child that exited before the supervisor handled the exit still shows as ready.
+  const auto detail = context_.streamlit->ready()
+                          ? std::string("the Streamlit server has exited")
+                          : std::string("the Streamlit server is ") +
+                                supervisor::to_string(context_.streamlit->state());
+  co_return co_await reply_locally(request, 503, "streamlit_not_ready", "application/json",
+                                   json_reply(503, "streamlit_not_ready", detail), headers);
 }
 
 asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,

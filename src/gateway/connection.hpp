@@ -85,6 +85,9 @@ class connection : public std::enable_shared_from_this<connection> {
                                                        std::string body,
                                                        std::string extra_headers = {});
 
+  // Replies 503 with Retry-After while the Streamlit child is starting, restarting or gone.
+  boost::asio::awaitable<request_record> reply_streamlit_not_ready(const request_view& request);
+
   boost::asio::awaitable<void> drain_unread_input();
   boost::asio::awaitable<void> wait_for(boost::asio::steady_timer& timer, const bool& flag);
   void wake(boost::asio::steady_timer& timer, bool& flag);

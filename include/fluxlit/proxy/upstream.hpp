@@ -75,6 +75,11 @@ struct forward_request {
   std::string forwarded_prefix;          // X-Forwarded-Prefix, the public root path
   std::string connection_tag;            // "[C12]" for log lines
   relay_interrupt* interrupt = nullptr;  // optional; owned by the connection
+  // Caps of a WebSocket tunnel; zero means no cap. The tunnel closes with 1001 at a frame
+  // boundary once no byte moved for `websocket_idle_timeout`, or once it has been open for
+  // `websocket_max_lifetime`.
+  std::chrono::milliseconds websocket_idle_timeout{0};
+  std::chrono::milliseconds websocket_max_lifetime{0};
 };
 
 struct forward_outcome {
@@ -86,6 +91,9 @@ struct forward_outcome {
   // Set when nothing was sent to the client yet and the gateway must reply itself, with
   // `status` and this machine-readable reason.
   std::string local_reason;
+  // Set with a local 502 when the connect to the child failed, or the child closed or reset the
+  // connection before any byte of its response: the child may have exited just now.
+  bool upstream_unreachable = false;
 };
 
 // Sends the request whose header is in `parser` to the child, streaming the body, and
@@ -97,7 +105,8 @@ boost::asio::awaitable<forward_outcome> forward_http(boost::beast::tcp_stream& c
                                                      upstream_pool& pool);
 
 // Relays a WebSocket upgrade: the child's response goes back as it is, and after a 101 bytes
-// flow both ways until either side closes.
+// flow both ways until either side closes, or until a cap in `request` or a shutdown closes
+// the client's side with 1001. Defined in tunnel.cpp.
 boost::asio::awaitable<forward_outcome> tunnel_websocket(boost::beast::tcp_stream& client,
                                                          boost::beast::flat_buffer& client_buffer,
                                                          request_parser& parser,

@@ -96,6 +96,11 @@ class streamlit_supervisor {
   int pid() const;             // the running child's pid and process group id; -1 when none
   bool ready() const { return state() == child_state::ready; }
 
+  // True when no child runs or the running child has exited, including the moment after an
+  // exit that the supervisor has not handled yet (state() still `ready`). Leaves the exit
+  // status for the supervisor to collect. Safe from any thread.
+  bool child_exited() const;
+
  private:
   class impl;
   std::unique_ptr<impl> impl_;

@@ -67,7 +67,7 @@ std::string json_reply(int status, std::string_view reason, std::string_view det
 
 // True when a head that broke `max_header_bytes` did so within its request line. Beast sets
 // the target once it has parsed the line, and until then the unparsed head is in `buffer`.
-// RFC 9110 section 15.5.15 answers a target that is too long with 414.
+// RFC 9110 section 15.5.15 assigns 414 to a target that is too long.
 bool request_line_too_long(const proxy::request_parser& parser, const beast::flat_buffer& buffer,
                            std::uint64_t max_header_bytes) {
   if (!parser.get().target().empty()) return false;
@@ -180,6 +180,13 @@ asio::awaitable<void> connection::run() {
     if (first) {
       // Counted from the connection's start, so a client that trickles bytes cannot hold it.
       stream_.expires_at(connected_at + header_timeout);
+    } else if (next_request_watch_) {
+      const auto keep_alive_timeout = std::chrono::milliseconds(settings.keep_alive_timeout_ms);
+      auto watch = std::move(next_request_watch_);
+      if (!co_await proxy::await_next_request(std::move(watch), stream_, keep_alive_timeout)) {
+        break;
+      }
+      stream_.expires_after(header_timeout);
     } else {
       if (buffer_.size() == 0) {
         stream_.expires_after(std::chrono::milliseconds(settings.keep_alive_timeout_ms));
@@ -236,6 +243,11 @@ asio::awaitable<void> connection::run() {
     const auto record = co_await serve(parser);
     busy_ = false;
     if (!record.keep_alive || context_.draining) break;
+  }
+
+  if (next_request_watch_) {
+    co_await proxy::stop_watch(*next_request_watch_, stream_);
+    next_request_watch_.reset();
   }
 
   if (lingering_close_) co_await drain_unread_input();
@@ -378,11 +390,11 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
     outcome = co_await proxy::forward_http(stream_, buffer_, parser, forward, context_.upstreams);
   }
   relay_interrupt_.cancel_read = nullptr;  // it may name a stream that is gone now
+  next_request_watch_ = std::move(outcome.next_request_watch);
 
   // The child may have died after the check above, before the supervisor noticed: the client
   // should then retry later, as it would during a restart.
-  if (outcome.upstream_unreachable &&
-      (!context_.streamlit->ready() || context_.streamlit->child_exited())) {
+  if (outcome.upstream_unreachable && co_await streamlit_gone()) {
     co_return co_await reply_streamlit_not_ready(request);
   }
   if (!outcome.local_reason.empty()) {
@@ -399,6 +411,21 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   record.body_bytes = outcome.body_bytes;
   record.keep_alive = outcome.keep_alive && request.keep_alive && !outcome.upgraded;
   co_return record;
+}
+
+asio::awaitable<bool> connection::streamlit_gone() {
+  // A killed process closes its sockets a moment before it becomes a zombie that waitid can
+  // see, so a child that still looks alive is checked once more after this wait.
+  constexpr auto exit_settle_time = std::chrono::milliseconds(50);
+
+  const auto gone = [this] {
+    return !context_.streamlit->ready() || context_.streamlit->child_exited();
+  };
+  if (gone()) co_return true;
+  asio::steady_timer wait(stream_.get_executor());
+  wait.expires_after(exit_settle_time);
+  co_await wait.async_wait(nothrow_awaitable);
+  co_return gone();
 }
 
 asio::awaitable<connection::request_record> connection::reply_streamlit_not_ready(

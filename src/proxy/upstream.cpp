@@ -236,8 +236,6 @@ void upstream_pool::clear() {
   idle_.clear();
 }
 
-namespace {
-
 // Keeps one read pending on the client while the child works on a response, so a client that
 // goes away aborts the request to the child at once instead of when the response arrives.
 struct client_watch {
@@ -246,8 +244,13 @@ struct client_watch {
   beast::tcp_stream* upstream = nullptr;  // the attempt's connection to the child
   bool client_gone = false;
   bool finished = false;
+  // Set once the response is complete: the read then waits for the next request, and the
+  // watch ends with its first bytes.
+  bool awaiting_next_request = false;
   asio::steady_timer finished_signal;
 };
+
+namespace {
 
 // Bytes of a pipelined next request kept while watching; past this the watch stops reading.
 constexpr std::size_t max_watched_bytes = 64 * 1024;
@@ -264,9 +267,17 @@ asio::awaitable<void> watch_client(beast::tcp_stream& client, beast::flat_buffer
       }
       break;
     }
+    if (watch->awaiting_next_request) break;
   }
   watch->finished = true;
   watch->finished_signal.cancel();
+}
+
+asio::awaitable<void> wait_until_finished(client_watch& watch) {
+  while (!watch.finished) {
+    watch.finished_signal.expires_at(asio::steady_timer::time_point::max());
+    co_await watch.finished_signal.async_wait(nothrow_awaitable);
+  }
 }
 
 asio::awaitable<forward_outcome> forward_attempts(
@@ -283,13 +294,15 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
   auto outcome = co_await forward_attempts(client, client_buffer, parser, request, pool, watch);
   if (watch) {
     watch->upstream = nullptr;
-    if (!watch->finished) {
-      client.socket().cancel();
-      while (!watch->finished) {
-        watch->finished_signal.expires_at(asio::steady_timer::time_point::max());
-        co_await watch->finished_signal.async_wait(nothrow_awaitable);
-      }
+    // The pending read becomes the read of the next request, which saves cancelling it and
+    // starting another, unless bytes of a pipelined request are already buffered.
+    if (outcome.keep_alive && !watch->finished && client_buffer.size() == 0 &&
+        outcome.local_reason.empty()) {
+      watch->awaiting_next_request = true;
+      outcome.next_request_watch = std::move(watch);
+      co_return outcome;
     }
+    co_await stop_watch(*watch, client);
     if (watch->client_gone && (outcome.status == 0 || !outcome.local_reason.empty())) {
       // The client left before the response was complete; no local reply can reach it.
       forward_outcome gone;
@@ -301,6 +314,28 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
     if (watch->client_gone) outcome.keep_alive = false;
   }
   co_return outcome;
+}
+
+asio::awaitable<bool> await_next_request(std::shared_ptr<client_watch> watch,
+                                         beast::tcp_stream& client,
+                                         std::chrono::milliseconds timeout) {
+  bool timed_out = false;
+  watch->finished_signal.expires_after(timeout);
+  while (!watch->finished) {
+    auto [error] = co_await watch->finished_signal.async_wait(nothrow_awaitable);
+    if (!error && !watch->finished) {
+      timed_out = true;
+      client.socket().cancel();
+      co_await wait_until_finished(*watch);
+    }
+  }
+  co_return !timed_out && !watch->client_gone;
+}
+
+asio::awaitable<void> stop_watch(client_watch& watch, beast::tcp_stream& client) {
+  watch.upstream = nullptr;
+  if (!watch.finished) client.socket().cancel();
+  co_await wait_until_finished(watch);
 }
 
 namespace {

@@ -169,6 +169,27 @@ def test_idle_keep_alive_is_closed(server: harness.Fluxlit) -> None:
     assert elapsed >= KEEP_ALIVE_TIMEOUT_MS / 1000 * 0.8, elapsed
 
 
+def test_idle_ui_keep_alive_is_closed(server: harness.Fluxlit) -> None:
+    with RawClient(server) as client:
+        client.send(request(server, "GET", "/_stcore/health"))
+        status, _, _ = client.response()
+        assert status.startswith("HTTP/1.1 200 ")
+        started = time.monotonic()
+        assert client.closed_within(5)
+        elapsed = time.monotonic() - started
+    assert elapsed >= KEEP_ALIVE_TIMEOUT_MS / 1000 * 0.8, elapsed
+
+
+def test_ui_keep_alive_serves_next_request(server: harness.Fluxlit) -> None:
+    with RawClient(server) as client:
+        for _ in range(3):
+            client.send(request(server, "GET", "/_stcore/health"))
+            status, _, body = client.response()
+            assert status.startswith("HTTP/1.1 200 ")
+            assert body == b"ok"
+            time.sleep(KEEP_ALIVE_TIMEOUT_MS / 1000 / 2)
+
+
 def test_pipelined_requests_answered_in_order(server: harness.Fluxlit) -> None:
     with RawClient(server) as client:
         client.send(

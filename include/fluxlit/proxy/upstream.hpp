@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,10 @@ struct forward_request {
   std::chrono::milliseconds websocket_max_lifetime{0};
 };
 
+// A read pending on the client connection while a request is forwarded. It notices a client
+// that goes away, and after the response it can serve as the read of the next request.
+struct client_watch;
+
 struct forward_outcome {
   int status = 0;                // what the client received (or should receive, see local)
   std::uint64_t body_bytes = 0;  // response body bytes sent to the client
@@ -94,6 +99,10 @@ struct forward_outcome {
   // Set with a local 502 when the connect to the child failed, or the child closed or reset the
   // connection before any byte of its response: the child may have exited just now.
   bool upstream_unreachable = false;
+  // Set when the response went out whole on a keep-alive connection with nothing read ahead.
+  // The client read is then still pending. The caller must finish it with await_next_request or
+  // stop_watch before it reads from `client`, and before it destroys `client` or its buffer.
+  std::shared_ptr<client_watch> next_request_watch;
 };
 
 // Sends the request whose header is in `parser` to the child, streaming the body, and
@@ -103,6 +112,16 @@ boost::asio::awaitable<forward_outcome> forward_http(boost::beast::tcp_stream& c
                                                      request_parser& parser,
                                                      const forward_request& request,
                                                      upstream_pool& pool);
+
+// Waits up to `timeout` for the first bytes of the next request, which the watch reads into the
+// client buffer that forward_http was given. Returns false when the client closed, the read
+// failed or the time ran out; the watch is finished either way.
+boost::asio::awaitable<bool> await_next_request(std::shared_ptr<client_watch> watch,
+                                                boost::beast::tcp_stream& client,
+                                                std::chrono::milliseconds timeout);
+
+// Cancels the watch's read and waits until the watch let go of the client and its buffer.
+boost::asio::awaitable<void> stop_watch(client_watch& watch, boost::beast::tcp_stream& client);
 
 // Relays a WebSocket upgrade: the child's response goes back as it is, and after a 101 bytes
 // flow both ways until either side closes, or until a cap in `request` or a shutdown closes

@@ -213,21 +213,21 @@ bool closed_before_response(const boost::system::error_code& error) {
 
 using namespace detail;
 
-beast::tcp_stream upstream_pool::take(const asio::any_io_executor& executor, std::uint16_t port,
-                                      bool& reused) {
+std::unique_ptr<beast::tcp_stream> upstream_pool::take(const asio::any_io_executor& executor,
+                                                       std::uint16_t port, bool& reused) {
   while (!idle_.empty()) {
     auto candidate = std::move(idle_.back());
     idle_.pop_back();
-    if (candidate.port == port && candidate.stream.socket().is_open()) {
+    if (candidate.port == port && candidate.stream->socket().is_open()) {
       reused = true;
       return std::move(candidate.stream);
     }
   }
   reused = false;
-  return beast::tcp_stream(executor);
+  return std::make_unique<beast::tcp_stream>(executor);
 }
 
-void upstream_pool::give_back(beast::tcp_stream stream, std::uint16_t port) {
+void upstream_pool::give_back(std::unique_ptr<beast::tcp_stream> stream, std::uint16_t port) {
   if (idle_.size() >= limits_.max_idle_connections) return;  // the stream closes here
   idle_.push_back(idle_connection{port, std::move(stream)});
 }
@@ -364,8 +364,9 @@ asio::awaitable<forward_outcome> forward_attempts(
   // connections may be just as stale, for example when the child was killed.
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
-    auto upstream =
-        attempt == 0 ? pool.take(executor, request.port, reused) : beast::tcp_stream(executor);
+    auto connection = attempt == 0 ? pool.take(executor, request.port, reused)
+                                   : std::make_unique<beast::tcp_stream>(executor);
+    auto& upstream = *connection;
     if (!reused) {
       if (auto error =
               co_await connect_stream(upstream, request.port, pool.limits().connect_timeout)) {
@@ -516,7 +517,7 @@ asio::awaitable<forward_outcome> forward_attempts(
     const bool early_rejection = has_body && status >= 400;
     if (response_parser.keep_alive() && !early_rejection &&
         body_result.upstream_error == boost::system::error_code{}) {
-      pool.give_back(std::move(upstream), request.port);
+      pool.give_back(std::move(connection), request.port);
     }
     co_return outcome;
   }

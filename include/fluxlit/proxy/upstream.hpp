@@ -39,16 +39,17 @@ class upstream_pool {
 
   const pool_limits& limits() const { return limits_; }
 
-  // Returns an idle connection to `port`, or an unconnected stream (`reused` false).
-  boost::beast::tcp_stream take(const boost::asio::any_io_executor& executor, std::uint16_t port,
-                                bool& reused);
-  void give_back(boost::beast::tcp_stream stream, std::uint16_t port);
+  // Returns an idle connection to `port`, or an unconnected stream (`reused` false). Streams
+  // live on the heap because moving a beast::tcp_stream allocates a new one with its timers.
+  std::unique_ptr<boost::beast::tcp_stream> take(const boost::asio::any_io_executor& executor,
+                                                 std::uint16_t port, bool& reused);
+  void give_back(std::unique_ptr<boost::beast::tcp_stream> stream, std::uint16_t port);
   void clear();
 
  private:
   struct idle_connection {
     std::uint16_t port;
-    boost::beast::tcp_stream stream;
+    std::unique_ptr<boost::beast::tcp_stream> stream;
   };
   pool_limits limits_;
   std::vector<idle_connection> idle_;

@@ -56,6 +56,8 @@ class relayed_ui_state final : public supervisor::ui_upstream {
  public:
   supervisor::child_state state() const override { return state_.load(); }
   std::uint16_t port() const override { return port_.load(); }
+  // A worker cannot see the child, which is its parent's; its next message tells.
+  bool child_exited() const override { return !ready(); }
 
   void apply(const ui_update& update) {
     port_ = update.port;

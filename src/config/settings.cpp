@@ -174,9 +174,11 @@ std::vector<key_info> build_keys() {
       {"max_request_body_bytes", "FLUXLIT_MAX_REQUEST_BODY_BYTES", "--max-request-body-bytes",
        "Maximum size of a request body (larger requests get 413)"},
       "bytes", 1, no_upper_limit, &s::max_request_body_bytes));
-  all.push_back(unsigned_key({"max_header_bytes", "FLUXLIT_MAX_HEADER_BYTES", "--max-header-bytes",
-                              "Maximum total size of request headers (larger headers get 431)"},
-                             "bytes", 1, max_header_limit, &s::max_header_bytes));
+  all.push_back(unsigned_key(
+      {"max_header_bytes", "FLUXLIT_MAX_HEADER_BYTES", "--max-header-bytes",
+       "Maximum total size of request headers (larger headers get 431, and a request line "
+       "longer than this gets 414)"},
+      "bytes", 1, max_header_limit, &s::max_header_bytes));
   all.push_back(unsigned_key(
       {"header_read_timeout_ms", "FLUXLIT_HEADER_READ_TIMEOUT_MS", "--header-read-timeout-ms",
        "Time a client has to send the complete headers of a request"},
@@ -199,6 +201,18 @@ std::vector<key_info> build_keys() {
                     "--upstream-max-idle-connections",
                     "Maximum number of idle keep-alive connections kept open to Streamlit"},
                    "", 0, max_idle_connection_limit, &s::upstream_max_idle_connections));
+  all.push_back(unsigned_key(
+      {"websocket_idle_timeout_ms", "FLUXLIT_WEBSOCKET_IDLE_TIMEOUT_MS",
+       "--websocket-idle-timeout-ms",
+       "Time a relayed Streamlit WebSocket may pass with no bytes in either direction before it "
+       "is closed with 1001 (0: no limit)"},
+      "ms", 0, max_duration_ms, &s::websocket_idle_timeout_ms));
+  all.push_back(unsigned_key(
+      {"websocket_max_lifetime_ms", "FLUXLIT_WEBSOCKET_MAX_LIFETIME_MS",
+       "--websocket-max-lifetime-ms",
+       "Time after which a relayed Streamlit WebSocket is closed with 1001, busy or not (0: no "
+       "limit)"},
+      "ms", 0, max_duration_ms, &s::websocket_max_lifetime_ms));
   all.push_back(
       unsigned_key({"asgi_send_high_water_bytes", "FLUXLIT_ASGI_SEND_HIGH_WATER_BYTES",
                     "--asgi-send-high-water-bytes",
@@ -325,6 +339,11 @@ settings::settings() {
   // A browser opens up to 6 connections per host for assets. With 32, a few tabs can load at
   // once without reconnecting, and the idle sockets kept open stay few.
   upstream_max_idle_connections = 32;
+  // A Streamlit session lives as long as its browser tab, and the WebSocket carries every rerun,
+  // so no idle or lifetime cap applies unless an operator sets one (for example to rebalance
+  // long sessions across replicas).
+  websocket_idle_timeout_ms = 0;
+  websocket_max_lifetime_ms = 0;
   // Lets typical JSON and small file responses be queued whole without a wait, while a slow
   // client costs at most 1 MiB of memory per request.
   asgi_send_high_water_bytes = 1 * mib;
@@ -372,8 +391,10 @@ settings::settings() {
 
 // Tuning knobs whose names or units may still change with the bridge, the supervisor and the
 // reloader they belong to.
-constexpr std::array<std::string_view, 13> experimental_keys = {
+constexpr std::array<std::string_view, 15> experimental_keys = {
     "upstream_max_idle_connections",
+    "websocket_idle_timeout_ms",
+    "websocket_max_lifetime_ms",
     "asgi_send_high_water_bytes",
     "asgi_receive_high_water_bytes",
     "asgi_websocket_max_message_bytes",

@@ -72,6 +72,18 @@ std::string json_reply(int status, std::string_view reason, std::string_view det
   return body.dump() + "\n";
 }
 
+// True when a head that broke `max_header_bytes` did so within its request line. Beast sets
+// the target once it has parsed the line, and until then the unparsed head is in `buffer`.
+// RFC 9110 section 15.5.15 assigns 414 to a target that is too long.
+bool request_line_too_long(const proxy::request_parser& parser, const beast::flat_buffer& buffer,
+                           std::uint64_t max_header_bytes) {
+  if (!parser.get().target().empty()) return false;
+  const auto bytes = buffer.data();
+  const std::string_view head(static_cast<const char*>(bytes.data()), bytes.size());
+  const auto line_end = head.find('\n');
+  return line_end == std::string_view::npos || line_end >= max_header_bytes;
+}
+
 struct framing_error {
   int status;
   const char* reason;
@@ -175,6 +187,13 @@ asio::awaitable<void> connection::run() {
     if (first) {
       // Counted from the connection's start, so a client that trickles bytes cannot hold it.
       stream_.expires_at(connected_at + header_timeout);
+    } else if (next_request_watch_) {
+      const auto keep_alive_timeout = std::chrono::milliseconds(settings.keep_alive_timeout_ms);
+      auto watch = std::move(next_request_watch_);
+      if (!co_await proxy::await_next_request(std::move(watch), stream_, keep_alive_timeout)) {
+        break;
+      }
+      stream_.expires_after(header_timeout);
     } else {
       if (buffer_.size() == 0) {
         stream_.expires_after(std::chrono::milliseconds(settings.keep_alive_timeout_ms));
@@ -195,7 +214,14 @@ asio::awaitable<void> connection::run() {
       rejected.target = "-";
       rejected.request_id = choose_request_id({});
       stream_.expires_after(header_timeout);
-      if (error == http::error::header_limit) {
+      if (error == http::error::header_limit &&
+          request_line_too_long(parser, buffer_, settings.max_header_bytes)) {
+        observability::logger("fluxlit")->warn(
+            "{} request line longer than max_header_bytes ({} bytes); answering 414", tag_,
+            settings.max_header_bytes);
+        co_await reply_locally(rejected, 414, "uri_too_long", "application/json",
+                               json_reply(414, "uri_too_long", "max_header_bytes"));
+      } else if (error == http::error::header_limit) {
         observability::logger("fluxlit")->warn(
             "{} request header larger than max_header_bytes ({} bytes); raise the setting if "
             "clients need more",
@@ -224,6 +250,11 @@ asio::awaitable<void> connection::run() {
     const auto record = co_await serve(parser);
     busy_ = false;
     if (!record.keep_alive || context_.draining) break;
+  }
+
+  if (next_request_watch_) {
+    co_await proxy::stop_watch(*next_request_watch_, stream_);
+    next_request_watch_.reset();
   }
 
   if (lingering_close_) co_await drain_unread_input();
@@ -340,14 +371,7 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
                                      "text/html; charset=utf-8", context_.ui_unavailable_page);
   }
   if (!context_.streamlit->ready() || context_.streamlit->port() == 0) {
-    std::string headers;
-    append_header(headers, "Retry-After", ui_retry_after_seconds);
-    co_return co_await reply_locally(
-        request, 503, "streamlit_not_ready", "application/json",
-        json_reply(503, "streamlit_not_ready",
-                   std::string("the Streamlit server is ") +
-                       supervisor::to_string(context_.streamlit->state())),
-        headers);
+    co_return co_await reply_streamlit_not_ready(request);
   }
 
   proxy::forward_request forward;
@@ -360,6 +384,10 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   relay_interrupt_ = {};
   relay_interrupt_.requested = shutdown_requested_;
   forward.interrupt = &relay_interrupt_;
+  forward.websocket_idle_timeout =
+      std::chrono::milliseconds(context_.settings.websocket_idle_timeout_ms);
+  forward.websocket_max_lifetime =
+      std::chrono::milliseconds(context_.settings.websocket_max_lifetime_ms);
 
   proxy::forward_outcome outcome;
   if (request.upgrade) {
@@ -369,7 +397,13 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
     outcome = co_await proxy::forward_http(stream_, buffer_, parser, forward, context_.upstreams);
   }
   relay_interrupt_.cancel_read = nullptr;  // it may name a stream that is gone now
+  next_request_watch_ = std::move(outcome.next_request_watch);
 
+  // The child may have died after the check above, before the supervisor noticed: the client
+  // should then retry later, as it would during a restart.
+  if (outcome.upstream_unreachable && co_await streamlit_gone()) {
+    co_return co_await reply_streamlit_not_ready(request);
+  }
   if (!outcome.local_reason.empty()) {
     auto record =
         co_await reply_locally(request, outcome.status, outcome.local_reason, "application/json",
@@ -384,6 +418,34 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   record.body_bytes = outcome.body_bytes;
   record.keep_alive = outcome.keep_alive && request.keep_alive && !outcome.upgraded;
   co_return record;
+}
+
+asio::awaitable<bool> connection::streamlit_gone() {
+  // A killed process closes its sockets a moment before it becomes a zombie that waitid can
+  // see, so a child that still looks alive is checked once more after this wait.
+  constexpr auto exit_settle_time = std::chrono::milliseconds(50);
+
+  const auto gone = [this] {
+    return !context_.streamlit->ready() || context_.streamlit->child_exited();
+  };
+  if (gone()) co_return true;
+  asio::steady_timer wait(stream_.get_executor());
+  wait.expires_after(exit_settle_time);
+  co_await wait.async_wait(nothrow_awaitable);
+  co_return gone();
+}
+
+asio::awaitable<connection::request_record> connection::reply_streamlit_not_ready(
+    const request_view& request) {
+  std::string headers;
+  append_header(headers, "Retry-After", ui_retry_after_seconds);
+  // A child that exited before the supervisor handled the exit still shows as ready.
+  const auto detail = context_.streamlit->ready()
+                          ? std::string("the Streamlit server has exited")
+                          : std::string("the Streamlit server is ") +
+                                supervisor::to_string(context_.streamlit->state());
+  co_return co_await reply_locally(request, 503, "streamlit_not_ready", "application/json",
+                                   json_reply(503, "streamlit_not_ready", detail), headers);
 }
 
 asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_exchange> exchange,
@@ -736,7 +798,7 @@ asio::awaitable<connection::request_record> connection::reply_locally(
   record.status = status;
   record.reason = reason;
   record.keep_alive = request.keep_alive && !request.has_body && status < 500 && status != 408 &&
-                      status != 431 && status != 413 && status != 400;
+                      status != 431 && status != 414 && status != 413 && status != 400;
   if (!reason.empty() && status >= 400) context_.metrics.count_local_reply(reason);
 
   std::string head;

@@ -88,6 +88,11 @@ class connection : public std::enable_shared_from_this<connection> {
                                                        std::string body,
                                                        std::string extra_headers = {});
 
+  // Returns whether the Streamlit child has exited or is not ready, after a failed forward.
+  boost::asio::awaitable<bool> streamlit_gone();
+  // Replies 503 with Retry-After while the Streamlit child is starting, restarting or gone.
+  boost::asio::awaitable<request_record> reply_streamlit_not_ready(const request_view& request);
+
   boost::asio::awaitable<void> drain_unread_input();
   boost::asio::awaitable<void> wait_for(boost::asio::steady_timer& timer, const bool& flag);
   void wake(boost::asio::steady_timer& timer, bool& flag);
@@ -122,6 +127,8 @@ class connection : public std::enable_shared_from_this<connection> {
   bool lingering_close_ = false;
   bool shutdown_requested_ = false;
   proxy::relay_interrupt relay_interrupt_;
+  // The client read that a forwarded response left pending; it reads the next request.
+  std::shared_ptr<proxy::client_watch> next_request_watch_;
 };
 
 }  // namespace fluxlit::gateway

@@ -5,7 +5,6 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address_v4.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,27 +17,15 @@
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
 #include "fluxlit/proxy/byte_chunk.hpp"
-#include "fluxlit/proxy/frame_tracker.hpp"
+#include "proxy/upstream_detail.hpp"
 
 namespace fluxlit::proxy {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
+namespace detail {
 namespace {
-
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
-
-// Bytes moved per read while a body streams through. Large enough that a 300 KiB file takes a
-// handful of reads, small enough that a thousand concurrent transfers stay within ~64 MiB.
-constexpr std::size_t body_chunk_bytes = 64 * 1024;
-
-// Bytes per direction and per read in a WebSocket tunnel. Streamlit's frames are mostly small,
-// and a thousand idle tunnels then hold 16 MiB at most.
-constexpr std::size_t tunnel_chunk_bytes = 8 * 1024;
-
-// Upper bound on the child's response head. Streamlit's heads are well under 4 KiB.
-constexpr std::uint32_t max_upstream_header_bytes = 256 * 1024;
 
 tcp::endpoint child_endpoint(std::uint16_t port) {
   return {asio::ip::address_v4::loopback(), port};
@@ -51,8 +38,8 @@ bool is_forwarding_header(std::string_view name) {
          gateway::iequals(name, "forwarded");
 }
 
-// The head sent to the child: the client's headers minus hop-by-hop and forwarding headers,
-// plus the gateway's own forwarding headers. For an upgrade, Upgrade and Connection stay.
+}  // namespace
+
 std::string upstream_request_head(const http::request<http::buffer_body>& request,
                                   const forward_request& forward, bool upgrade) {
   std::string head;
@@ -90,9 +77,6 @@ std::string upstream_request_head(const http::request<http::buffer_body>& reques
   return head;
 }
 
-enum class client_framing { none, content_length, chunked, until_close };
-
-// The head sent to the client: the child's status and headers minus hop-by-hop ones.
 std::string client_response_head(const http::response<http::buffer_body>& response,
                                  const forward_request& forward, client_framing framing,
                                  bool keep_alive, bool upgrade) {
@@ -131,19 +115,22 @@ asio::awaitable<boost::system::error_code> write_text(beast::tcp_stream& stream,
 
 asio::awaitable<boost::system::error_code> write_body_piece(beast::tcp_stream& stream,
                                                             const char* data, std::size_t size,
-                                                            bool chunked) {
-  if (!chunked) {
-    auto [error, written] =
-        co_await asio::async_write(stream, asio::buffer(data, size), nothrow_awaitable);
-    co_return error;
-  }
-  const auto framing = gateway::chunk_header(size);
+                                                            bool chunked, std::string_view head,
+                                                            bool last_chunk) {
   static constexpr std::string_view crlf = "\r\n";
-  const std::array<asio::const_buffer, 3> pieces = {asio::buffer(framing), asio::buffer(data, size),
-                                                    asio::buffer(crlf.data(), crlf.size())};
+  static constexpr std::string_view final_chunk = "0\r\n\r\n";
+  const bool framed = chunked && size != 0;
+  const auto framing = framed ? gateway::chunk_header(size) : std::string();
+  const std::array<asio::const_buffer, 5> pieces = {
+      asio::buffer(head.data(), head.size()), asio::buffer(framing), asio::buffer(data, size),
+      framed ? asio::buffer(crlf.data(), crlf.size()) : asio::const_buffer(),
+      chunked && last_chunk ? asio::buffer(final_chunk.data(), final_chunk.size())
+                            : asio::const_buffer()};
   auto [error, written] = co_await asio::async_write(stream, pieces, nothrow_awaitable);
   co_return error;
 }
+
+namespace {
 
 // Streams the client's request body to the child. Returns the error of the side that failed.
 struct body_copy_result {
@@ -192,6 +179,8 @@ bool request_has_body(const http::request<http::buffer_body>& request) {
   return !length.empty() && length != "0";
 }
 
+}  // namespace
+
 asio::awaitable<boost::system::error_code> connect_stream(beast::tcp_stream& stream,
                                                           std::uint16_t port,
                                                           std::chrono::milliseconds timeout) {
@@ -209,23 +198,36 @@ forward_outcome local_failure(int status, std::string reason) {
   return outcome;
 }
 
-}  // namespace
+forward_outcome unreachable_failure(std::string reason) {
+  auto outcome = local_failure(502, std::move(reason));
+  outcome.upstream_unreachable = true;
+  return outcome;
+}
 
-beast::tcp_stream upstream_pool::take(const asio::any_io_executor& executor, std::uint16_t port,
-                                      bool& reused) {
+bool closed_before_response(const boost::system::error_code& error) {
+  return error == http::error::end_of_stream || error == asio::error::eof ||
+         error == asio::error::connection_reset || error == asio::error::broken_pipe;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+std::unique_ptr<beast::tcp_stream> upstream_pool::take(const asio::any_io_executor& executor,
+                                                       std::uint16_t port, bool& reused) {
   while (!idle_.empty()) {
     auto candidate = std::move(idle_.back());
     idle_.pop_back();
-    if (candidate.port == port && candidate.stream.socket().is_open()) {
+    if (candidate.port == port && candidate.stream->socket().is_open()) {
       reused = true;
       return std::move(candidate.stream);
     }
   }
   reused = false;
-  return beast::tcp_stream(executor);
+  return std::make_unique<beast::tcp_stream>(executor);
 }
 
-void upstream_pool::give_back(beast::tcp_stream stream, std::uint16_t port) {
+void upstream_pool::give_back(std::unique_ptr<beast::tcp_stream> stream, std::uint16_t port) {
   if (idle_.size() >= limits_.max_idle_connections) return;  // the stream closes here
   idle_.push_back(idle_connection{port, std::move(stream)});
 }
@@ -233,8 +235,6 @@ void upstream_pool::give_back(beast::tcp_stream stream, std::uint16_t port) {
 void upstream_pool::clear() {
   idle_.clear();
 }
-
-namespace {
 
 // Keeps one read pending on the client while the child works on a response, so a client that
 // goes away aborts the request to the child at once instead of when the response arrives.
@@ -244,8 +244,13 @@ struct client_watch {
   beast::tcp_stream* upstream = nullptr;  // the attempt's connection to the child
   bool client_gone = false;
   bool finished = false;
+  // Set once the response is complete: the read then waits for the next request, and the
+  // watch ends with its first bytes.
+  bool awaiting_next_request = false;
   asio::steady_timer finished_signal;
 };
+
+namespace {
 
 // Bytes of a pipelined next request kept while watching; past this the watch stops reading.
 constexpr std::size_t max_watched_bytes = 64 * 1024;
@@ -262,9 +267,17 @@ asio::awaitable<void> watch_client(beast::tcp_stream& client, beast::flat_buffer
       }
       break;
     }
+    if (watch->awaiting_next_request) break;
   }
   watch->finished = true;
   watch->finished_signal.cancel();
+}
+
+asio::awaitable<void> wait_until_finished(client_watch& watch) {
+  while (!watch.finished) {
+    watch.finished_signal.expires_at(asio::steady_timer::time_point::max());
+    co_await watch.finished_signal.async_wait(nothrow_awaitable);
+  }
 }
 
 asio::awaitable<forward_outcome> forward_attempts(
@@ -281,13 +294,15 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
   auto outcome = co_await forward_attempts(client, client_buffer, parser, request, pool, watch);
   if (watch) {
     watch->upstream = nullptr;
-    if (!watch->finished) {
-      client.socket().cancel();
-      while (!watch->finished) {
-        watch->finished_signal.expires_at(asio::steady_timer::time_point::max());
-        co_await watch->finished_signal.async_wait(nothrow_awaitable);
-      }
+    // The pending read becomes the read of the next request, which saves cancelling it and
+    // starting another, unless bytes of a pipelined request are already buffered.
+    if (outcome.keep_alive && !watch->finished && client_buffer.size() == 0 &&
+        outcome.local_reason.empty()) {
+      watch->awaiting_next_request = true;
+      outcome.next_request_watch = std::move(watch);
+      co_return outcome;
     }
+    co_await stop_watch(*watch, client);
     if (watch->client_gone && (outcome.status == 0 || !outcome.local_reason.empty())) {
       // The client left before the response was complete; no local reply can reach it.
       forward_outcome gone;
@@ -299,6 +314,28 @@ asio::awaitable<forward_outcome> forward_http(beast::tcp_stream& client,
     if (watch->client_gone) outcome.keep_alive = false;
   }
   co_return outcome;
+}
+
+asio::awaitable<bool> await_next_request(std::shared_ptr<client_watch> watch,
+                                         beast::tcp_stream& client,
+                                         std::chrono::milliseconds timeout) {
+  bool timed_out = false;
+  watch->finished_signal.expires_after(timeout);
+  while (!watch->finished) {
+    auto [error] = co_await watch->finished_signal.async_wait(nothrow_awaitable);
+    if (!error && !watch->finished) {
+      timed_out = true;
+      client.socket().cancel();
+      co_await wait_until_finished(*watch);
+    }
+  }
+  co_return !timed_out && !watch->client_gone;
+}
+
+asio::awaitable<void> stop_watch(client_watch& watch, beast::tcp_stream& client) {
+  watch.upstream = nullptr;
+  if (!watch.finished) client.socket().cancel();
+  co_await wait_until_finished(watch);
 }
 
 namespace {
@@ -322,17 +359,20 @@ asio::awaitable<forward_outcome> forward_attempts(
     }
   }
 
-  // A request without a body can be sent again when a reused keep-alive connection turns out
-  // to have been closed by the child in the meantime.
+  // A request without a body is sent once more, on a new connection, when a reused keep-alive
+  // connection turns out to have been closed by the child in the meantime. The other idle
+  // connections may be just as stale, for example when the child was killed.
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
-    auto upstream = pool.take(executor, request.port, reused);
+    auto connection = attempt == 0 ? pool.take(executor, request.port, reused)
+                                   : std::make_unique<beast::tcp_stream>(executor);
+    auto& upstream = *connection;
     if (!reused) {
       if (auto error =
               co_await connect_stream(upstream, request.port, pool.limits().connect_timeout)) {
-        co_return local_failure(error == beast::error::timeout ? 504 : 502,
-                                error == beast::error::timeout ? "upstream_connect_timeout"
-                                                               : "upstream_connect_failed");
+        if (error == beast::error::timeout)
+          co_return local_failure(504, "upstream_connect_timeout");
+        co_return unreachable_failure("upstream_connect_failed");
       }
     }
 
@@ -380,12 +420,12 @@ asio::awaitable<forward_outcome> forward_attempts(
       upstream.expires_never();
     }
     if (read_error) {
-      const bool stale =
-          reused && !has_body && attempt == 0 &&
-          (read_error == http::error::end_of_stream || read_error == asio::error::eof ||
-           read_error == asio::error::connection_reset || read_error == asio::error::broken_pipe);
+      const bool stale = reused && !has_body && attempt == 0 && closed_before_response(read_error);
       if (stale) continue;
       if (read_error == beast::error::timeout) co_return local_failure(504, "upstream_timeout");
+      if (closed_before_response(read_error)) {
+        co_return unreachable_failure("upstream_response_invalid");
+      }
       co_return local_failure(502, "upstream_response_invalid");
     }
 
@@ -410,15 +450,20 @@ asio::awaitable<forward_outcome> forward_attempts(
       }
     }
 
-    const auto client_head =
-        client_response_head(response, request, framing, outcome.keep_alive, false);
-    if (co_await write_text(client, client_head)) {
-      outcome.client_gone = true;
-      outcome.keep_alive = false;
-      co_return outcome;
+    // When the first body bytes came with the head, the head waits for them, so that a small
+    // response leaves in one write. Otherwise it goes out at once: the body may take long.
+    auto client_head = client_response_head(response, request, framing, outcome.keep_alive, false);
+    if (upstream_buffer.size() == 0 && !response_parser.is_done()) {
+      if (co_await write_text(client, client_head)) {
+        outcome.client_gone = true;
+        outcome.keep_alive = false;
+        co_return outcome;
+      }
+      client_head.clear();
     }
 
     const bool chunked = framing == client_framing::chunked;
+    bool final_chunk_sent = false;
     // An event stream never ends by itself; a shutdown ends it between two reads instead.
     auto* interrupt = response[http::field::content_type].starts_with("text/event-stream")
                           ? request.interrupt
@@ -442,20 +487,25 @@ asio::awaitable<forward_outcome> forward_attempts(
         observability::logger("fluxlit")->warn("{} upstream body read failed: {}",
                                                request.connection_tag, error.message());
         outcome.keep_alive = false;
+        if (!client_head.empty()) co_await write_text(client, client_head);
         co_return outcome;
       }
       const auto got = chunk.size() - body.size;
-      if (got == 0) continue;
-      if (co_await write_body_piece(client, chunk.data(), got, chunked)) {
+      const bool last = chunked && response_parser.is_done();
+      if (got == 0 && !last) continue;
+      if (co_await write_body_piece(client, chunk.data(), got, chunked, client_head, last)) {
         outcome.client_gone = true;
         outcome.keep_alive = false;
         co_return outcome;  // closing `upstream` here aborts the child's side too
       }
+      client_head.clear();
+      final_chunk_sent = last;
       outcome.body_bytes += got;
     }
     if (interrupt != nullptr) interrupt->cancel_read = nullptr;
     if (drained()) outcome.keep_alive = false;
-    if (chunked && co_await write_text(client, "0\r\n\r\n")) {
+    if (chunked && !final_chunk_sent) client_head += "0\r\n\r\n";
+    if (!client_head.empty() && co_await write_text(client, client_head)) {
       outcome.client_gone = true;
       outcome.keep_alive = false;
       co_return outcome;
@@ -467,167 +517,12 @@ asio::awaitable<forward_outcome> forward_attempts(
     const bool early_rejection = has_body && status >= 400;
     if (response_parser.keep_alive() && !early_rejection &&
         body_result.upstream_error == boost::system::error_code{}) {
-      pool.give_back(std::move(upstream), request.port);
+      pool.give_back(std::move(connection), request.port);
     }
     co_return outcome;
   }
 }
 
 }  // namespace
-
-namespace {
-
-// Copies bytes from one side of a tunnel to the other until either fails, then closes both so
-// the opposite direction ends too.
-asio::awaitable<void> pump(beast::tcp_stream& from, beast::tcp_stream& to) {
-  byte_chunk chunk(tunnel_chunk_bytes);
-  for (;;) {
-    auto [read_error, read] =
-        co_await from.async_read_some(asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
-    if (read_error) break;
-    auto [write_error, written] =
-        co_await asio::async_write(to, asio::buffer(chunk.data(), read), nothrow_awaitable);
-    if (write_error) break;
-  }
-  boost::system::error_code ignored;
-  from.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  to.socket().shutdown(tcp::socket::shutdown_both, ignored);
-}
-
-// The child-to-client direction of a tunnel. It follows frame boundaries so that, when the
-// gateway shuts down, it can end the client's side with close 1001 between two frames.
-asio::awaitable<void> pump_to_client(beast::tcp_stream& upstream, beast::tcp_stream& client,
-                                     relay_interrupt* interrupt) {
-  // Time the client gets to reply to the gateway's close frame before the sockets close. The
-  // other direction relays that reply to the child. A slower client has still received the
-  // close code.
-  constexpr auto close_reply_wait = std::chrono::milliseconds(250);
-
-  byte_chunk chunk(tunnel_chunk_bytes);
-  frame_tracker frames;
-  if (interrupt != nullptr) {
-    interrupt->cancel_read = [&upstream, &frames] {
-      // Mid-frame, the rest of the frame is relayed first and the read loop stops after it.
-      if (frames.at_boundary()) upstream.socket().cancel();
-    };
-  }
-  for (;;) {
-    if (interrupt != nullptr && interrupt->requested && frames.at_boundary()) {
-      const auto close = make_close_frame(1001, "server shutting down", false);
-      auto [error, written] =
-          co_await asio::async_write(client, asio::buffer(close), nothrow_awaitable);
-      if (!error) {
-        asio::steady_timer wait(client.get_executor());
-        wait.expires_after(close_reply_wait);
-        co_await wait.async_wait(nothrow_awaitable);
-      }
-      break;
-    }
-    auto [read_error, read] = co_await upstream.async_read_some(
-        asio::buffer(chunk.data(), chunk.size()), nothrow_awaitable);
-    if (read_error == asio::error::operation_aborted && interrupt != nullptr &&
-        interrupt->requested) {
-      continue;
-    }
-    if (read_error) break;
-    frames.consume(std::string_view(chunk.data(), read));
-    auto [write_error, written] =
-        co_await asio::async_write(client, asio::buffer(chunk.data(), read), nothrow_awaitable);
-    if (write_error) break;
-  }
-  if (interrupt != nullptr) interrupt->cancel_read = nullptr;
-  boost::system::error_code ignored;
-  upstream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  client.socket().shutdown(tcp::socket::shutdown_both, ignored);
-}
-
-}  // namespace
-
-asio::awaitable<forward_outcome> tunnel_websocket(
-    beast::tcp_stream& client, beast::flat_buffer& client_buffer, request_parser& parser,
-    const forward_request& request, upstream_pool& pool, observability::metrics& metrics) {
-  using namespace asio::experimental::awaitable_operators;
-  const auto executor = co_await asio::this_coro::executor;
-  auto& message = parser.get();
-
-  beast::tcp_stream upstream(executor);
-  if (auto error = co_await connect_stream(upstream, request.port, pool.limits().connect_timeout)) {
-    co_return local_failure(502, "upstream_connect_failed");
-  }
-  if (co_await write_text(upstream, upstream_request_head(message, request, true))) {
-    co_return local_failure(502, "upstream_connect_failed");
-  }
-
-  http::response_parser<http::buffer_body> response_parser;
-  response_parser.header_limit(max_upstream_header_bytes);
-  response_parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  beast::flat_buffer upstream_buffer;
-  upstream.expires_after(pool.limits().response_timeout);
-  auto [read_error, read] = co_await http::async_read_header(upstream, upstream_buffer,
-                                                             response_parser, nothrow_awaitable);
-  upstream.expires_never();
-  if (read_error) {
-    co_return local_failure(
-        read_error == beast::error::timeout ? 504 : 502,
-        read_error == beast::error::timeout ? "upstream_timeout" : "upstream_response_invalid");
-  }
-
-  auto& response = response_parser.get();
-  forward_outcome outcome;
-  outcome.status = response.result_int();
-  outcome.keep_alive = false;
-
-  if (outcome.status != 101) {
-    // A refusal (403, 404, ...) reaches the client with the child's status and body.
-    const bool has_length = response.has_content_length();
-    const auto framing = has_length ? client_framing::content_length : client_framing::until_close;
-    if (co_await write_text(client,
-                            client_response_head(response, request, framing, false, false))) {
-      outcome.client_gone = true;
-      co_return outcome;
-    }
-    byte_chunk chunk(body_chunk_bytes);
-    while (!response_parser.is_done()) {
-      auto& body = response.body();
-      body.data = chunk.data();
-      body.size = chunk.size();
-      auto [error, got_bytes] = co_await http::async_read_some(upstream, upstream_buffer,
-                                                               response_parser, nothrow_awaitable);
-      if (error == http::error::need_buffer) error = {};
-      if (error) break;
-      const auto got = chunk.size() - body.size;
-      if (got != 0 && co_await write_body_piece(client, chunk.data(), got, false)) break;
-      outcome.body_bytes += got;
-    }
-    co_return outcome;
-  }
-
-  if (co_await write_text(
-          client, client_response_head(response, request, client_framing::none, false, true))) {
-    outcome.client_gone = true;
-    co_return outcome;
-  }
-  outcome.upgraded = true;
-
-  // Frames that arrived together with the heads belong to the other side.
-  if (upstream_buffer.size() != 0) {
-    auto [error, written] =
-        co_await asio::async_write(client, upstream_buffer.data(), nothrow_awaitable);
-    if (error) co_return outcome;
-    upstream_buffer.consume(upstream_buffer.size());
-  }
-  if (client_buffer.size() != 0) {
-    auto [error, written] =
-        co_await asio::async_write(upstream, client_buffer.data(), nothrow_awaitable);
-    if (error) co_return outcome;
-    client_buffer.consume(client_buffer.size());
-  }
-
-  client.expires_never();
-  metrics.websocket_opened();
-  co_await (pump(client, upstream) && pump_to_client(upstream, client, request.interrupt));
-  metrics.websocket_closed();
-  co_return outcome;
-}
 
 }  // namespace fluxlit::proxy

@@ -1,5 +1,8 @@
 #include "fluxlit/supervisor/streamlit_supervisor.hpp"
 
+#include <sys/wait.h>
+
+#include <cerrno>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -85,6 +88,17 @@ std::uint16_t streamlit_supervisor::port() const {
 
 int streamlit_supervisor::pid() const {
   return impl_->core->pid();
+}
+
+bool streamlit_supervisor::child_exited() const {
+  const int child = impl_->core->pid();
+  if (child <= 0) return true;
+  siginfo_t info{};
+  // WNOWAIT leaves the child a zombie, so the supervisor still reaps it and reads its status.
+  if (::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return errno == ECHILD;  // reaped already
+  }
+  return info.si_pid == child;
 }
 
 }  // namespace fluxlit::supervisor

@@ -93,6 +93,24 @@ def test_oversized_header_gets_431(server: harness.Fluxlit) -> None:
     assert status.startswith("HTTP/1.1 431 ")
 
 
+@pytest.mark.parametrize("prefix", ["/api/users?q=", "/page?q="], ids=["api", "ui"])
+def test_overlong_request_line_gets_414(server: harness.Fluxlit, prefix: str) -> None:
+    with RawClient(server) as client:
+        client.send(request(server, "GET", prefix + "a" * 2 * HEADER_LIMIT))
+        status, headers, _ = client.response()
+    assert status.startswith("HTTP/1.1 414 ")
+    assert headers["x-fluxlit-reason"] == "uri_too_long"
+
+
+def test_long_request_line_with_oversized_headers_gets_431(server: harness.Fluxlit) -> None:
+    target = "/api/users?q=" + "a" * (HEADER_LIMIT // 2)
+    with RawClient(server) as client:
+        client.send(request(server, "GET", target, f"X-Big: {'b' * HEADER_LIMIT}\r\n"))
+        status, headers, _ = client.response()
+    assert status.startswith("HTTP/1.1 431 ")
+    assert headers["x-fluxlit-reason"] == "request_header_too_large"
+
+
 def test_oversized_body_gets_413(server: harness.Fluxlit) -> None:
     size = BODY_LIMIT + 1
     with RawClient(server) as client:
@@ -149,6 +167,27 @@ def test_idle_keep_alive_is_closed(server: harness.Fluxlit) -> None:
         assert client.closed_within(5)
         elapsed = time.monotonic() - started
     assert elapsed >= KEEP_ALIVE_TIMEOUT_MS / 1000 * 0.8, elapsed
+
+
+def test_idle_ui_keep_alive_is_closed(server: harness.Fluxlit) -> None:
+    with RawClient(server) as client:
+        client.send(request(server, "GET", "/_stcore/health"))
+        status, _, _ = client.response()
+        assert status.startswith("HTTP/1.1 200 ")
+        started = time.monotonic()
+        assert client.closed_within(5)
+        elapsed = time.monotonic() - started
+    assert elapsed >= KEEP_ALIVE_TIMEOUT_MS / 1000 * 0.8, elapsed
+
+
+def test_ui_keep_alive_serves_next_request(server: harness.Fluxlit) -> None:
+    with RawClient(server) as client:
+        for _ in range(3):
+            client.send(request(server, "GET", "/_stcore/health"))
+            status, _, body = client.response()
+            assert status.startswith("HTTP/1.1 200 ")
+            assert body == b"ok"
+            time.sleep(KEEP_ALIVE_TIMEOUT_MS / 1000 / 2)
 
 
 def test_pipelined_requests_answered_in_order(server: harness.Fluxlit) -> None:

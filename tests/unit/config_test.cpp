@@ -129,6 +129,8 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "upstream_connect_timeout_ms",
                                       "upstream_response_timeout_ms",
                                       "upstream_max_idle_connections",
+                                      "websocket_idle_timeout_ms",
+                                      "websocket_max_lifetime_ms",
                                       "asgi_send_high_water_bytes",
                                       "asgi_receive_high_water_bytes",
                                       "readiness_max_loop_lag_ms",
@@ -150,7 +152,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "reload_debounce_ms"}) {
     EXPECT_NE(find_key(name), nullptr) << name;
   }
-  EXPECT_EQ(keys().size(), 39u);
+  EXPECT_EQ(keys().size(), 41u);
   EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
 
@@ -185,6 +187,11 @@ TEST(ConfigKeys, IntegerDefaultsLieInTheirRange) {
     const std::uint64_t value = std::stoull(key.format(defaults));
     EXPECT_GE(value, key.minimum) << key.name;
     EXPECT_LE(value, key.maximum) << key.name;
+    // The WebSocket caps are off (0) unless an operator sets them.
+    if (key.name == "websocket_idle_timeout_ms" || key.name == "websocket_max_lifetime_ms") {
+      EXPECT_EQ(value, 0u) << key.name;
+      continue;
+    }
     EXPECT_GT(value, 0u) << key.name;
   }
 }
@@ -198,6 +205,8 @@ TEST(ConfigKeys, DocumentedDefaults) {
   EXPECT_EQ(defaults.upstream_connect_timeout_ms, 5'000u);
   EXPECT_EQ(defaults.upstream_response_timeout_ms, 60'000u);
   EXPECT_EQ(defaults.upstream_max_idle_connections, 32u);
+  EXPECT_EQ(defaults.websocket_idle_timeout_ms, 0u);
+  EXPECT_EQ(defaults.websocket_max_lifetime_ms, 0u);
   EXPECT_EQ(defaults.asgi_send_high_water_bytes, 1024u * 1024);
   EXPECT_EQ(defaults.asgi_receive_high_water_bytes, 1024u * 1024);
   EXPECT_EQ(defaults.readiness_max_loop_lag_ms, 1'000u);

@@ -37,6 +37,8 @@ struct settings {
   std::uint64_t upstream_connect_timeout_ms = 0;
   std::uint64_t upstream_response_timeout_ms = 0;
   std::uint64_t upstream_max_idle_connections = 0;
+  std::uint64_t websocket_idle_timeout_ms = 0;
+  std::uint64_t websocket_max_lifetime_ms = 0;
   std::uint64_t asgi_send_high_water_bytes = 0;
   std::uint64_t asgi_receive_high_water_bytes = 0;
   std::uint64_t asgi_websocket_max_message_bytes = 0;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,16 +39,17 @@ class upstream_pool {
 
   const pool_limits& limits() const { return limits_; }
 
-  // Returns an idle connection to `port`, or an unconnected stream (`reused` false).
-  boost::beast::tcp_stream take(const boost::asio::any_io_executor& executor, std::uint16_t port,
-                                bool& reused);
-  void give_back(boost::beast::tcp_stream stream, std::uint16_t port);
+  // Returns an idle connection to `port`, or an unconnected stream (`reused` false). Streams
+  // live on the heap because moving a beast::tcp_stream allocates a new one with its timers.
+  std::unique_ptr<boost::beast::tcp_stream> take(const boost::asio::any_io_executor& executor,
+                                                 std::uint16_t port, bool& reused);
+  void give_back(std::unique_ptr<boost::beast::tcp_stream> stream, std::uint16_t port);
   void clear();
 
  private:
   struct idle_connection {
     std::uint16_t port;
-    boost::beast::tcp_stream stream;
+    std::unique_ptr<boost::beast::tcp_stream> stream;
   };
   pool_limits limits_;
   std::vector<idle_connection> idle_;
@@ -75,7 +77,16 @@ struct forward_request {
   std::string forwarded_prefix;          // X-Forwarded-Prefix, the public root path
   std::string connection_tag;            // "[C12]" for log lines
   relay_interrupt* interrupt = nullptr;  // optional; owned by the connection
+  // Caps of a WebSocket tunnel; zero means no cap. The tunnel closes with 1001 at a frame
+  // boundary once no byte moved for `websocket_idle_timeout`, or once it has been open for
+  // `websocket_max_lifetime`.
+  std::chrono::milliseconds websocket_idle_timeout{0};
+  std::chrono::milliseconds websocket_max_lifetime{0};
 };
+
+// A read pending on the client connection while a request is forwarded. It notices a client
+// that goes away, and after the response it can serve as the read of the next request.
+struct client_watch;
 
 struct forward_outcome {
   int status = 0;                // what the client received (or should receive, see local)
@@ -86,6 +97,13 @@ struct forward_outcome {
   // Set when nothing was sent to the client yet and the gateway must reply itself, with
   // `status` and this machine-readable reason.
   std::string local_reason;
+  // Set with a local 502 when the connect to the child failed, or the child closed or reset the
+  // connection before any byte of its response: the child may have exited just now.
+  bool upstream_unreachable = false;
+  // Set when the response went out whole on a keep-alive connection with nothing read ahead.
+  // The client read is then still pending. The caller must finish it with await_next_request or
+  // stop_watch before it reads from `client`, and before it destroys `client` or its buffer.
+  std::shared_ptr<client_watch> next_request_watch;
 };
 
 // Sends the request whose header is in `parser` to the child, streaming the body, and
@@ -96,8 +114,19 @@ boost::asio::awaitable<forward_outcome> forward_http(boost::beast::tcp_stream& c
                                                      const forward_request& request,
                                                      upstream_pool& pool);
 
+// Waits up to `timeout` for the first bytes of the next request, which the watch reads into the
+// client buffer that forward_http was given. Returns false when the client closed, the read
+// failed or the time ran out; the watch is finished either way.
+boost::asio::awaitable<bool> await_next_request(std::shared_ptr<client_watch> watch,
+                                                boost::beast::tcp_stream& client,
+                                                std::chrono::milliseconds timeout);
+
+// Cancels the watch's read and waits until the watch let go of the client and its buffer.
+boost::asio::awaitable<void> stop_watch(client_watch& watch, boost::beast::tcp_stream& client);
+
 // Relays a WebSocket upgrade: the child's response goes back as it is, and after a 101 bytes
-// flow both ways until either side closes.
+// flow both ways until either side closes, or until a cap in `request` or a shutdown closes
+// the client's side with 1001. Defined in tunnel.cpp.
 boost::asio::awaitable<forward_outcome> tunnel_websocket(boost::beast::tcp_stream& client,
                                                          boost::beast::flat_buffer& client_buffer,
                                                          request_parser& parser,

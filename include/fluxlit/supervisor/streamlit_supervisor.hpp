@@ -107,6 +107,10 @@ class streamlit_supervisor final : public ui_upstream {
   std::uint16_t port() const override;
   int pid() const;  // the running child's pid and process group id; -1 when none
 
+  // Also true at the moment after an exit that the supervisor has not handled yet (state()
+  // still `ready`). Leaves the exit status for the supervisor to collect.
+  bool child_exited() const override;
+
  private:
   class impl;
   std::unique_ptr<impl> impl_;

@@ -28,6 +28,9 @@ class ui_upstream {
   // 0 until a port is chosen; each restart of the child chooses a new one.
   virtual std::uint16_t port() const = 0;
 
+  // True when no child runs or the running child has exited, as far as this process can tell.
+  virtual bool child_exited() const = 0;
+
   bool ready() const { return state() == child_state::ready; }
 };
 

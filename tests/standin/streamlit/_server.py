@@ -23,6 +23,10 @@ logger = logging.getLogger("streamlit.standin")
 
 # Maximum concurrent script runs. Each WebSocket message that runs the script uses one worker.
 SCRIPT_WORKERS = 8
+# Seconds after which the server closes an idle keep-alive connection, for tests of stale
+# pooled connections.
+IDLE_TIMEOUT_VARIABLE = "FLUXLIT_STANDIN_IDLE_CONNECTION_TIMEOUT_S"
+
 # How long shutdown waits for open connections to finish after closing the listener.
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -97,10 +101,13 @@ async def serve(options: dict[str, Any], script_path: str, script_args: list[str
     # Streamlit runs the script with sys.argv set to the script and its arguments.
     sys.argv = [script_path, *script_args]
     state = make_state(options, script_path)
+    idle_timeout = os.environ.get(IDLE_TIMEOUT_VARIABLE)
     server = tornado.httpserver.HTTPServer(
         make_application(state),
         # Uploads set their own limit per request; this bound covers every other body.
         max_body_size=(int(options["server.maxUploadSize"]) + 1) * _http.MEGABYTE,
+        # None keeps Tornado's default of one hour.
+        idle_connection_timeout=float(idle_timeout) if idle_timeout else None,
     )
     sockets = tornado.netutil.bind_sockets(
         int(options["server.port"]), str(options["server.address"])

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/build.sh release
+# The example needs the binary only, not the unit tests.
+bash scripts/build.sh release fluxlit
 
 python=${FLUXLIT_PYTHON:-}
 if [[ -z "$python" && -n "${VIRTUAL_ENV:-}" ]]; then python="$VIRTUAL_ENV/bin/python"; fi

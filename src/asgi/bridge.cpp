@@ -278,6 +278,21 @@ void bridge::start(const bridge_options& options) {
       auto runtime = py::module_::import("fluxlit._asgi_runtime");
       runtime.attr("serve")(py::cast(control), options.target, options.app_directory,
                             options.log_level);
+    } catch (py::error_already_set& error) {
+      // The fluxlit package itself imports FastAPI, so an environment without it fails here,
+      // before the app's own import could report it.
+      std::string message = error.what();
+      if (error.matches(PyExc_ModuleNotFoundError)) {
+        const auto name = py::str(error.value().attr("name")).cast<std::string>();
+        message = "the interpreter " + options.interpreter.executable + " has no module '" + name +
+                  "', which FluxLit's Python package needs. Install it into that environment (" +
+                  options.interpreter.executable + " -m pip install " + name +
+                  "), create the virtual environment with --system-site-packages to use Debian's "
+                  "python3-" + name + ", or pass --python with an interpreter that has it";
+      }
+      impl_->complete_startup(false, message);
+      observability::logger("fluxlit")->debug("the Python thread stopped on an error: {}",
+                                              error.what());
     } catch (const std::exception& error) {
       impl_->complete_startup(false, error.what());
       observability::logger("fluxlit")->error("the Python thread stopped on an error: {}",

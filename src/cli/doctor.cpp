@@ -9,6 +9,7 @@
 #include "cli/config_report.hpp"
 #include "cli/doctor_checks.hpp"
 #include "cli/python_runner.hpp"
+#include "cli/serve_support.hpp"
 #include "cli/setting_flags.hpp"
 #include "fluxlit/config/target.hpp"
 
@@ -42,11 +43,12 @@ def version(name):
 print(json.dumps({name: version(name) for name in ("fastapi", "streamlit")}))
 )";
 
-const package_requirement fastapi_requirement{"fastapi", "FastAPI", "fastapi", "0.90",
-                                              "the oldest release FluxLit is tested with"};
+const package_requirement fastapi_requirement{
+    "fastapi", "FastAPI", "fastapi", "0.90", "the oldest release FluxLit is tested with", ""};
 const package_requirement streamlit_requirement{
-    "streamlit", "Streamlit", "streamlit", "1.36",
-    "and FluxLit's page navigation needs st.navigation, which Streamlit 1.36 added"};
+    "streamlit", "Streamlit", "streamlit", std::string(streamlit_minimum_version),
+    "and FluxLit's page navigation needs st.navigation, which Streamlit 1.36 added",
+    "`fluxlit run` serves the API alone, and UI paths answer 503 with these instructions"};
 
 struct doctor_options {
   config::cli_values given;

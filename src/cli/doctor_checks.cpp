@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/serve_support.hpp"
 #include "cli/text_table.hpp"
 #include "config/value_text.hpp"
 #include "fluxlit/config/warnings.hpp"
@@ -107,11 +108,16 @@ std::optional<bool> version_at_least(std::string_view text, std::string_view min
 
 check_result check_package(const package_requirement& requirement, const package_version& found,
                            const std::string& python) {
-  const std::string install = python + " -m pip install --upgrade '" + requirement.pip_name +
-                              ">=" + requirement.minimum + "'";
+  const std::string install =
+      pip_install_hint(python, requirement.pip_name + ">=" + requirement.minimum);
   if (!found) {
-    return fail(requirement.check_name, requirement.display_name + " is not installed for " +
-                                            python + ". Install it with: " + install);
+    const std::string missing =
+        requirement.display_name + " is not installed for " + python + ". ";
+    if (!requirement.fallback.empty()) {
+      return warn(requirement.check_name,
+                  missing + requirement.fallback + ". Install it with: " + install);
+    }
+    return fail(requirement.check_name, missing + "Install it with: " + install);
   }
   const std::optional<bool> recent = version_at_least(*found, requirement.minimum);
   if (!recent) {

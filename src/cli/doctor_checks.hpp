@@ -45,10 +45,13 @@ struct package_requirement {
   std::string pip_name;      // "fastapi"
   std::string minimum;       // "0.90"
   std::string reason;        // why that version, for the message when it is older
+  // What still works without the package; empty when nothing does. A missing package with a
+  // fallback is a WARN, not a FAIL.
+  std::string fallback;
 };
 
-// FAIL when the package is missing or older than the minimum, naming the pip command for
-// `python`. WARN when its version is unknown.
+// FAIL when the package is missing (WARN when it has a fallback) or older than the minimum,
+// naming the install command for `python`. WARN when its version is unknown.
 check_result check_package(const package_requirement& requirement, const package_version& found,
                            const std::string& python);
 

@@ -32,13 +32,16 @@ std::string html_escape(std::string_view text) {
 
 // Debian's interpreter rejects a plain pip install (PEP 668), so the hint for it uses a virtual
 // environment that sees Debian's packages.
-std::string streamlit_install_hint(const std::string& python) {
+std::string pip_install_hint(const std::string& python, const std::string& requirement) {
   if (python.rfind("/usr/bin/", 0) == 0) {
-    return python +
-           " -m venv --system-site-packages .venv && .venv/bin/pip install streamlit, "
-           "then start FluxLit with --python .venv/bin/python";
+    return python + " -m venv --system-site-packages .venv && .venv/bin/pip install '" +
+           requirement + "', then start FluxLit with --python .venv/bin/python";
   }
-  return python + " -m pip install streamlit";
+  return python + " -m pip install '" + requirement + "'";
+}
+
+std::string streamlit_install_hint(const std::string& python) {
+  return pip_install_hint(python, "streamlit>=" + std::string(streamlit_minimum_version));
 }
 
 std::string streamlit_missing_page(const asgi::interpreter_info& info) {

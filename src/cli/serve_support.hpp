@@ -19,7 +19,14 @@ std::string html_escape(std::string_view text);
 // loopback, and an IPv6 address gets brackets.
 std::string display_host(const std::string& host);
 
-// Returns the commands that install Streamlit for `python`.
+// The oldest Streamlit with st.navigation, which FluxLit's entry script builds pages with.
+inline constexpr std::string_view streamlit_minimum_version = "1.36";
+
+// Returns the commands that install `requirement` (a pip requirement such as
+// "streamlit>=1.36") for `python`.
+std::string pip_install_hint(const std::string& python, const std::string& requirement);
+
+// Returns the commands that install a Streamlit that FluxLit supports for `python`.
 std::string streamlit_install_hint(const std::string& python);
 
 // The HTML page UI paths return when the interpreter has no Streamlit.

@@ -221,7 +221,7 @@ def test_missing_streamlit_page_names_interpreter(launcher: harness.Launcher) ->
     assert page.status_code == 503
     assert page.headers["content-type"].startswith("text/html")
     assert "/usr/bin/python3" in page.text
-    assert "pip install streamlit" in page.text
+    assert "pip install 'streamlit&gt;=1.36'" in page.text
 
     api = httpx.get(server.api_url("/users"))
     assert api.status_code == 200
@@ -273,3 +273,21 @@ def test_missing_target_file_exits_nonzero() -> None:
     assert finished.status != 0
     assert "no_such_app.py" in finished.stderr
     assert finished.leftovers == []
+
+
+def test_an_interpreter_without_fastapi_is_named_with_the_fix(tmp_path) -> None:
+    # A virtual environment made without --system-site-packages cannot see Debian's FastAPI.
+    import subprocess
+
+    subprocess.run(
+        ["/usr/bin/python3", "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True
+    )
+    python = str(tmp_path / "venv" / "bin" / "python")
+    finished = harness.run_to_exit(
+        ["run", harness.HELLO_TARGET, "--port", "0", "--no-ui", "--python", python]
+    )
+    assert finished.status == 1
+    assert f"the interpreter {python} has no module 'fastapi'" in finished.stderr
+    assert "--system-site-packages" in finished.stderr
+    assert "Traceback" not in finished.stderr
+    assert not finished.leftovers

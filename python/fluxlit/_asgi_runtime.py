@@ -178,20 +178,29 @@ def _error_app(description: str) -> Any:
 
 
 async def _wait_for_wake(exchange: Any, ready: Any) -> None:
-    """Wait until ``ready()`` is true, sleeping on a future that a WAKE event resolves."""
+    """Wait until ``ready()`` is true, sleeping on a future that a WAKE event resolves.
+
+    Several tasks may wait on one exchange (an app that awaits ``receive()`` in two tasks, as
+    Starlette's streaming responses do to notice a disconnect), so each gets its own future
+    and a WAKE resolves them all.
+    """
     loop = asyncio.get_running_loop()
-    try:
-        while not ready():
-            waiter = loop.create_future()
-            exchange.waiter = waiter
+    waiters = getattr(exchange, "waiters", None)
+    if waiters is None:
+        waiters = exchange.waiters = []
+    while not ready():
+        waiter = loop.create_future()
+        waiters.append(waiter)
+        try:
             exchange.set_waiting(True)
             # Look again: the network side may have acted before set_waiting took effect.
             if ready():
-                exchange.set_waiting(False)
                 break
             await waiter
-    finally:
-        exchange.waiter = None
+        finally:
+            waiters.remove(waiter)
+            if not waiters:
+                exchange.set_waiting(False)
 
 
 async def _receive_later(exchange: Any) -> dict:
@@ -250,9 +259,9 @@ class _Runtime:
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             elif kind == WAKE:
-                waiter = getattr(event[1], "waiter", None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                for waiter in getattr(event[1], "waiters", ()):
+                    if not waiter.done():
+                        waiter.set_result(None)
             elif kind == STOP and not self.stopping:
                 self.stopping = True
                 self.loop.create_task(self.stop())

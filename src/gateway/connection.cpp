@@ -263,6 +263,20 @@ asio::awaitable<void> connection::run() {
   if (on_closed_) on_closed_(id_);
 }
 
+namespace {
+
+// Joins every line of a list-valued header with ", ", as RFC 9110 reads repeated field lines.
+std::string joined_field(const http::fields& fields, std::string_view name) {
+  std::string joined;
+  for (auto [line, end] = fields.equal_range(name); line != end; ++line) {
+    if (!joined.empty()) joined += ", ";
+    joined += std::string_view(line->value());
+  }
+  return joined;
+}
+
+}  // namespace
+
 asio::awaitable<connection::request_record> connection::serve(proxy::request_parser& parser) {
   auto& message = parser.get();
   request_view request;
@@ -270,9 +284,12 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
   request.request_id = choose_request_id(message["x-request-id"]);
+  // A proxy chain may add its hops as separate lines; each list header is read as one list.
+  const auto forwarded_for = joined_field(message, "x-forwarded-for");
+  const auto forwarded_proto = joined_field(message, "x-forwarded-proto");
   request.client = resolve_client(context_.forwarding, peer_.address(), peer_.port(),
-                                  {message["x-forwarded-for"], message["x-forwarded-proto"],
-                                   message["x-forwarded-host"], message[http::field::host]});
+                                  {forwarded_for, forwarded_proto, message["x-forwarded-host"],
+                                   message[http::field::host]});
   request.destination = route_target(context_.routes, request.target);
   request.head_only = message.method() == http::verb::head;
   request.has_body = message.chunked() ||

@@ -46,6 +46,7 @@ char* thread_scratch() {
 // The result of moving the bytes that one socket has ready to the other.
 struct relay_step {
   bool ended = false;                // the source closed or either socket failed
+  bool write_failed = false;         // of those, the destination failed
   std::optional<byte_chunk> unsent;  // bytes the destination did not take yet
 };
 
@@ -93,6 +94,7 @@ class tunnel {
   // shuts both sockets down so that the other direction ends too. Only the direction toward the
   // client (`to_client`) tracks frames and sends the gateway's close frame.
   asio::awaitable<void> relay(tcp::socket& from, tcp::socket& to, bool to_client) {
+    bool write_failed = false;
     for (;;) {
       if (to_client && close_requested() && frames_.at_boundary()) {
         co_await send_close();
@@ -104,12 +106,22 @@ class tunnel {
       }
       if (wait_error) break;
       auto step = move_ready_bytes(from, to, to_client);
+      write_failed = step.write_failed;
       if (step.ended) break;
       if (step.unsent) {
         auto [write_error, written] = co_await asio::async_write(
             to, asio::buffer(step.unsent->data(), step.unsent->size()), nothrow_awaitable);
+        write_failed = static_cast<bool>(write_error);
         if (write_error) break;
       }
+    }
+    if (!to_client && write_failed && !finished_) {
+      // The child closed while the client was still sending, typically after it sent a close
+      // frame (1009 for a message over its size limit). That frame may still wait in the
+      // child's socket, so the other direction gets a moment to relay it before both close.
+      asio::steady_timer wait(from.get_executor());
+      wait.expires_after(close_reply_wait);
+      co_await wait.async_wait(nothrow_awaitable);
     }
     finish();
   }
@@ -133,6 +145,7 @@ class tunnel {
     }
     if (error) {
       step.ended = true;
+      step.write_failed = true;
       return step;
     }
     if (written < read) {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import httpx
 import pytest
@@ -122,3 +123,70 @@ def test_post_after_early_upload_rejection(server: harness.Fluxlit) -> None:
     response = httpx.post(server.url("/_standin/headers"), content=b"abc", timeout=10)
     assert response.status_code == 200, response.text
     assert json.loads(response.text)["body_bytes"] == 3
+
+
+def test_forwarded_for_lines_are_read_as_one_list(launcher: harness.Launcher) -> None:
+    # Proxies may add their hop as a line of its own, and together the lines are one list. The
+    # client is the rightmost untrusted entry over both lines, and the whole chain goes on.
+    scope_target = f"{harness.APPS_DIR / 'scope_app.py'}:app"
+    server = launcher.start("--forwarded-allow-ips", "127.0.0.1,::1,10.0.0.0/8", target=scope_target)
+    request = (
+        b"GET /api/inspect HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"X-Forwarded-For: 198.51.100.66\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.2\r\n\r\n"
+    )
+    response = exchange(server, request)
+    assert status_code(response) == 200
+    scope = json.loads(response.split(b"\r\n\r\n", 1)[1])
+    assert scope["client"][0] == "203.0.113.7"
+
+    ui = exchange(server, request.replace(b"/api/inspect", b"/_standin/headers"))
+    assert status_code(ui) == 200
+    headers = json.loads(ui.split(b"\r\n\r\n", 1)[1])["headers"]
+    forwarded = [value for name, value in headers if name.lower() == "x-forwarded-for"]
+    assert forwarded == ["198.51.100.66, 203.0.113.7, 10.0.0.2, 127.0.0.1"]
+
+
+def test_every_waiting_receive_gets_the_disconnect(launcher: harness.Launcher, tmp_path) -> None:
+    report = tmp_path / "report.txt"
+    server = launcher.start(
+        "--no-ui",
+        target=f"{harness.APPS_DIR / 'two_receivers_app.py'}:app",
+        extra_environment={"TWO_RECEIVERS_REPORT": str(report)},
+    )
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"GET /api/wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"started" in sock.recv(65536)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if report.exists() and len(report.read_text(encoding="utf-8").splitlines()) == 2:
+            break
+        time.sleep(0.02)
+    assert sorted(report.read_text(encoding="utf-8").splitlines()) == [
+        "first http.disconnect",
+        "second http.disconnect",
+    ]
+
+
+def test_websocket_close_1009_reaches_the_client_mid_message(
+    launcher: harness.Launcher,
+) -> None:
+    # Streamlit closes with 1009 while the client is still sending the message. The close frame
+    # then waits in the child's socket when the gateway's write to it fails.
+    import asyncio
+
+    import websockets
+
+    server = launcher.start(extra_environment={"STREAMLIT_SERVER_MAX_MESSAGE_SIZE": "1"})
+
+    async def send_too_much() -> int | None:
+        url = f"ws://{server.authority}/_stcore/stream"
+        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None) as socket_:
+            try:
+                await socket_.send(b"x" * (2 * 1024 * 1024))
+                await asyncio.wait_for(socket_.recv(), 5)
+            except websockets.ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+        return None
+
+    for _ in range(3):
+        assert asyncio.run(send_too_much()) == 1009

@@ -45,7 +45,18 @@ TEST(CheckPackage, MissingPackageFailsWithInstallCommand) {
   EXPECT_EQ(result.status, check_status::fail);
   EXPECT_EQ(result.name, "streamlit");
   EXPECT_THAT(result.detail, HasSubstr("Streamlit is not installed for /venv/python"));
-  EXPECT_THAT(result.detail, HasSubstr("/venv/python -m pip install --upgrade 'streamlit>=1.36'"));
+  EXPECT_THAT(result.detail, HasSubstr("/venv/python -m pip install 'streamlit>=1.36'"));
+}
+
+TEST(CheckPackage, MissingPackageWithFallbackWarns) {
+  package_requirement optional = streamlit_requirement;
+  optional.fallback = "the API is served alone";
+  const check_result result = check_package(optional, std::nullopt, "/usr/bin/python3");
+  EXPECT_EQ(result.status, check_status::warn);
+  EXPECT_THAT(result.detail, HasSubstr("the API is served alone"));
+  // Debian's interpreter refuses a plain pip install, so the command makes a virtualenv.
+  EXPECT_THAT(result.detail, HasSubstr("/usr/bin/python3 -m venv --system-site-packages .venv && "
+                                       ".venv/bin/pip install 'streamlit>=1.36'"));
 }
 
 TEST(CheckPackage, OldPackageFailsWithReason) {

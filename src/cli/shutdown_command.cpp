@@ -177,7 +177,7 @@ int run_shutdown(const shutdown_request& request) {
 
 void add_shutdown_command(CLI::App& app, int& exit_status) {
   auto* command = app.add_subcommand(
-      "shutdown", "Stop a server started with --pidfile: send it SIGTERM, the same as Ctrl-C.");
+      "shutdown", "Stop a server started with --pidfile: send it SIGTERM, which drains it as Ctrl-C does.");
   auto request = std::make_shared<shutdown_request>();
   command
       ->add_option("--pidfile", request->pid_file,

@@ -327,8 +327,18 @@ class _Runtime:
         if not self.ready.is_set():
             await self.ready.wait()
             scope["state"] = self.state.copy()  # the state of the app that a reload started
+        # The native callables return awaitables that may already be finished, which asyncio,
+        # anyio and run_coroutine_threadsafe do not accept where they want a coroutine. Apps
+        # get coroutine functions, as under other servers, and a message is sent when its
+        # send() is awaited, on the loop's thread.
+        async def app_receive() -> dict:
+            return await receive()
+
+        async def app_send(message: dict) -> None:
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, app_receive, app_send)
         except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
             self.report_failure(exchange, scope, error)
             if isinstance(error, (KeyboardInterrupt, SystemExit)):

@@ -2,6 +2,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <charconv>
 #include <mutex>
 #include <string>
@@ -166,10 +167,17 @@ header_list parse_headers(const py::handle& value, std::optional<std::uint64_t>*
     if (items.size() != 2) throw py::value_error("each response header must be a pair");
     auto name = bytes_of(items[0], "a response header name");
     auto header_value = bytes_of(items[1], "a response header value");
-    if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos ||
-        header_value.find_first_of("\r\n") != std::string::npos) {
+    // A token has no separators or control bytes; a value has no control bytes but tab.
+    const auto control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
+    const bool bad_name = name.empty() || name.find_first_of(":\"(),/;<=>?@[\\]{} ") !=
+                                              std::string::npos ||
+                          std::any_of(name.begin(), name.end(), control);
+    const bool bad_value = std::any_of(header_value.begin(), header_value.end(),
+                                       [&](unsigned char c) { return c != '\t' && control(c); });
+    if (bad_name || bad_value) {
       throw py::value_error("invalid response header " + name +
-                            ": names must be tokens and values must not contain line breaks");
+                            ": names must be tokens and values must not contain control "
+                            "characters other than tab");
     }
     if (content_length != nullptr && equals_ignoring_case(name, "content-length")) {
       std::uint64_t length = 0;
@@ -177,6 +185,11 @@ header_list parse_headers(const py::handle& value, std::optional<std::uint64_t>*
       const auto parsed = std::from_chars(header_value.data(), end, length);
       if (parsed.ec != std::errc{} || parsed.ptr != end) {
         throw py::value_error("invalid Content-Length response header: " + header_value);
+      }
+      // Two lengths would let a client or a proxy in front frame the body by the other one.
+      if (*content_length && **content_length != length) {
+        throw py::value_error("conflicting Content-Length response headers: " +
+                              std::to_string(**content_length) + " and " + header_value);
       }
       *content_length = length;
     }

@@ -471,7 +471,12 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
   auto self = shared_from_this();
   // Most API requests have no body; they never allocate the chunk.
   std::optional<proxy::byte_chunk> chunk;
-  if (!parser.is_done()) chunk.emplace(asgi_body_chunk_bytes);
+  if (!parser.is_done()) {
+    chunk.emplace(asgi_body_chunk_bytes);
+    // Beast reads as much as the buffer has room for, at least 512 bytes. After a small head
+    // that is little more, so give the body room for a whole chunk per read.
+    if (buffer_.capacity() < asgi_body_chunk_bytes) buffer_.reserve(asgi_body_chunk_bytes);
+  }
   while (continue_pending_ && !response_done_) {
     body_pending_ = false;
     co_await wait_for(body_timer_, body_pending_);
@@ -510,6 +515,8 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
       exchange->io_push_body(std::string(chunk->data(), got), !parser.is_done());
     }
   }
+  // An idle keep-alive connection keeps only the room its next head needs.
+  if (chunk) buffer_.shrink_to_fit();
   if (submit_after_body) context_.bridge.submit(exchange);
 
   // Watch for the client going away while the app works on its response, but only once the app

@@ -32,7 +32,7 @@ def server(module_launcher: harness.Launcher) -> harness.Fluxlit:
         "--no-ui",
         target=FLOW_TARGET,
         extra_environment={"FLUXLIT_ASGI_SEND_HIGH_WATER_BYTES": str(SEND_HIGH_WATER_BYTES)},
-        expected_errors=["TypeError: an ASGI message must be a dict", "takes no arguments"],
+        expected_errors=["TypeError: an ASGI message must be a dict", "takes 0 positional arguments"],
     )
 
 
@@ -203,4 +203,21 @@ def test_send_of_non_dict_is_500(server: harness.Fluxlit) -> None:
 def test_receive_with_argument_is_500(server: harness.Fluxlit) -> None:
     response = httpx.get(server.api_url("/bad-receive"))
     assert response.status_code == 500
-    server.wait_for_log("takes no arguments")
+    server.wait_for_log("takes 0 positional arguments")
+
+
+def test_receive_and_send_work_from_tasks_and_threads(launcher: harness.Launcher) -> None:
+    server = launcher.start("--no-ui", target=f"{harness.APPS_DIR / 'task_callables_app.py'}:app")
+    for body in (b"", b"x" * 10, b"y" * 100_000):
+        response = httpx.post(server.api_url("/any"), content=body, timeout=10)
+        assert response.status_code == 200
+        assert response.headers["x-path"] == "task"
+        assert response.content == b"got " + body[: len(response.content) - 4]
+
+
+def test_a_body_arrives_in_large_messages(server: harness.Fluxlit) -> None:
+    # Reads follow the body chunk size, not the few hundred bytes left after the head.
+    body = b"z" * (1024 * 1024)
+    report = httpx.post(server.api_url("/body-messages"), content=body, timeout=30).json()
+    assert report["largest"] > 16 * 1024, report
+    assert report["messages"] <= 64, report

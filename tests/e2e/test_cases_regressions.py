@@ -190,3 +190,47 @@ def test_websocket_close_1009_reaches_the_client_mid_message(
 
     for _ in range(3):
         assert asyncio.run(send_too_much()) == 1009
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "[(b'content-length', b'5'), (b'content-length', b'58')]",
+        "[(b'x-nul', b'a\\x00b')]",
+        "[(b'x\\tname', b'value')]",
+        "[(b'x(name)', b'value')]",
+    ],
+)
+def test_app_headers_that_could_split_a_response_get_500(
+    launcher: harness.Launcher, tmp_path, headers: str
+) -> None:
+    app_file = tmp_path / "header_app.py"
+    app_file.write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        f"    headers = {headers}\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': headers})\n"
+        "    await send({'type': 'http.response.body', 'body': b'hello' + b'.' * 53})\n"
+    )
+    server = launcher.start(
+        "--no-ui", target=f"{app_file}:app", expected_errors=["exception in ASGI app"]
+    )
+    response = exchange(server, f"GET /api/x HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+    assert status_code(response) == 500, response[:200]
+    assert b"hello" not in response
+
+
+def test_app_header_values_may_hold_tabs(launcher: harness.Launcher, tmp_path) -> None:
+    app_file = tmp_path / "tab_app.py"
+    app_file.write_text(
+        "async def app(scope, receive, send):\n"
+        "    headers = [(b'x-tab', b'a\\tb'), (b'content-length', b'2'), (b'Content-Length', b'2')]\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': headers})\n"
+        "    await send({'type': 'http.response.body', 'body': b'ok'})\n"
+    )
+    server = launcher.start("--no-ui", target=f"{app_file}:app")
+    response = httpx.get(server.api_url("/x"), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["x-tab"] == "a\tb"
+    assert response.content == b"ok"

@@ -115,6 +115,17 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
         await send(["not", "a", "dict"])
     elif path == "/bad-receive":
         await receive("unexpected")
+    elif path == "/body-messages":
+        # How many http.request messages a body took, and the largest one.
+        sizes = []
+        while True:
+            message = await receive()
+            sizes.append(len(message.get("body", b"")))
+            if not message.get("more_body"):
+                break
+        payload = json.dumps({"messages": len(sizes), "largest": max(sizes)}).encode()
+        await start(send, length=len(payload))
+        await send({"type": "http.response.body", "body": payload})
     elif path == "/events":
         payload = json.dumps(events).encode()
         await start(send, length=len(payload))

@@ -45,7 +45,7 @@ struct package_requirement {
   std::string pip_name;      // "fastapi"
   std::string minimum;       // "0.90"
   std::string reason;        // why that version, for the message when it is older
-  // What still works without the package; empty when nothing does. A missing package with a
+  // The behaviour that still works without the package; empty when nothing does. A missing package with a
   // fallback is a WARN, not a FAIL.
   std::string fallback;
 };

@@ -181,41 +181,23 @@ void serve_process::print_banner(std::uint16_t port) {
 }
 
 int serve_process::serve() {
-  auto log = observability::logger("fluxlit");
-
-  // No exception should leave an I/O handler. If a bug lets one out, log it and keep serving,
-  // because stopping would drop every connection and the Streamlit child with it.
-  for (;;) {
-    try {
-      io_.run();
-      break;
-    } catch (const std::exception& error) {
-      log->error("unexpected exception in an I/O handler (a bug; please report it): {}",
-                 error.what());
-    }
-  }
+  run_io_loop(io_);
   if (lifespan_shutdown_.joinable()) lifespan_shutdown_.join();
-  log->info("stopped");
+  observability::logger("fluxlit")->info("stopped");
   return exit_status_;
 }
 
 void serve_process::start_streamlit(std::uint16_t port) {
-  auto log = observability::logger("fluxlit");
   if (settings_.no_ui) {
     context_->ui_unavailable_status = 404;
     context_->ui_unavailable_page = no_ui_page(settings_);
-    if (!worker_) log->info("UI disabled (--no-ui); serving the API only");
-    return;
-  }
-  if (!interpreter_.has_streamlit) {
+  } else if (!interpreter_.has_streamlit) {
     context_->ui_unavailable_page = streamlit_missing_page(interpreter_);
-    if (worker_) return;
-    log->warn(
-        "Streamlit is not installed for {}; the API is served, and UI paths respond with 503 "
-        "until it is installed: {}",
-        interpreter_.executable, streamlit_install_hint(interpreter_.executable));
-    return;
   }
+  // A worker's parent logs the reason once for all workers.
+  const bool unavailable = worker_ ? settings_.no_ui || !interpreter_.has_streamlit
+                                   : log_ui_unavailable(settings_, interpreter_);
+  if (unavailable) return;
   if (worker_) {
     // The parent runs Streamlit and sends its state over the control link.
     context_->streamlit = &relayed_ui_;
@@ -292,8 +274,8 @@ void serve_process::start_reloader() {
 void serve_process::on_signal(int signal_number) {
   auto log = observability::logger("fluxlit");
   if (stopping_ && worker_) {
-    // The parent forwards one signal per stop and kills a worker whose drain takes too long; a
-    // worker also gets SIGTERM when its parent dies mid-drain. Either way the drain goes on.
+    // The parent sends one signal per stop and kills a worker whose drain takes too long. A
+    // worker also gets SIGTERM when its parent dies mid-drain, so the drain goes on.
     return;
   }
   if (stopping_) {

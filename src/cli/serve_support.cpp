@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "cli/command_support.hpp"
+#include "fluxlit/observability/log.hpp"
 
 namespace fluxlit::cli {
 
@@ -31,7 +32,7 @@ std::string html_escape(std::string_view text) {
 }
 
 // Debian's interpreter rejects a plain pip install (PEP 668), so the hint for it uses a virtual
-// environment that sees Debian's packages.
+// environment with access to Debian's packages.
 std::string pip_install_hint(const std::string& python, const std::string& requirement) {
   if (python.rfind("/usr/bin/", 0) == 0) {
     return python + " -m venv --system-site-packages .venv && .venv/bin/pip install '" +
@@ -63,6 +64,35 @@ std::string display_host(const std::string& host) {
   if (host == "::") return "[::1]";
   if (host.find(':') != std::string::npos) return "[" + host + "]";
   return host;
+}
+
+bool log_ui_unavailable(const config::settings& settings,
+                        const asgi::interpreter_info& interpreter) {
+  auto log = observability::logger("fluxlit");
+  if (settings.no_ui) {
+    log->info("UI disabled (--no-ui); serving the API only");
+    return true;
+  }
+  if (!interpreter.has_streamlit) {
+    log->warn(
+        "Streamlit is not installed for {}; the API is served, and UI paths respond with 503 "
+        "until it is installed: {}",
+        interpreter.executable, streamlit_install_hint(interpreter.executable));
+    return true;
+  }
+  return false;
+}
+
+void run_io_loop(boost::asio::io_context& io) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& error) {
+      observability::logger("fluxlit")->error(
+          "unexpected exception in an I/O handler (a bug; please report it): {}", error.what());
+    }
+  }
 }
 
 std::string no_ui_page(const config::settings& settings) {

@@ -2,6 +2,7 @@
 // parent: Streamlit's start options and the pages UI paths show when it cannot run.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,6 +35,15 @@ std::string streamlit_missing_page(const asgi::interpreter_info& info);
 
 // The HTML page UI paths return with --no-ui.
 std::string no_ui_page(const config::settings& settings);
+
+// Logs once why UI paths get no Streamlit: --no-ui, or an interpreter without Streamlit.
+// Returns false when Streamlit can run.
+bool log_ui_unavailable(const config::settings& settings,
+                        const asgi::interpreter_info& interpreter);
+
+// Runs `io` until it stops. An exception that escapes a handler is a bug: it is logged and the
+// loop goes on, because stopping would drop every connection and the Streamlit child with it.
+void run_io_loop(boost::asio::io_context& io);
 
 // The options of the Streamlit child for an app served on `public_port`.
 supervisor::streamlit_options streamlit_start_options(const config::settings& settings,

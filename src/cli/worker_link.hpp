@@ -6,7 +6,7 @@
 // writes one line per message:
 //   parent to worker: "ui <state> <port>", whenever Streamlit's state or port changes;
 //   worker to parent: "ready", once the app has started and the worker accepts connections.
-// End of file tells the worker that its parent is gone, and the parent that its worker is.
+// End of file means the other side has exited.
 #pragma once
 
 #include <sys/types.h>
@@ -56,7 +56,7 @@ class relayed_ui_state final : public supervisor::ui_upstream {
  public:
   supervisor::child_state state() const override { return state_.load(); }
   std::uint16_t port() const override { return port_.load(); }
-  // A worker cannot see the child, which is its parent's; its next message tells.
+  // The child belongs to the parent, so a worker relies on the parent's next update.
   bool child_exited() const override { return !ready(); }
 
   void apply(const ui_update& update) {

@@ -45,7 +45,7 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 namespace {
 
-// How often Streamlit's state is compared with what the workers were last told. A state change
+// How often Streamlit's state is compared with the last state sent to the workers. A state change
 // reaches the workers within this time; the supervisor's own health polling is slower.
 constexpr milliseconds ui_relay_interval{20};
 // A worker that served this long before it exited is replaced at once. One that dies sooner
@@ -56,7 +56,7 @@ constexpr milliseconds first_replacement_delay{500};
 constexpr milliseconds max_replacement_delay{10'000};
 // Without a pidfd, how often a worker is checked for an exit.
 constexpr milliseconds exit_poll_interval{100};
-// A replacement worker that has not said `ready` after this long, or after four times the first
+// A replacement worker that has not sent `ready` after this long, or after four times the first
 // start of all workers when that took longer, is killed and counts as a failed start. The first
 // start has no limit: an app may load large models before it serves, as in a single process.
 constexpr milliseconds min_replacement_start_timeout{60'000};
@@ -171,7 +171,7 @@ int worker_parent::run() {
   if (!settings_.pidfile.empty()) pid_file_ = std::make_unique<pid_file>(settings_.pidfile);
 
   raise_descriptor_limit();
-  // A socket without SO_REUSEPORT first, so a port that another server holds fails here as it
+  // A socket without SO_REUSEPORT first, so a port that another server has bound fails here as it
   // does for a single process, instead of the two servers sharing it. Each worker then gets its
   // own socket in one SO_REUSEPORT group: the kernel spreads new connections evenly over the
   // sockets that listen. One shared socket would not, because every worker's I/O thread is
@@ -199,27 +199,13 @@ int worker_parent::run() {
     kill_all_now();
     throw;
   }
-  // A worker tells its own users why there is no UI; the parent says it once.
-  if (settings_.no_ui) log->info("UI disabled (--no-ui); serving the API only");
-  if (!settings_.no_ui && !interpreter.has_streamlit) {
-    log->warn(
-        "Streamlit is not installed for {}; the API is served, and UI paths respond with 503 "
-        "until it is installed: {}",
-        interpreter.executable, streamlit_install_hint(interpreter.executable));
-  }
+  // Each worker serves the page that explains a missing UI; the parent logs the reason once.
+  log_ui_unavailable(settings_, interpreter);
 
   signals_.async_wait([this](boost::system::error_code error, int number) {
     if (!error) on_signal(number);
   });
-  for (;;) {
-    try {
-      io_.run();
-      break;
-    } catch (const std::exception& error) {
-      log->error("unexpected exception in an I/O handler (a bug; please report it): {}",
-                 error.what());
-    }
-  }
+  run_io_loop(io_);
   log->info("stopped");
   return exit_status_;
 }
@@ -230,8 +216,8 @@ void worker_parent::spawn(worker& each) {
   asio::local::stream_protocol::socket worker_end(io_);
   asio::local::connect_pair(parent_end, worker_end);
   ::fcntl(parent_end.native_handle(), F_SETFD, FD_CLOEXEC);
-  // Copies above the numbers the worker sees them under, so no dup2 of the spawn overwrites a
-  // descriptor that a later one still reads.
+  // Copies numbered above the worker's descriptor numbers, so no dup2 of the spawn overwrites a
+  // descriptor that a later dup2 still reads.
   if (!each.listener) {
     try {
       each.listener.emplace(gateway::open_listener(io_, settings_.host, port_, true));

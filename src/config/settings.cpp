@@ -25,7 +25,7 @@ constexpr std::uint64_t max_header_limit = std::numeric_limits<std::uint32_t>::m
 
 // Every idle connection to Streamlit uses one local loopback port, and there are 65535 ports.
 constexpr std::uint64_t max_idle_connection_limit = 65535;
-// Each worker holds an interpreter and the app (tens of megabytes), so more than a few hundred
+// Each worker contains an interpreter and the app (tens of megabytes), so more than a few hundred
 // is a typo rather than a plan.
 constexpr std::uint64_t max_workers = 512;
 
@@ -372,9 +372,9 @@ settings::settings() {
   streamlit_crash_loop_count = 5;
   streamlit_crash_loop_window_ms = 60'000;
   // An estimate: one loopback request a second costs Streamlit nothing measurable. With a 2 s
-  // timeout and three failures in a row, a hung child is restarted within about 9 s, while one
-  // slow response from a busy child (a long garbage collection, a script holding the GIL in C
-  // code) does not restart it.
+  // timeout and three failures in a row, a hung child is restarted within about 9 s. One slow
+  // response from a busy child (a long garbage collection, a script holding the GIL in C code)
+  // does not restart it.
   streamlit_health_interval_ms = 1'000;
   streamlit_health_timeout_ms = 2'000;
   streamlit_health_failure_threshold = 3;

@@ -20,7 +20,7 @@ struct spawn_request {
   // with SIGKILL or crashed), so no child outlives FluxLit.
   bool terminate_with_parent = false;
   // Descriptors the child keeps: each pair maps a descriptor of the parent to the number the
-  // child sees it under (3 and up). The parent's numbers must not be among the child's numbers.
+  // child uses for it (3 and up). The parent's numbers must not be among the child's numbers.
   std::vector<std::pair<int, int>> inherited;
   // When set, the child writes to the parent's stdout and stderr rather than into new pipes,
   // and spawned_child's descriptors stay -1.

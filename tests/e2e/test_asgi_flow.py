@@ -215,7 +215,7 @@ def test_receive_and_send_work_from_tasks_and_threads(launcher: harness.Launcher
         assert response.content == b"got " + body[: len(response.content) - 4]
 
 
-def test_a_body_arrives_in_large_messages(server: harness.Fluxlit) -> None:
+def test_body_arrives_in_large_messages(server: harness.Fluxlit) -> None:
     # Reads follow the body chunk size, not the few hundred bytes left after the head.
     body = b"z" * (1024 * 1024)
     report = httpx.post(server.api_url("/body-messages"), content=body, timeout=30).json()

@@ -201,7 +201,7 @@ def test_websocket_close_1009_reaches_the_client_mid_message(
         "[(b'x(name)', b'value')]",
     ],
 )
-def test_app_headers_that_could_split_a_response_get_500(
+def test_splitting_app_headers_get_500(
     launcher: harness.Launcher, tmp_path, headers: str
 ) -> None:
     app_file = tmp_path / "header_app.py"

@@ -275,7 +275,7 @@ def test_missing_target_file_exits_nonzero() -> None:
     assert finished.leftovers == []
 
 
-def test_an_interpreter_without_fastapi_is_named_with_the_fix(tmp_path) -> None:
+def test_interpreter_without_fastapi_named(tmp_path) -> None:
     # A virtual environment made without --system-site-packages cannot see Debian's FastAPI.
     import subprocess
 

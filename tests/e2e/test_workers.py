@@ -17,8 +17,8 @@ import harness
 WORKERS_TARGET = f"{harness.APPS_DIR / 'workers_app.py'}:app"
 FAILING_LIFESPAN_TARGET = f"{harness.APPS_DIR / 'failing_lifespan.py'}:app"
 LIFESPAN_FAILURE = "e2e-lifespan: database at db.invalid:5432 is unreachable"
-# Fresh connections sent until every worker has answered; the kernel spreads them by a hash of
-# the client's port, so a few dozen reach each of two workers with near certainty.
+# Fresh connections sent until every worker has served one. The kernel picks a worker's socket
+# by a hash of the connection's addresses and ports, so by estimate a few dozen reach each worker.
 MAX_ATTEMPTS = 200
 
 
@@ -38,7 +38,7 @@ def worker_pids(server: harness.Fluxlit) -> list[int]:
     ]
 
 
-def test_workers_share_the_port_and_each_runs_its_own_lifespan(
+def test_workers_share_port_and_lifespans(
     launcher: harness.Launcher,
 ) -> None:
     server = launcher.start("--workers", "3", target=WORKERS_TARGET)
@@ -64,7 +64,7 @@ def test_workers_share_the_port_and_each_runs_its_own_lifespan(
     assert server.wait_for_log("3 workers serving")
 
 
-def test_workers_replace_a_killed_one_and_no_request_fails(launcher: harness.Launcher) -> None:
+def test_workers_replace_killed_worker(launcher: harness.Launcher) -> None:
     server = launcher.start(
         "--workers", "2", "--no-ui", target=WORKERS_TARGET, expected_errors=["starting a replacement"]
     )
@@ -172,7 +172,7 @@ def test_workers_and_reload_are_refused_with_the_fix() -> None:
         )
 
 
-def test_workers_and_streamlit_exit_when_the_parent_is_killed(launcher: harness.Launcher) -> None:
+def test_workers_exit_with_killed_parent(launcher: harness.Launcher) -> None:
     server = launcher.start("--workers", "2", target=WORKERS_TARGET)
     children = harness.descendants(server.pid)
     assert len(children) >= 3, children
@@ -247,7 +247,7 @@ def test_workers_keep_serving_while_a_replacement_cannot_start(
     flag.write_text("broken\n", encoding="utf-8")
     os.kill(first, signal.SIGKILL)
 
-    # Once a replacement failed, its socket is closed: the worker that is left answers every
+    # Once a replacement failed, its socket is closed: the remaining worker serves every
     # request, and none waits for the replacements that keep failing.
     assert server.wait_for_log("e2e-flag")
     assert server.wait_for_log(re.compile(r"worker \d \(pid \d+\) exited with exit code 1; "))
@@ -282,7 +282,7 @@ def test_workers_refuse_a_port_in_use() -> None:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_group_wide_sigterm_does_not_restart_streamlit(
+def test_group_sigterm_keeps_one_streamlit(
     launcher: harness.Launcher, workers: str
 ) -> None:
     server = launcher.start(
@@ -295,5 +295,5 @@ def test_a_group_wide_sigterm_does_not_restart_streamlit(
     os.kill(child, signal.SIGTERM)
     assert server.wait_exit() == 0
     server.finish_output()
-    # The child may exit before the server sees its own signal, but no second child starts.
+    # The child may exit before the server handles its own signal, but no second child starts.
     assert len(server.logged_child_pids()) == 1, server.stderr_text()

@@ -1,4 +1,4 @@
-"""A FastAPI app for the cases of the conformance suite that a framework sees differently from
+"""A FastAPI app for the cases of the conformance suite that a framework handles differently from
 a raw ASGI app: WebSocket routes, lifespan state, URL building, and a route that blocks its
 event loop."""
 
@@ -24,7 +24,7 @@ def block_in_thread_pool(seconds: float = 5.0) -> dict[str, float]:
 
 @app.get("/block-loop")
 async def block_event_loop(seconds: float = 5.0) -> dict[str, float]:
-    # time.sleep in an async route holds the event loop, as a CPU-bound handler does.
+    # time.sleep in an async route blocks the event loop, as a CPU-bound handler does.
     time.sleep(seconds)
     return {"slept": seconds}
 

@@ -1,4 +1,4 @@
-"""A FastAPI app that tells which worker process served a request and when its lifespan ran."""
+"""A FastAPI app that reports which worker process served a request and when its lifespan ran."""
 
 from __future__ import annotations
 

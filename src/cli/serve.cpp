@@ -152,6 +152,10 @@ int serve_process::run() {
   options.log_level = settings_.log_level;
   bridge_.start(options);
   log->info("app {} started in the embedded interpreter", settings_.target);
+  // Applied after the Python thread started, so that it keeps the normal policy it inherited.
+  const auto policy = apply_io_scheduling(settings_.io_scheduling);
+  log->debug("the I/O thread runs with the {} scheduling policy (io_scheduling = {})", policy,
+             settings_.io_scheduling);
   server_->start_accepting();
 
   start_streamlit(bound.port());

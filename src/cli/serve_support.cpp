@@ -1,7 +1,12 @@
 #include "cli/serve_support.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 
 #include "cli/command_support.hpp"
 #include "fluxlit/observability/log.hpp"
@@ -93,6 +98,25 @@ void run_io_loop(boost::asio::io_context& io) {
           "unexpected exception in an I/O handler (a bug; please report it): {}", error.what());
     }
   }
+}
+
+std::string apply_io_scheduling(const std::string& mode) {
+  bool batch = mode == "batch";
+  if (mode == "auto") {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    batch = sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) == 1;
+  }
+  if (!batch) return "normal";
+  const sched_param priority{};
+  if (const int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &priority); rc != 0) {
+    observability::logger("fluxlit")->warn(
+        "io_scheduling = {}: cannot switch the I/O thread to SCHED_BATCH ({}); it keeps the "
+        "normal policy",
+        mode, std::strerror(rc));
+    return "normal";
+  }
+  return "batch";
 }
 
 std::string no_ui_page(const config::settings& settings) {

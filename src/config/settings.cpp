@@ -38,6 +38,7 @@ constexpr std::uint64_t max_health_failure_threshold = 1000;
 constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug", "info",    "warning",
                                                         "warn",  "error", "critical"};
 constexpr std::array<std::string_view, 2> log_formats = {"json", "text"};
+constexpr std::array<std::string_view, 3> io_scheduling_modes = {"auto", "batch", "normal"};
 
 struct key_names {
   std::string_view name;
@@ -160,6 +161,11 @@ std::vector<key_info> build_keys() {
        "Number of processes that serve the API, each with its own interpreter and lifespan, "
        "sharing the port and one Streamlit child"},
       "", 1, max_workers, &s::workers));
+  all.push_back(choice_key(
+      {"io_scheduling", "FLUXLIT_IO_SCHEDULING", "--io-scheduling",
+       "Kernel policy of the network thread: batch keeps its wake-ups from preempting the "
+       "Python thread, normal lets them; auto picks batch when the process may use one CPU only"},
+      io_scheduling_modes, &s::io_scheduling));
   all.push_back(bool_key(
       {"proxy_headers", "FLUXLIT_PROXY_HEADERS", "--proxy-headers",
        "Take the client address and scheme from X-Forwarded-* headers sent by peers listed in "
@@ -391,7 +397,8 @@ settings::settings() {
 
 // Tuning knobs whose names or units may still change with the bridge, the supervisor and the
 // reloader they belong to.
-constexpr std::array<std::string_view, 15> experimental_keys = {
+constexpr std::array<std::string_view, 16> experimental_keys = {
+    "io_scheduling",
     "upstream_max_idle_connections",
     "websocket_idle_timeout_ms",
     "websocket_max_lifetime_ms",

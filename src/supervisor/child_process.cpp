@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sched.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -124,7 +125,19 @@ int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout
   if (int rc = posix_spawnattr_setpgroup(attributes, 0)) {
     return rc;
   }
-  const short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  // The I/O thread may run under SCHED_BATCH (the io_scheduling setting), which a child would
+  // inherit. Streamlit is a server of its own and gets the normal policy.
+  if (sched_getscheduler(0) == SCHED_BATCH) {
+    const sched_param priority{};
+    if (int rc = posix_spawnattr_setschedpolicy(attributes, SCHED_OTHER)) {
+      return rc;
+    }
+    if (int rc = posix_spawnattr_setschedparam(attributes, &priority)) {
+      return rc;
+    }
+    flags |= POSIX_SPAWN_SETSCHEDULER;
+  }
   return posix_spawnattr_setflags(attributes, flags);
 }
 

@@ -120,6 +120,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "python",
                                       "no_ui",
                                       "workers",
+                                      "io_scheduling",
                                       "proxy_headers",
                                       "forwarded_allow_ips",
                                       "max_request_body_bytes",
@@ -152,7 +153,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "reload_debounce_ms"}) {
     EXPECT_NE(find_key(name), nullptr) << name;
   }
-  EXPECT_EQ(keys().size(), 41u);
+  EXPECT_EQ(keys().size(), 42u);
   EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
 

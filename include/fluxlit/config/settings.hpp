@@ -26,6 +26,7 @@ struct settings {
   std::string python;               // empty: VIRTUAL_ENV, then /usr/bin/python3
   bool no_ui = false;
   std::uint64_t workers = 0;
+  std::string io_scheduling = "auto";  // "auto", "batch" or "normal"
 
   bool proxy_headers = true;
   std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};

@@ -10,7 +10,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
+#include <algorithm>
 #include <limits>
+#include <optional>
+#include <tuple>
 #include <vector>
 
 #include "fluxlit/gateway/http_text.hpp"
@@ -473,13 +476,32 @@ asio::awaitable<forward_outcome> forward_attempts(
     }
     const auto drained = [interrupt] { return interrupt != nullptr && interrupt->requested; };
     byte_chunk chunk(body_chunk_bytes);
-    while (!response_parser.is_done() && !drained()) {
-      auto& body = response.body();
-      body.data = chunk.data();
-      body.size = chunk.size();
-      auto [error, read] = co_await http::async_read_some(upstream, upstream_buffer,
-                                                          response_parser, nothrow_awaitable);
-      if (error == http::error::need_buffer) error = {};
+    // Once the parser has passed on every byte it buffered, the rest of a Content-Length body is
+    // read from the socket straight into the relay chunk, instead of through Beast's buffer and
+    // a copy. `unread` is then the count of body bytes still to read.
+    std::optional<std::uint64_t> unread;
+    const auto body_done = [&] { return unread ? *unread == 0 : response_parser.is_done(); };
+    while (!body_done() && !drained()) {
+      if (!unread && framing == client_framing::content_length && upstream_buffer.size() == 0) {
+        if (const auto remaining = response_parser.content_length_remaining()) unread = *remaining;
+      }
+      boost::system::error_code error;
+      std::size_t got = 0;
+      if (unread) {
+        const auto read_size =
+            static_cast<std::size_t>(std::min<std::uint64_t>(*unread, chunk.size()));
+        std::tie(error, got) = co_await upstream.async_read_some(
+            asio::buffer(chunk.data(), read_size), nothrow_awaitable);
+        *unread -= got;
+      } else {
+        auto& body = response.body();
+        body.data = chunk.data();
+        body.size = chunk.size();
+        std::tie(error, std::ignore) = co_await http::async_read_some(
+            upstream, upstream_buffer, response_parser, nothrow_awaitable);
+        if (error == http::error::need_buffer) error = {};
+        got = chunk.size() - body.size;
+      }
       if (error && drained()) break;
       if (error) {
         // The child broke off mid-body; the client must see a truncated response, not a
@@ -490,7 +512,6 @@ asio::awaitable<forward_outcome> forward_attempts(
         if (!client_head.empty()) co_await write_text(client, client_head);
         co_return outcome;
       }
-      const auto got = chunk.size() - body.size;
       const bool last = chunked && response_parser.is_done();
       if (got == 0 && !last) continue;
       if (co_await write_body_piece(client, chunk.data(), got, chunked, client_head, last)) {

@@ -258,3 +258,46 @@ def test_page_calls_api_through_gateway(server: harness.Fluxlit) -> None:
 def test_streamlit_child_gets_gateway_url(server: harness.Fluxlit) -> None:
     environment = server.record()["env"]
     assert environment.get("FLUXLIT_API_BASE_URL") == f"{server.base_url}/api"
+
+
+def pattern_bytes(size: int, offset: int = 0) -> bytes:
+    """The bytes that the stand-in's /_standin/pieces route sends, as its docstring defines."""
+    return bytes((offset + index) % 251 for index in range(size))
+
+
+@pytest.mark.parametrize(
+    "size, piece",
+    [(1, 1), (65535, 65536), (65537, 4096), (300 * 1024, 65536), (1_048_579, 100_000)],
+)
+def test_body_in_pieces_arrives_whole(server: harness.Fluxlit, size: int, piece: int) -> None:
+    expected = pattern_bytes(size)
+    url = server.url(f"/_standin/pieces?bytes={size}&piece={piece}")
+    # The second request reuses the client's connection and the pooled one to the child, which
+    # breaks if the gateway read past the end of the first body.
+    with httpx.Client(timeout=30) as client:
+        for attempt in range(2):
+            response = client.get(url)
+            assert response.status_code == 200, attempt
+            assert response.headers["content-length"] == str(size)
+            assert len(response.content) == size, attempt
+            assert response.content == expected, attempt
+
+
+def test_body_cut_short_by_child_closes_client(server: harness.Fluxlit) -> None:
+    declared, sent = 200_000, 100_000
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        request = (
+            f"GET /_standin/pieces?bytes={declared}&piece=30000&gap_ms=20&stop_at={sent} "
+            f"HTTP/1.1\r\nHost: {server.authority}\r\n\r\n"
+        )
+        sock.sendall(request.encode())
+        lines, body = read_response(sock)
+        assert lines[0].startswith("HTTP/1.1 200")
+        assert header_lines(lines, "content-length") == [str(declared)]
+        while piece := sock.recv(65536):
+            body += piece
+    # The gateway passes on what the child sent and then closes, so the client can tell that
+    # the body is incomplete instead of waiting for bytes that never come.
+    assert len(body) == sent
+    assert body == pattern_bytes(sent)
+    assert httpx.get(server.url("/_standin/pieces?bytes=10"), timeout=10).content == pattern_bytes(10)

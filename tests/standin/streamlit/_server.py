@@ -64,6 +64,7 @@ def make_application(state: _http.ServerState) -> tornado.web.Application:
         (r"/_standin/sse", _test_routes.SseHandler, {}),
         (r"/_standin/slow", _test_routes.SlowHandler, {}),
         (r"/_standin/headers", _test_routes.HeadersHandler, {}),
+        (r"/_standin/pieces", _test_routes.PiecesHandler, {}),
         (r"/_standin/exit", _test_routes.ExitHandler, {}),
         (r"/(.*)", _http.FallbackHandler, {}),
     ]

@@ -106,6 +106,42 @@ class SlowHandler(BaseHandler):
             self.client_gone.set()
 
 
+def pattern_bytes(size: int, offset: int) -> bytes:
+    """Return `size` bytes of a repeating 0..250 pattern starting at `offset`, so a test can
+    check every byte and spot a lost or repeated piece."""
+    return bytes((offset + index) % 251 for index in range(size))
+
+
+class PiecesHandler(BaseHandler):
+    """`GET /_standin/pieces?bytes=N&piece=K&gap_ms=D&stop_at=M`: a Content-Length body of N
+    pattern bytes, written K bytes at a time with a flush and a pause of D ms after each.
+
+    With `stop_at`, the connection closes after M bytes, so the body ends short of its declared
+    length, as when the server dies mid-response.
+    """
+
+    async def get(self) -> None:
+        size = int(self.get_argument("bytes"))
+        piece = max(1, int(self.get_argument("piece", "65536")))
+        gap_seconds = int(self.get_argument("gap_ms", "0")) / 1000
+        stop_at = int(self.get_argument("stop_at", str(size)))
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Length", str(size))
+        await self.flush()  # the head leaves on its own, before any body byte
+        sent = 0
+        while sent < min(size, stop_at):
+            count = min(piece, size - sent, stop_at - sent)
+            self.write(pattern_bytes(count, sent))
+            await self.flush()
+            sent += count
+            if gap_seconds:
+                await asyncio.sleep(gap_seconds)
+        if sent < size:
+            self.request.connection.close()
+            return
+        self.finish()
+
+
 class HeadersHandler(BaseHandler):
     """`ANY /_standin/headers`: the request line, headers and body size as JSON."""
 

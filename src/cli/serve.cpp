@@ -153,9 +153,12 @@ int serve_process::run() {
   bridge_.start(options);
   log->info("app {} started in the embedded interpreter", settings_.target);
   // Applied after the Python thread started, so that it keeps the normal policy it inherited.
-  const auto policy = apply_io_scheduling(settings_.io_scheduling);
-  log->debug("the I/O thread runs with the {} scheduling policy (io_scheduling = {})", policy,
-             settings_.io_scheduling);
+  if (apply_io_scheduling(settings_.io_scheduling) == "batch") {
+    log->info(
+        "the I/O thread runs under SCHED_BATCH (io_scheduling = {}), so its wake-ups do not "
+        "preempt the Python thread on a shared CPU",
+        settings_.io_scheduling);
+  }
   server_->start_accepting();
 
   start_streamlit(bound.port());

@@ -57,6 +57,7 @@ def test_auto_batches_io_thread_on_one_cpu(launcher: harness.Launcher) -> None:
     assert streamlit is not None
     assert os.sched_getscheduler(streamlit) == os.SCHED_OTHER
     assert os.sched_getaffinity(streamlit) == {min(os.sched_getaffinity(0))}
+    assert "io_scheduling = auto" in server.wait_for_log("SCHED_BATCH")
     response = httpx.get(server.api_url("/users"), timeout=10)
     assert response.status_code == 200
     assert httpx.get(server.url("/"), timeout=10).status_code == 200
@@ -77,6 +78,7 @@ def test_batch_and_normal_override_auto(launcher: harness.Launcher) -> None:
     assert os.sched_getscheduler(batched.streamlit_pid()) == os.SCHED_OTHER
     normal = start(launcher, "--io-scheduling", "normal", single_cpu=True)
     assert set(thread_policies(normal.pid).values()) == {os.SCHED_OTHER}
+    assert not [line for line in normal.log_lines() if "SCHED_BATCH" in line.message]
     assert batched.stop() == 0
     assert normal.stop() == 0
 

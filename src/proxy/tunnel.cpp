@@ -264,6 +264,17 @@ asio::awaitable<forward_outcome> exchange_heads(beast::tcp_stream& client,
   outcome.status = response.result_int();
   outcome.keep_alive = false;
 
+  // A 2xx other than 101 is a page served in place of the upgrade, such as the child's index
+  // page for a path it has no WebSocket on. A WebSocket client cannot use it, so the client
+  // gets a 502 instead. Refusals (3xx, 4xx, 5xx) pass through unchanged below.
+  if (outcome.status >= 200 && outcome.status < 300) {
+    observability::logger("fluxlit")->warn(
+        "{} rid={} Streamlit answered the WebSocket upgrade of {} with {} instead of 101; "
+        "replying 502",
+        request.connection_tag, request.request_id, request.target, outcome.status);
+    co_return local_failure(502, "upstream_upgrade_not_accepted");
+  }
+
   if (outcome.status != 101) {
     const bool has_length = response.has_content_length();
     const auto framing = has_length ? client_framing::content_length : client_framing::until_close;

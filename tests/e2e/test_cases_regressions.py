@@ -234,3 +234,105 @@ def test_app_header_values_may_hold_tabs(launcher: harness.Launcher, tmp_path) -
     assert response.status_code == 200
     assert response.headers["x-tab"] == "a\tb"
     assert response.content == b"ok"
+
+
+def response_head(response: bytes) -> tuple[int | None, dict[str, list[str]]]:
+    """Return the status and the header lines (lower-case names) of the first response."""
+    head = response.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers: dict[str, list[str]] = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return status_code(response), headers
+
+
+@pytest.mark.parametrize("query", ["", "?a=1&b=%2F"])
+def test_root_path_without_slash_redirects(launcher: harness.Launcher, query: str) -> None:
+    server = launcher.start("--root-path", "/tools/app")
+    redirect = httpx.get(server.url(f"/tools/app{query}"), timeout=10)
+    assert redirect.status_code in (301, 308)
+    assert redirect.headers["location"] == f"/tools/app/{query}"
+    page = httpx.get(server.url(f"/tools/app/{query}"), timeout=10)
+    assert page.status_code == 200
+    assert "<html" in page.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/_stcore/health", "/api/healthz", "/media/clip-5000.mp4"]
+)
+def test_head_matches_get_without_body(server: harness.Fluxlit, path: str) -> None:
+    # HEAD and then GET on one connection: a body after the HEAD would corrupt the GET.
+    head_request = f"HEAD {path} HTTP/1.1\r\nHost: {server.authority}\r\n\r\n"
+    get_request = f"GET {path} HTTP/1.1\r\nHost: {server.authority}\r\nConnection: close\r\n\r\n"
+    data = (head_request + get_request).encode()
+    received = b""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(data)
+        try:
+            while piece := sock.recv(65536):
+                received += piece
+        except TimeoutError:
+            pass
+    head_response, _, rest = received.partition(b"\r\n\r\n")
+    head_status, head_headers = response_head(head_response + b"\r\n\r\n")
+    get_status, get_headers = response_head(rest)
+    assert head_status == 200
+    assert rest.startswith(b"HTTP/1.1 200 "), f"bytes after the HEAD response: {rest[:80]!r}"
+    assert get_status == 200
+    assert head_headers.get("content-length") == get_headers.get("content-length")
+    assert "transfer-encoding" not in head_headers
+
+
+def test_media_range_head_has_no_body(server: harness.Fluxlit) -> None:
+    response = exchange(
+        server,
+        f"HEAD /media/clip-5000.mp4 HTTP/1.1\r\nHost: {server.authority}\r\n"
+        "Range: bytes=0-1023\r\nAccept-Encoding: gzip, br\r\nConnection: close\r\n\r\n".encode(),
+    )
+    status, headers = response_head(response)
+    assert status == 206
+    assert headers["content-range"] == ["bytes 0-1023/5000"]
+    assert headers["content-length"] == ["1024"]
+    assert "content-encoding" not in headers
+    assert response.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("size", [20_000, 60_000])
+def test_large_cookie_reaches_streamlit_intact(server: harness.Fluxlit, size: int) -> None:
+    cookie = "big=" + "c" * (size - 4)
+    response = httpx.get(server.url("/_standin/headers"), headers={"Cookie": cookie}, timeout=10)
+    assert response.status_code == 200
+    assert ["Cookie", cookie] in response.json()["headers"]
+
+
+def test_api_sse_is_neither_buffered_nor_compressed(launcher: harness.Launcher, tmp_path) -> None:
+    app_file = tmp_path / "sse_app.py"
+    app_file.write_text(
+        "import asyncio\n"
+        "from fastapi import FastAPI\n"
+        "from fastapi.responses import StreamingResponse\n"
+        "app = FastAPI()\n"
+        "@app.get('/events')\n"
+        "async def events():\n"
+        "    async def lines():\n"
+        "        for number in range(4):\n"
+        "            yield f'data: {number}\\n\\n'\n"
+        "            await asyncio.sleep(0.5)\n"
+        "    return StreamingResponse(lines(), media_type='text/event-stream')\n"
+    )
+    server = launcher.start("--no-ui", target=f"{app_file}:app")
+    arrivals: list[float] = []
+    with httpx.stream(
+        "GET", server.api_url("/events"), headers={"Accept-Encoding": "gzip, br"}, timeout=10
+    ) as response:
+        assert response.headers.get("transfer-encoding") == "chunked"
+        assert "content-encoding" not in response.headers
+        started = time.monotonic()
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                arrivals.append(time.monotonic() - started)
+    assert len(arrivals) == 4
+    # Each event is sent 0.5 s after the one before, so it must arrive about then, not at the end.
+    assert arrivals[0] < 0.1
+    for earlier, later in zip(arrivals, arrivals[1:]):
+        assert 0.35 < later - earlier < 0.8, arrivals

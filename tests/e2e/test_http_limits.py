@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
+import httpx
 import pytest
+import websockets
 
 import harness
 
@@ -241,3 +244,73 @@ def test_expect_continue_gets_interim_response(server: harness.Fluxlit) -> None:
         status, _, body = client.response()
     assert status.startswith("HTTP/1.1 200 ")
     assert body == b"hello"
+
+
+def test_trickled_headers_cut_while_others_served(server: harness.Fluxlit) -> None:
+    # 200 connections send one header byte every 100 ms, so each stays busy but never finishes.
+    # The deadline counts from the start of the connection, so every one must close soon after
+    # HEADER_TIMEOUT_MS, while ordinary requests, an open WebSocket and a long stream go on.
+    async def scenario() -> tuple[list[float], list[float], bool, int]:
+        request = f"GET /api/users HTTP/1.1\r\nHost: {server.authority}\r\nX-Pad: ".encode()
+        request += b"a" * 200
+
+        async def trickle() -> float:
+            started = time.monotonic()
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            try:
+                for index in range(len(request)):
+                    writer.write(request[index : index + 1])
+                    await writer.drain()
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536), 0.1)
+                    except asyncio.TimeoutError:
+                        continue
+                    if not data or data.startswith(b"HTTP/1.1 408"):
+                        break
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+            return time.monotonic() - started
+
+        async def ordinary_requests() -> list[float]:
+            latencies = []
+            async with httpx.AsyncClient(timeout=5) as client:
+                for _ in range(10):
+                    started = time.monotonic()
+                    response = await client.get(server.api_url("/healthz"))
+                    assert response.status_code == 200
+                    latencies.append(time.monotonic() - started)
+                    await asyncio.sleep(0.1)
+            return latencies
+
+        async def stream_events() -> int:
+            async with httpx.AsyncClient(timeout=10) as client:
+                url = server.url("/_standin/sse?count=8&interval_ms=200")
+                count = 0
+                async with client.stream("GET", url) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:"):
+                            count += 1
+                return count
+
+        uri = f"ws://{server.authority}/_stcore/stream"
+        async with websockets.connect(uri, subprotocols=["streamlit"], compression=None) as ws:
+            await ws.send(b"hello")
+            await ws.recv()
+            await ws.recv()
+            cut_after, latencies, events = await asyncio.gather(
+                asyncio.gather(*(trickle() for _ in range(200))),
+                ordinary_requests(),
+                stream_events(),
+            )
+            await ws.send(b"still open")
+            websocket_alive = await asyncio.wait_for(ws.recv(), 5) == b"still open"
+        return list(cut_after), latencies, websocket_alive, events
+
+    cut_after, latencies, websocket_alive, events = asyncio.run(scenario())
+    assert max(cut_after) < HEADER_TIMEOUT_MS / 1000 + 2, max(cut_after)
+    assert min(cut_after) >= HEADER_TIMEOUT_MS / 1000 * 0.8, min(cut_after)
+    assert max(latencies) < 0.5, latencies
+    assert websocket_alive
+    assert events == 8

@@ -291,3 +291,87 @@ def test_interpreter_without_fastapi_named(tmp_path) -> None:
     assert "--system-site-packages" in finished.stderr
     assert "Traceback" not in finished.stderr
     assert not finished.leftovers
+
+
+DRAIN_APP = (
+    "import asyncio\n"
+    "from fastapi import FastAPI\n"
+    "from fastapi.responses import StreamingResponse\n"
+    "app = FastAPI()\n"
+    "@app.get('/slow')\n"
+    "async def slow():\n"
+    "    await asyncio.sleep(3)\n"
+    "    return {'slept': 3}\n"
+    "@app.get('/events')\n"
+    "async def events():\n"
+    "    async def lines():\n"
+    "        while True:\n"
+    "            yield 'data: tick\\n\\n'\n"
+    "            await asyncio.sleep(0.2)\n"
+    "    return StreamingResponse(lines(), media_type='text/event-stream')\n"
+)
+
+
+def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> None:
+    # One WebSocket, one endless event stream and one 3 s request are open when SIGTERM arrives.
+    app_file = tmp_path / "drain_app.py"
+    app_file.write_text(DRAIN_APP)
+    server = launcher.start("--shutdown-grace-ms", "8000", target=f"{app_file}:app")
+    streamlit_pid = server.streamlit_pid()
+    results: dict[str, object] = {}
+
+    def slow_request() -> None:
+        results["slow"] = httpx.get(server.api_url("/slow"), timeout=15)
+
+    def event_stream() -> None:
+        with httpx.stream("GET", server.api_url("/events"), timeout=15) as response:
+            try:
+                results["events"] = sum(1 for line in response.iter_lines() if line)
+                results["events_end"] = "clean"
+            except httpx.HTTPError as error:
+                results["events_end"] = repr(error)
+
+    async def websocket_close() -> None:
+        uri = f"ws://{server.authority}/_stcore/stream"
+        async with websockets.connect(uri, subprotocols=["streamlit"], compression=None) as ws:
+            await ws.send(b"hello")
+            await ws.recv()
+            await ws.recv()
+            results["websocket_open"] = True
+            try:
+                await asyncio.wait_for(ws.recv(), 15)
+            except websockets.exceptions.ConnectionClosed:
+                pass
+            results["close_code"] = ws.close_code
+
+    threads = [
+        threading.Thread(target=slow_request),
+        threading.Thread(target=event_stream),
+        threading.Thread(target=lambda: asyncio.run(websocket_close())),
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while "websocket_open" not in results and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Let the slow request reach the app before the signal.
+    time.sleep(0.5)
+
+    signal_sent = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    status = server.wait_exit(timeout=15)
+    elapsed = time.monotonic() - signal_sent
+    for thread in threads:
+        thread.join(5)
+
+    assert status == 0
+    assert elapsed < 8.0, f"exit took {elapsed:.2f} s with a grace period of 8 s"
+    slow = results.get("slow")
+    assert isinstance(slow, httpx.Response), results
+    assert slow.status_code == 200
+    assert slow.json() == {"slept": 3}
+    assert results.get("close_code") == 1001
+    assert results.get("events_end") == "clean"
+    assert server.wait_leftovers_gone() == []
+    assert streamlit_pid is not None
+    assert not harness.is_running(harness.read_process(streamlit_pid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -137,3 +138,22 @@ def test_websocket_has_no_cap_by_default(hello: harness.Fluxlit) -> None:
 
     assert asyncio.run(asyncio.wait_for(scenario(), 20))
 
+
+
+def test_client_leaving_aborts_streamlit_request(hello: harness.Fluxlit) -> None:
+    request = f"GET /_standin/slow?ms=4000 HTTP/1.1\r\nHost: {hello.authority}\r\n\r\n"
+    with socket.create_connection((hello.host, hello.port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        time.sleep(1.0)
+
+    # The stand-in records the request once its 4 s have passed or the client has gone.
+    time.sleep(4.0)
+    record = httpx.get(hello.url("/_standin/record"), timeout=10).json()
+    slow = [entry for entry in record["slow_requests"] if entry["ms"] == 4000]
+    assert slow, record["slow_requests"]
+    assert slow[-1]["closed_by_client"] is True
+    assert slow[-1]["completed"] is False
+    # The log lines are JSON text, so the quotes around the request line are escaped.
+    access = hello.wait_for_log("/_standin/slow?ms=4000").replace('\\"', '"')
+    assert '"GET /_standin/slow?ms=4000" 499 ' in access
+    assert "route=ui" in access

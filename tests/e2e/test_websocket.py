@@ -13,10 +13,12 @@ import json
 import os
 import socket
 import struct
+import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import websockets
 import websockets.exceptions
@@ -291,3 +293,121 @@ def test_handshake_with_foreign_origin_gets_403(server: harness.Fluxlit) -> None
     assert lines[0].startswith("HTTP/1.1 403 ")
     assert header_values(lines, "Sec-WebSocket-Accept") == []
 
+
+
+def upgrade_status(server: harness.Fluxlit, path: str) -> tuple[str, list[str]]:
+    """Send a browser-like upgrade for `path` and return the status line and the header lines."""
+    request = (
+        f"GET {path} HTTP/1.1\r\n"
+        f"Host: {server.authority}\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {RFC_SAMPLE_KEY}\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: streamlit\r\n"
+        f"Origin: http://{server.authority}\r\n"
+        "\r\n"
+    )
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = sock.recv(65536)
+            assert piece, f"connection closed during the handshake: {data!r}"
+            data += piece
+    lines = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    return lines[0], lines
+
+
+@pytest.mark.parametrize("path", ["/_stcore/nonexistent", "/some/page", "/"])
+def test_upgrade_answered_with_page_gets_502(server: harness.Fluxlit, path: str) -> None:
+    # The stand-in serves its index page with 200 for any unknown path, also to an upgrade
+    # request. A browser cannot use that page as a handshake, so the gateway must not relay it.
+    status_line, lines = upgrade_status(server, path)
+    assert status_line.startswith("HTTP/1.1 502 "), status_line
+    assert header_values(lines, "X-FluxLit-Reason") == ["upstream_upgrade_not_accepted"]
+    assert header_values(lines, "Sec-WebSocket-Accept") == []
+
+
+def test_upgrade_refusal_keeps_streamlit_status(server: harness.Fluxlit) -> None:
+    # The stand-in returns 404 for paths that end in _stcore/health under a foreign prefix.
+    status_line, lines = upgrade_status(server, "/other/_stcore/health")
+    assert status_line.startswith("HTTP/1.1 404 "), status_line
+    assert header_values(lines, "Sec-WebSocket-Accept") == []
+
+
+def test_session_resumes_after_reconnect(server: harness.Fluxlit) -> None:
+    async def resume() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with connect(server, subprotocols=streamlit_subprotocols()) as socket_:
+            first = await start_session(socket_)
+            # Cut the TCP connection without a close frame, as a dropped network does.
+            socket_.transport.abort()
+        offered = ["streamlit", "PLACEHOLDER_AUTH_TOKEN", first["session_id"]]
+        async with connect(server, subprotocols=offered) as socket_:
+            assert socket_.subprotocol == "streamlit"
+            second = await start_session(socket_)
+        return first, second
+
+    first, second = run(resume())
+    assert first["resumed"] is False
+    assert second["resumed"] is True
+    assert second["session_id"] == first["session_id"]
+
+
+@pytest.mark.parametrize("child_compression", ["true", "false"])
+@pytest.mark.parametrize("client_compression", ["deflate", None])
+def test_deflate_offer_keeps_payloads_intact(
+    module_launcher: harness.Launcher, child_compression: str, client_compression: str | None
+) -> None:
+    compressing = module_launcher.start(
+        extra_environment={"STREAMLIT_SERVER_ENABLE_WEBSOCKET_COMPRESSION": child_compression}
+    )
+    payload = os.urandom(MEBIBYTE) + b"a" * MEBIBYTE
+
+    async def round_trip() -> tuple[bytes, bytes]:
+        async with connect(
+            compressing, subprotocols=["streamlit"], compression=client_compression
+        ) as socket_:
+            await start_session(socket_)
+            await socket_.send(payload)
+            echoed = await socket_.recv()
+            await socket_.send(b"send:3000000")
+            generated = await socket_.recv()
+        return echoed, generated
+
+    echoed, generated = run(round_trip())
+    assert echoed == payload
+    assert generated == ASSETS.media_bytes("websocket", 3000000)
+
+
+def open_websockets(server: harness.Fluxlit) -> int:
+    text = httpx.get(server.api_url("/metrics"), timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("fluxlit_open_websockets "):
+            return int(float(line.split()[1]))
+    raise AssertionError(f"fluxlit_open_websockets missing from /api/metrics:\n{text}")
+
+
+def test_abrupt_disconnects_free_tunnels(server: harness.Fluxlit) -> None:
+    before = open_websockets(server)
+    sockets = []
+    for _ in range(5):
+        sock, lines, rest = raw_upgrade(server, f"http://{server.authority}")
+        assert lines[0].startswith("HTTP/1.1 101 ")
+        sock.sendall(masked_frame(OPCODE_BINARY, b"hello"))
+        reader = FrameReader(sock, rest)
+        reader.frame()
+        reader.frame()
+        sockets.append(sock)
+    assert open_websockets(server) == before + 5
+
+    for sock in sockets:
+        # A zero linger time makes close() send a reset instead of a FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    # The gateway notices the resets asynchronously, so give it up to 5 s.
+    for _ in range(50):
+        if open_websockets(server) == before:
+            break
+        time.sleep(0.1)
+    assert open_websockets(server) == before

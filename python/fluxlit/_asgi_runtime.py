@@ -298,6 +298,14 @@ class _Runtime:
                 logger.error("lifespan shutdown failed during reload: %s", error)
             gc.unfreeze()  # the old app's objects become collectable again
             _forget_app_modules(self.app_directory)
+            # Collect the old app before the new import runs. An app that calls gc.freeze() at
+            # import would otherwise freeze the old app's reference cycles again, and every
+            # reload would leak a whole copy of the app.
+            in_flight.clear()
+            self.app = _error_app("the app is reloading")
+            self.state = {}
+            self.lifespan = _Lifespan(self.app, self.state)
+            gc.collect()
             from fluxlit._target import load_target
 
             try:
@@ -443,6 +451,9 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
         return
 
     runtime = _Runtime(loop, control, app, target_text, app_directory)
+    # This frame lives as long as the server, so it must not keep the first app alive after a
+    # reload replaced it.
+    del target, app
     try:
         loop.run_until_complete(runtime.lifespan.startup())
     except LifespanFailed as error:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,4 +100,83 @@ def test_app_heap_is_frozen_after_startup(launcher: harness.Launcher) -> None:
     # objects. Without the freeze the count is 0.
     assert report["frozen"] > 1000
     assert report["thread_policy"] == os.SCHED_OTHER
+    assert server.stop() == 0
+
+
+# Each version of this app holds a reference cycle whose collection creates a directory, and
+# freezes the heap at import, as apps tuned for pre-fork servers do.
+SELF_FREEZING_APP = textwrap.dedent(
+    """
+    import gc
+    import os
+    import weakref
+
+    from fastapi import FastAPI
+
+    VERSION = 1
+
+
+    class Node:
+        pass
+
+
+    node = Node()
+    node.cycle = node
+    weakref.finalize(node, os.mkdir, os.path.join(os.environ["FINALIZED_DIR"], f"v{VERSION}"))
+    gc.freeze()
+
+    app = FastAPI()
+
+
+    @app.get("/version")
+    async def version():
+        return {"version": VERSION}
+    """
+)
+
+
+def write_self_freezing_app(directory: Path, version: int) -> None:
+    text = SELF_FREEZING_APP.replace("VERSION = 1", f"VERSION = {version}")
+    temporary = directory / "app.py.tmp"
+    temporary.write_text(text)
+    os.replace(temporary, directory / "app.py")
+
+
+def wait_for_version(server: harness.Fluxlit, expected: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        response = httpx.get(server.api_url("/version"), timeout=5)
+        last = (response.status_code, response.text)
+        if response.status_code == 200 and response.json() == {"version": expected}:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the API did not serve version {expected} within {timeout} s; last: {last}")
+
+
+def test_reload_collects_old_app_frozen_by_app(
+    launcher: harness.Launcher, tmp_path: Path
+) -> None:
+    app_directory = tmp_path / "app"
+    finalized = tmp_path / "finalized"
+    app_directory.mkdir()
+    finalized.mkdir()
+    write_self_freezing_app(app_directory, 1)
+    server = launcher.start(
+        "--no-ui",
+        "--reload-debounce-ms",
+        "100",
+        target="app:app",
+        command="dev",
+        cwd=app_directory,
+        extra_environment={"FINALIZED_DIR": str(finalized)},
+    )
+    wait_for_version(server, 1)
+    for version in (2, 3):
+        write_self_freezing_app(app_directory, version)
+        wait_for_version(server, version)
+        # The previous version's cycle is garbage once its reload finished. When it is frozen
+        # again by the new import, it is never freed and each reload leaks a whole app.
+        assert (finalized / f"v{version - 1}").is_dir(), sorted(os.listdir(finalized))
+    assert not (finalized / "v3").exists()
     assert server.stop() == 0

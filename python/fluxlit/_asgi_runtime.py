@@ -21,7 +21,6 @@ import traceback
 from typing import Any
 
 NEW_REQUEST, WAKE, STOP, RELOAD, NEW_HTTP_REQUEST = 0, 1, 2, 3, 4
-HEARTBEAT_INTERVAL_S = 0.25  # readiness compares the time since the last beat with a limit
 # How long a reload lets requests that started before it finish with the old app. Requests
 # that run longer (streams, WebSockets) keep the old app; new requests wait for the new one.
 RELOAD_DRAIN_S = 5.0
@@ -333,7 +332,8 @@ class _Runtime:
     async def heartbeat(self) -> None:
         while True:
             self.control.heartbeat()
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+            # Readiness reports how much later than this interval the next beat comes.
+            await asyncio.sleep(self.control.heartbeat_interval)
 
     async def stop(self) -> None:
         # The gateway drained or abandoned in-flight requests before asking to stop.

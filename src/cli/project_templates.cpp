@@ -202,9 +202,11 @@ A FluxLit app: a FastAPI API under `/api` and Streamlit pages, served by one bin
     fluxlit run       # the UI at http://127.0.0.1:8000/, the API at http://127.0.0.1:8000/api/hello
     fluxlit doctor    # checks the interpreter, the packages, the app and the settings
 
-The tests import the `fluxlit` package, which ships with the binary:
+The tests import the `fluxlit` package, which ships with the binary. Run them with the
+interpreter that serves the app: the active virtual environment's `python`, else Debian's
+`/usr/bin/python3` (`fluxlit config` shows it as `interpreter`):
 
-    PYTHONPATH="$(fluxlit version --package-dir)" python3 -m pytest
+    PYTHONPATH="$(fluxlit version --package-dir)" /usr/bin/python3 -m pytest
 )md";
 
 constexpr std::string_view k8s_deployment_yaml =

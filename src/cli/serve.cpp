@@ -2,6 +2,7 @@
 // interpreter, listen, start Streamlit, and serve until a signal requests a stop.
 #include <fmt/ranges.h>
 #include <fcntl.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include <sys/prctl.h>
@@ -153,11 +154,16 @@ int serve_process::run() {
   bridge_.start(options);
   log->info("app {} started in the embedded interpreter", settings_.target);
   // Applied after the Python thread started, so that it keeps the normal policy it inherited.
-  if (apply_io_scheduling(settings_.io_scheduling) == "batch") {
+  const auto scheduling = apply_io_scheduling(settings_.io_scheduling);
+  if (scheduling == "batch") {
     log->info(
         "the I/O thread runs under SCHED_BATCH (io_scheduling = {}), so its wake-ups do not "
         "preempt the Python thread on a shared CPU",
         settings_.io_scheduling);
+  } else if (scheduling == "inherited") {
+    log->info("the I/O thread keeps the scheduling policy that the process started with; "
+              "io_scheduling = {} applies only to the normal policy",
+              settings_.io_scheduling);
   }
   server_->start_accepting();
 
@@ -362,6 +368,9 @@ std::optional<worker_handoff> take_worker_handoff() {
                                "\" is set by FluxLit for its worker processes only; unset it");
   }
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The parent starts workers through /proc/self/exe, which names the process "exe". The name
+  // that the parent was started under lets ps -C and pgrep find the workers too.
+  ::prctl(PR_SET_NAME, program_invocation_short_name);
   if (::getppid() != handoff->parent) {
     throw config::config_error("the FluxLit parent process (pid " +
                                std::to_string(handoff->parent) +

@@ -10,6 +10,7 @@
 
 #include "cli/command_support.hpp"
 #include "fluxlit/observability/log.hpp"
+#include "supervisor/child_process.hpp"
 
 namespace fluxlit::cli {
 
@@ -101,6 +102,9 @@ void run_io_loop(boost::asio::io_context& io) {
 }
 
 std::string apply_io_scheduling(const std::string& mode) {
+  // A policy that the process was started under (chrt -b, chrt -i, a real-time one) stays.
+  const int started_with = sched_getscheduler(0);
+  if (started_with != SCHED_OTHER) return "inherited";
   bool batch = mode == "batch";
   if (mode == "auto") {
     cpu_set_t allowed;
@@ -116,6 +120,7 @@ std::string apply_io_scheduling(const std::string& mode) {
         mode, std::strerror(rc));
     return "normal";
   }
+  supervisor::detail::set_child_scheduling_policy(SCHED_OTHER);
   return "batch";
 }
 

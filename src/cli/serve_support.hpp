@@ -46,7 +46,8 @@ bool log_ui_unavailable(const config::settings& settings,
 void run_io_loop(boost::asio::io_context& io);
 
 // Applies the io_scheduling setting to the calling thread, the I/O thread, once the Python
-// thread exists, and returns the policy it chose ("batch" or "normal").
+// thread exists, and returns the outcome: "batch", "normal", or "inherited" when the process
+// started under a policy other than the normal one, which it then keeps.
 //
 // When both threads share one CPU, every wake-up of the I/O thread (a request arrived, a
 // response is ready) preempts the Python thread mid-request under the normal policy, which

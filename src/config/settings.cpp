@@ -163,8 +163,9 @@ std::vector<key_info> build_keys() {
       "", 1, max_workers, &s::workers));
   all.push_back(choice_key(
       {"io_scheduling", "FLUXLIT_IO_SCHEDULING", "--io-scheduling",
-       "Kernel policy of the network thread: batch keeps its wake-ups from preempting the "
-       "Python thread, normal lets them; auto picks batch when the process may use one CPU only"},
+       "Kernel scheduling policy of the I/O thread: auto, batch or normal. batch keeps its "
+       "wake-ups from preempting the Python thread, normal lets them, and auto picks batch when "
+       "the process may run on one CPU only"},
       io_scheduling_modes, &s::io_scheduling));
   all.push_back(bool_key(
       {"proxy_headers", "FLUXLIT_PROXY_HEADERS", "--proxy-headers",

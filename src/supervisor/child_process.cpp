@@ -10,12 +10,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <string_view>
 
 namespace fluxlit::supervisor::detail {
 
 namespace {
+
+// The policy that children start under, or -1 to let them inherit the spawning thread's.
+std::atomic<int> child_scheduling_policy{-1};
 
 // Owns the attributes and file actions that posix_spawn needs, so every return path frees them.
 class spawn_setup {
@@ -126,11 +130,11 @@ int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout
     return rc;
   }
   short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-  // The I/O thread may run under SCHED_BATCH (the io_scheduling setting), which a child would
-  // inherit. Streamlit is a server of its own and gets the normal policy.
-  if (sched_getscheduler(0) == SCHED_BATCH) {
+  // The io_scheduling setting may have moved the spawning thread to SCHED_BATCH, which a child
+  // would inherit. Streamlit is a server of its own and starts as the process did.
+  if (const int policy = child_scheduling_policy.load(); policy >= 0) {
     const sched_param priority{};
-    if (int rc = posix_spawnattr_setschedpolicy(attributes, SCHED_OTHER)) {
+    if (int rc = posix_spawnattr_setschedpolicy(attributes, policy)) {
       return rc;
     }
     if (int rc = posix_spawnattr_setschedparam(attributes, &priority)) {
@@ -142,6 +146,10 @@ int configure_spawn(spawn_setup& setup, const spawn_request& request, int stdout
 }
 
 }  // namespace
+
+void set_child_scheduling_policy(int policy) {
+  child_scheduling_policy.store(policy);
+}
 
 std::error_code spawn_process(const spawn_request& request, spawned_child& child) {
   // With shared output there are no pipes, and every descriptor of them below stays -1.

@@ -45,6 +45,11 @@ struct spawned_child {
 // destructor (SIGKILL, a crash); Linux's PR_SET_PDEATHSIG would need fork and exec instead.
 std::error_code spawn_process(const spawn_request& request, spawned_child& child);
 
+// Makes children spawned from now on start under `policy` (priority 0) instead of the policy
+// of the spawning thread. The I/O thread calls it with the policy that the process started
+// with when the io_scheduling setting moves the thread to another one.
+void set_child_scheduling_policy(int policy);
+
 // Returns the "NAME=value" entries of `parent` (an environ-style, null-terminated array) with each
 // of `overrides` replacing the entry of the same name or appended when there is none.
 std::vector<std::string> merge_environment(

@@ -145,6 +145,14 @@ def descendants(root_pid: int) -> list[ProcessInfo]:
     return found
 
 
+def runs_binary(pid: int) -> bool:
+    """Return whether process `pid` runs the binary under test."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe") == os.path.realpath(binary_path())
+    except OSError:
+        return False
+
+
 def is_running(info: ProcessInfo | None) -> bool:
     # A zombie has already exited and only waits for its parent to reap it.
     return info is not None and info.state != "Z"

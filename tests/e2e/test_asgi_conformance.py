@@ -694,3 +694,33 @@ def test_blocked_event_loop_does_not_slow_ui(launcher: harness.Launcher) -> None
     assert max(latencies) < UI_LATENCY_LIMIT_S, (baseline, latencies)
     median = sorted(latencies)[len(latencies) // 2]
     assert median < max(max(baseline) * 3, 0.05), (baseline, latencies)
+
+
+def test_readiness_lag_of_idle_and_blocked_loop(launcher: harness.Launcher) -> None:
+    server = launcher.start("--no-ui", "--readiness-max-loop-lag-ms", "100", target=FASTAPI_TARGET)
+    readyz = server.api_url("/readyz")
+    # Polls 37 ms apart land at every phase of the loop's heartbeat; an idle loop is never late.
+    for _ in range(30):
+        response = httpx.get(readyz, timeout=5)
+        python = response.json()["checks"]["python"]
+        assert response.status_code == 200, python
+        assert python["loop_lag_ms"] <= 100, python
+        time.sleep(0.037)
+
+    thread = threading.Thread(
+        target=lambda: httpx.get(server.api_url("/block-loop?seconds=1.5"), timeout=10)
+    )
+    thread.start()
+    time.sleep(0.9)
+    response = httpx.get(readyz, timeout=5)
+    thread.join(10)
+    python = response.json()["checks"]["python"]
+    assert response.status_code == 503
+    assert python["ok"] is False
+    assert python["loop_lag_ms"] > 100
+    # The next beat comes as soon as the loop runs again.
+    deadline = time.monotonic() + 2
+    while httpx.get(readyz, timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "readiness stayed 503 after the loop unblocked"
+        time.sleep(0.05)
+    assert server.stop() == 0

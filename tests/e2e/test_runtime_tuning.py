@@ -34,6 +34,18 @@ def one_cpu() -> Iterator[None]:
         os.sched_setaffinity(0, allowed)
 
 
+@contextlib.contextmanager
+def started_under_batch() -> Iterator[None]:
+    """Start processes inside the block under SCHED_BATCH, as `chrt -b 0` does."""
+    policy = os.sched_getscheduler(0)
+    os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+
+
+
 def thread_policies(pid: int) -> dict[int, int]:
     """Return the scheduling policy of every thread of `pid`, by thread id."""
     return {
@@ -60,6 +72,8 @@ def test_auto_batches_io_thread_on_one_cpu(launcher: harness.Launcher) -> None:
     assert os.sched_getscheduler(streamlit) == os.SCHED_OTHER
     assert os.sched_getaffinity(streamlit) == {min(os.sched_getaffinity(0))}
     assert "io_scheduling = auto" in server.wait_for_log("SCHED_BATCH")
+    names = {Path(f"/proc/{server.pid}/task/{tid}/comm").read_text().strip() for tid in policies}
+    assert "fluxlit-python" in names
     response = httpx.get(server.api_url("/users"), timeout=10)
     assert response.status_code == 200
     assert httpx.get(server.url("/"), timeout=10).status_code == 200
@@ -85,12 +99,41 @@ def test_batch_and_normal_override_auto(launcher: harness.Launcher) -> None:
     assert normal.stop() == 0
 
 
+def test_policy_set_by_launcher_is_kept(launcher: harness.Launcher) -> None:
+    with started_under_batch(), one_cpu():
+        server = launcher.start("--io-scheduling", "auto")
+    # Every thread and the Streamlit child keep the policy that the process started with.
+    assert set(thread_policies(server.pid).values()) == {os.SCHED_BATCH}
+    assert os.sched_getscheduler(server.streamlit_pid()) == os.SCHED_BATCH
+    assert "keeps the scheduling policy" in server.wait_for_log("io_scheduling = auto")
+    assert server.stop() == 0
+
+
+def test_workers_batch_on_one_cpu_and_keep_name(launcher: harness.Launcher) -> None:
+    with one_cpu():
+        server = launcher.start("--workers", "2")
+    parent_name = Path(f"/proc/{server.pid}/comm").read_text().strip()
+    workers = [
+        info.pid
+        for info in harness.descendants(server.pid)
+        if info.pid != server.streamlit_pid() and harness.runs_binary(info.pid)
+    ]
+    assert len(workers) == 2, workers
+    for pid in workers:
+        # The parent keeps the normal policy; each worker batches its own I/O thread.
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == parent_name
+        assert thread_policies(pid)[pid] == os.SCHED_BATCH
+    assert thread_policies(server.pid)[server.pid] == os.SCHED_OTHER
+    assert server.stop() == 0
+
+
 def test_unknown_policy_is_refused_with_the_choices(launcher: harness.Launcher) -> None:
     process, stdout, stderr = harness.spawn(["run", harness.HELLO_TARGET, "--io-scheduling", "fast"])
     assert process.wait(timeout=30) != 0
     text = "\n".join(stderr.snapshot() + stdout.snapshot())
     assert "fast" in text
-    assert "batch" in text and "normal" in text
+    assert "batch" in text
+    assert "normal" in text
 
 
 def test_app_heap_is_frozen_after_startup(launcher: harness.Launcher) -> None:

@@ -22,19 +22,12 @@ LIFESPAN_FAILURE = "e2e-lifespan: database at db.invalid:5432 is unreachable"
 MAX_ATTEMPTS = 200
 
 
-def runs_binary(pid: int) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/exe") == os.path.realpath(harness.binary_path())
-    except OSError:
-        return False
-
-
 def worker_pids(server: harness.Fluxlit) -> list[int]:
     """Return the worker processes of `server`: the children of its parent that run the binary."""
     return [
         info.pid
         for info in harness.descendants(server.pid)
-        if info.ppid == server.pid and harness.is_running(info) and runs_binary(info.pid)
+        if info.ppid == server.pid and harness.is_running(info) and harness.runs_binary(info.pid)
     ]
 
 

@@ -301,3 +301,35 @@ def test_body_cut_short_by_child_closes_client(server: harness.Fluxlit) -> None:
     assert len(body) == sent
     assert body == pattern_bytes(sent)
     assert httpx.get(server.url("/_standin/pieces?bytes=10"), timeout=10).content == pattern_bytes(10)
+
+
+def test_downloads_cut_by_client_leak_nothing(server: harness.Fluxlit) -> None:
+    size = 4 * 1024 * 1024
+    request = (
+        f"GET /_standin/pieces?bytes={size}&piece=65536&gap_ms=5 HTTP/1.1\r\n"
+        f"Host: {server.authority}\r\n\r\n"
+    ).encode()
+
+    def open_descriptors() -> int:
+        return len(os.listdir(f"/proc/{server.pid}/fd"))
+
+    before = open_descriptors()
+    for _ in range(20):
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(request)
+            lines, body = read_response(sock)
+            assert lines[0].startswith("HTTP/1.1 200")
+            while len(body) < 200_000:
+                piece = sock.recv(65536)
+                assert piece, "the download ended before the client left"
+                body += piece
+            assert body == pattern_bytes(len(body))
+        # The client leaves with most of the body unsent.
+    # Every connection to the child and every pipe of a cut transfer is closed again.
+    deadline = time.monotonic() + 5
+    while open_descriptors() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_descriptors() <= before
+    assert httpx.get(server.url("/_standin/pieces?bytes=100000"), timeout=10).content == (
+        pattern_bytes(100_000)
+    )

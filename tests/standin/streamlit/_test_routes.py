@@ -132,7 +132,10 @@ class PiecesHandler(BaseHandler):
         while sent < min(size, stop_at):
             count = min(piece, size - sent, stop_at - sent)
             self.write(pattern_bytes(count, sent))
-            await self.flush()
+            try:
+                await self.flush()
+            except tornado.iostream.StreamClosedError:
+                return  # the gateway closed the connection because its client left
             sent += count
             if gap_seconds:
                 await asyncio.sleep(gap_seconds)

@@ -7,6 +7,8 @@
 
 #include <sys/prctl.h>
 
+#include <csignal>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
@@ -108,6 +110,10 @@ class serve_process {
 
 int serve_process::run() {
   auto log = observability::logger("fluxlit");
+  // A write to a connection that the peer closed must fail with EPIPE, not kill the server.
+  // Asio's sends pass MSG_NOSIGNAL, but splice(2), which relays large proxied bodies, cannot.
+  // Children get the default disposition back at spawn.
+  std::signal(SIGPIPE, SIG_IGN);
   // A worker's parent logged the warnings and owns the pid file.
   if (!worker_) {
     for (const auto& warning : loaded_.warnings) log->warn("{}", warning);

@@ -111,8 +111,9 @@ class serve_process {
 int serve_process::run() {
   auto log = observability::logger("fluxlit");
   // A write to a connection that the peer closed must fail with EPIPE, not kill the server.
-  // Asio's sends pass MSG_NOSIGNAL, but splice(2), which relays large proxied bodies, cannot.
-  // Children get the default disposition back at spawn.
+  // Asio's sends pass MSG_NOSIGNAL, but the app's C extensions may write to sockets and pipes
+  // without it, and CPython, when it runs as a program, ignores SIGPIPE for them. Children get
+  // the default disposition back at spawn.
   std::signal(SIGPIPE, SIG_IGN);
   // A worker's parent logged the warnings and owns the pid file.
   if (!worker_) {

@@ -20,7 +20,6 @@
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
 #include "fluxlit/proxy/byte_chunk.hpp"
-#include "proxy/splice_relay.hpp"
 #include "proxy/upstream_detail.hpp"
 
 namespace fluxlit::proxy {
@@ -482,31 +481,9 @@ asio::awaitable<forward_outcome> forward_attempts(
     // a copy. `unread` is then the count of body bytes still to read.
     std::optional<std::uint64_t> unread;
     const auto body_done = [&] { return unread ? *unread == 0 : response_parser.is_done(); };
-    bool splice_works = true;
     while (!body_done() && !drained()) {
       if (!unread && framing == client_framing::content_length && upstream_buffer.size() == 0) {
         if (const auto remaining = response_parser.content_length_remaining()) unread = *remaining;
-      }
-      // A large body moves from socket to socket through a pipe and never enters user space.
-      // An event stream is left to the reads below, which a drain can interrupt.
-      if (unread && *unread >= min_splice_bytes && interrupt == nullptr && splice_works) {
-        const auto spliced = co_await splice_bytes(upstream.socket(), client.socket(), *unread);
-        *unread -= spliced.moved;
-        outcome.body_bytes += spliced.moved;
-        if (spliced.write_error) {
-          outcome.client_gone = true;
-          outcome.keep_alive = false;
-          co_return outcome;  // closing `upstream` here aborts the child's side too
-        }
-        if (spliced.read_error) {
-          observability::logger("fluxlit")->warn("{} upstream body read failed: {}",
-                                                 request.connection_tag,
-                                                 spliced.read_error.message());
-          outcome.keep_alive = false;
-          co_return outcome;
-        }
-        splice_works = !spliced.unsupported;
-        continue;
       }
       boost::system::error_code error;
       std::size_t got = 0;

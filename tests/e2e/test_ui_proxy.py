@@ -316,8 +316,8 @@ def test_downloads_cut_by_client_leak_nothing(server: harness.Fluxlit) -> None:
     def open_descriptors() -> int:
         return len(os.listdir(f"/proc/{server.pid}/fd"))
 
-    # A whole download first, so that the gateway's pools hold what they keep between requests:
-    # an idle connection to the child and an empty pipe.
+    # A whole download first, so that the gateway's pool holds the idle connection to the child
+    # that it keeps between requests.
     assert httpx.get(server.url("/_standin/pieces?bytes=100000"), timeout=10).status_code == 200
     before = open_descriptors()
     for _ in range(20):
@@ -331,7 +331,7 @@ def test_downloads_cut_by_client_leak_nothing(server: harness.Fluxlit) -> None:
             time.sleep(0.1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # The client leaves with most of the body unsent.
-    # Every connection to the child and every pipe of a cut transfer is closed again.
+    # The gateway closes the connection to the child of every cut transfer.
     deadline = time.monotonic() + 5
     while open_descriptors() > before and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -350,8 +350,8 @@ def ignored_signals(pid: int) -> int:
 
 
 def test_gateway_ignores_sigpipe(server: harness.Fluxlit) -> None:
-    # splice(2) cannot suppress SIGPIPE as send's MSG_NOSIGNAL does, so a client that resets
-    # a connection mid-download could otherwise kill the gateway. The child is not checked:
-    # Python, its interpreter, ignores SIGPIPE by itself.
+    # A write without MSG_NOSIGNAL to a socket that its peer reset (from the app's C extensions,
+    # say) must fail with EPIPE instead of killing the server, as under a Python launcher. The
+    # child is not checked: Python, its interpreter, ignores SIGPIPE by itself.
     sigpipe_bit = 1 << (signal.SIGPIPE - 1)
     assert ignored_signals(server.pid) & sigpipe_bit

@@ -10,7 +10,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <limits>
 #include <optional>
 #include <tuple>
@@ -216,12 +219,35 @@ bool closed_before_response(const boost::system::error_code& error) {
 
 using namespace detail;
 
+namespace {
+
+// Checks that an idle connection can carry the next request: the child has neither closed it
+// nor sent bytes since its last response. Such bytes (a body longer than its Content-Length, a
+// body after a HEAD or 204 response) would be parsed as the head of the next response, which
+// another client would then receive.
+// NOTE: bytes that arrive after this check still reach the request sent next.
+bool idle_connection_is_clean(tcp::socket& socket, std::uint16_t port) {
+  if (!socket.is_open()) return false;
+  char byte = 0;
+  const ssize_t peeked = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+  if (peeked > 0) {
+    observability::logger("fluxlit")->warn(
+        "Streamlit (port {}) sent bytes on an idle connection after its response ended; the "
+        "connection is closed instead of reused",
+        port);
+  }
+  return false;
+}
+
+}  // namespace
+
 std::unique_ptr<beast::tcp_stream> upstream_pool::take(const asio::any_io_executor& executor,
                                                        std::uint16_t port, bool& reused) {
   while (!idle_.empty()) {
     auto candidate = std::move(idle_.back());
     idle_.pop_back();
-    if (candidate.port == port && candidate.stream->socket().is_open()) {
+    if (candidate.port == port && idle_connection_is_clean(candidate.stream->socket(), port)) {
       reused = true;
       return std::move(candidate.stream);
     }
@@ -536,7 +562,16 @@ asio::awaitable<forward_outcome> forward_attempts(
     // A child that rejects a request with a body (an upload's 403 or 413) may not have read the
     // whole body, and such a connection is not safe to reuse.
     const bool early_rejection = has_body && status >= 400;
-    if (response_parser.keep_alive() && !early_rejection &&
+    // Bytes buffered past the end of the response belong to no request, so the connection
+    // closes instead of going back to the pool.
+    const bool stray_bytes = upstream_buffer.size() > 0;
+    if (stray_bytes) {
+      observability::logger("fluxlit")->warn(
+          "{} Streamlit sent {} bytes past the end of its response; its connection is closed "
+          "instead of reused",
+          request.connection_tag, upstream_buffer.size());
+    }
+    if (response_parser.keep_alive() && !early_rejection && !stray_bytes &&
         body_result.upstream_error == boost::system::error_code{}) {
       pool.give_back(std::move(connection), request.port);
     }

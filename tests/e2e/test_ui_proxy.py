@@ -306,6 +306,25 @@ def test_body_cut_short_by_child_closes_client(server: harness.Fluxlit) -> None:
     assert httpx.get(server.url("/_standin/pieces?bytes=10"), timeout=10).content == pattern_bytes(10)
 
 
+@pytest.mark.parametrize(
+    ("size", "delay_ms"), [(5, 0), (5, 200), (100_000, 0), (100_000, 200), (1_000_000, 200)]
+)
+def test_bytes_past_content_length_go_nowhere(
+    server: harness.Fluxlit, size: int, delay_ms: int
+) -> None:
+    # The child sends a whole second response after the declared body. The gateway must not
+    # keep that connection for the next request, whose client would receive it.
+    with httpx.Client(timeout=10) as client:
+        overlong = client.get(server.url(f"/_standin/overlong?bytes={size}&delay_ms={delay_ms}"))
+        assert overlong.status_code == 200
+        assert overlong.content == pattern_bytes(size)
+        time.sleep(delay_ms / 1000 + 0.2)
+        for _ in range(3):
+            following = client.get(server.url("/_standin/pieces?bytes=10"))
+            assert following.content != b"unrequested"
+            assert following.content == pattern_bytes(10)
+
+
 def test_downloads_cut_by_client_leak_nothing(server: harness.Fluxlit) -> None:
     size = 4 * 1024 * 1024
     request = (

@@ -65,6 +65,7 @@ def make_application(state: _http.ServerState) -> tornado.web.Application:
         (r"/_standin/slow", _test_routes.SlowHandler, {}),
         (r"/_standin/headers", _test_routes.HeadersHandler, {}),
         (r"/_standin/pieces", _test_routes.PiecesHandler, {}),
+        (r"/_standin/overlong", _test_routes.OverlongHandler, {}),
         (r"/_standin/exit", _test_routes.ExitHandler, {}),
         (r"/(.*)", _http.FallbackHandler, {}),
     ]

@@ -145,6 +145,39 @@ class PiecesHandler(BaseHandler):
         self.finish()
 
 
+class OverlongHandler(BaseHandler):
+    """`GET /_standin/overlong?bytes=N&delay_ms=D`: a Content-Length body of N pattern bytes,
+    then, D ms later, a complete second response that no request asked for, as a server whose
+    framing is broken would send. The connection then stays open until the gateway closes it.
+    """
+
+    async def get(self) -> None:
+        size = int(self.get_argument("bytes", "5"))
+        delay_seconds = int(self.get_argument("delay_ms", "0")) / 1000
+        stream = self.detach()
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {size}\r\n\r\n"
+        ).encode()
+        unrequested = OVERLONG_UNREQUESTED_RESPONSE
+        try:
+            if delay_seconds:
+                await stream.write(head + pattern_bytes(size, 0))
+                await asyncio.sleep(delay_seconds)
+                await stream.write(unrequested)
+            else:
+                await stream.write(head + pattern_bytes(size, 0) + unrequested)
+            await stream.read_until_close()
+        except tornado.iostream.StreamClosedError:
+            pass
+
+
+# The bytes that /_standin/overlong sends after its declared body.
+OVERLONG_UNREQUESTED_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nunrequested"
+)
+
+
 class HeadersHandler(BaseHandler):
     """`ANY /_standin/headers`: the request line, headers and body size as JSON."""
 

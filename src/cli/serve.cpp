@@ -7,6 +7,8 @@
 
 #include <sys/prctl.h>
 
+#include <signal.h>
+
 #include <csignal>
 
 #include <boost/asio/io_context.hpp>
@@ -108,13 +110,28 @@ class serve_process {
   int exit_status_ = 0;
 };
 
+namespace {
+
+void swallow_signal(int) {}
+
+// Makes a write to a connection that the peer closed fail with EPIPE instead of killing the
+// server. Asio's sends pass MSG_NOSIGNAL, but the app's C extensions may write to sockets and
+// pipes without it, and CPython run as a program ignores SIGPIPE for them. A handler that does
+// nothing, unlike SIG_IGN, is reset by exec, so programs that the app starts (os.system, say)
+// still die quietly on a closed pipe.
+void ignore_sigpipe_until_exec() {
+  struct sigaction action {};
+  action.sa_handler = swallow_signal;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGPIPE, &action, nullptr);
+}
+
+}  // namespace
+
 int serve_process::run() {
   auto log = observability::logger("fluxlit");
-  // A write to a connection that the peer closed must fail with EPIPE, not kill the server.
-  // Asio's sends pass MSG_NOSIGNAL, but the app's C extensions may write to sockets and pipes
-  // without it, and CPython, when it runs as a program, ignores SIGPIPE for them. Children get
-  // the default disposition back at spawn.
-  std::signal(SIGPIPE, SIG_IGN);
+  ignore_sigpipe_until_exec();
   // A worker's parent logged the warnings and owns the pid file.
   if (!worker_) {
     for (const auto& warning : loaded_.warnings) log->warn("{}", warning);

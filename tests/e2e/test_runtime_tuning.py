@@ -130,10 +130,12 @@ def test_workers_batch_on_one_cpu_and_keep_name(launcher: harness.Launcher) -> N
 def test_unknown_policy_is_refused_with_the_choices(launcher: harness.Launcher) -> None:
     process, stdout, stderr = harness.spawn(["run", harness.HELLO_TARGET, "--io-scheduling", "fast"])
     assert process.wait(timeout=30) != 0
-    text = "\n".join(stderr.snapshot() + stdout.snapshot())
-    assert "fast" in text
-    assert "batch" in text
-    assert "normal" in text
+    # The reader thread may still be reading the pipe after the exit, so wait for the line.
+    message = stderr.wait_for("io_scheduling", 10)
+    assert message is not None, stdout.snapshot()
+    assert '"fast"' in message
+    assert "batch" in message
+    assert "normal" in message
 
 
 def test_app_heap_is_frozen_after_startup(launcher: harness.Launcher) -> None:

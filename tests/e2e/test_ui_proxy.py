@@ -360,17 +360,19 @@ def test_downloads_cut_by_client_leak_nothing(server: harness.Fluxlit) -> None:
     )
 
 
-def ignored_signals(pid: int) -> int:
-    """Return the mask of signals that process `pid` ignores, from /proc."""
+def signal_mask(pid: int, field: str) -> int:
+    """Return a signal mask of process `pid` from /proc, such as SigIgn or SigCgt."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigIgn:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1], 16)
-    raise AssertionError(f"no SigIgn line for process {pid}")
+    raise AssertionError(f"no {field} line for process {pid}")
 
 
-def test_gateway_ignores_sigpipe(server: harness.Fluxlit) -> None:
+def test_gateway_survives_sigpipe(server: harness.Fluxlit) -> None:
     # A write without MSG_NOSIGNAL to a socket that its peer reset (from the app's C extensions,
     # say) must fail with EPIPE instead of killing the server, as under a Python launcher. The
-    # child is not checked: Python, its interpreter, ignores SIGPIPE by itself.
+    # gateway catches SIGPIPE with a handler that does nothing, which exec resets, rather than
+    # ignoring it, which programs that the app starts would inherit.
     sigpipe_bit = 1 << (signal.SIGPIPE - 1)
-    assert ignored_signals(server.pid) & sigpipe_bit
+    assert signal_mask(server.pid, "SigCgt") & sigpipe_bit
+    assert not signal_mask(server.pid, "SigIgn") & sigpipe_bit

@@ -179,12 +179,12 @@ int serve_process::run() {
   log->info("app {} started in the embedded interpreter", settings_.target);
   // Applied after the Python thread started, so that it keeps the normal policy it inherited.
   const auto scheduling = apply_io_scheduling(settings_.io_scheduling);
-  if (scheduling == "batch") {
+  if (scheduling == io_policy::batch) {
     log->info(
         "the I/O thread runs under SCHED_BATCH (io_scheduling = {}), so its wake-ups do not "
         "preempt the Python thread on a shared CPU",
         settings_.io_scheduling);
-  } else if (scheduling == "inherited") {
+  } else if (scheduling == io_policy::inherited) {
     log->info("the I/O thread keeps the scheduling policy that the process started with; "
               "io_scheduling = {} applies only to the normal policy",
               settings_.io_scheduling);

@@ -101,27 +101,27 @@ void run_io_loop(boost::asio::io_context& io) {
   }
 }
 
-std::string apply_io_scheduling(const std::string& mode) {
+io_policy apply_io_scheduling(const std::string& mode) {
   // A policy that the process was started under (chrt -b, chrt -i, a real-time one) stays.
   const int started_with = sched_getscheduler(0);
-  if (started_with != SCHED_OTHER) return "inherited";
+  if (started_with != SCHED_OTHER) return io_policy::inherited;
   bool batch = mode == "batch";
   if (mode == "auto") {
     cpu_set_t allowed;
     CPU_ZERO(&allowed);
     batch = sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) == 1;
   }
-  if (!batch) return "normal";
+  if (!batch) return io_policy::normal;
   const sched_param priority{};
   if (const int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &priority); rc != 0) {
     observability::logger("fluxlit")->warn(
-        "io_scheduling = {}: cannot switch the I/O thread to SCHED_BATCH ({}); it keeps the "
+        "io_scheduling = {}: switching the I/O thread to SCHED_BATCH failed ({}), so it keeps the "
         "normal policy",
         mode, std::strerror(rc));
-    return "normal";
+    return io_policy::normal;
   }
   supervisor::detail::set_child_scheduling_policy(SCHED_OTHER);
-  return "batch";
+  return io_policy::batch;
 }
 
 std::string no_ui_page(const config::settings& settings) {

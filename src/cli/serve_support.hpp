@@ -45,9 +45,12 @@ bool log_ui_unavailable(const config::settings& settings,
 // loop goes on, because stopping would drop every connection and the Streamlit child with it.
 void run_io_loop(boost::asio::io_context& io);
 
+// The scheduling policy that apply_io_scheduling left the I/O thread with. `inherited` means
+// that the process started under a policy other than the normal one, which it keeps.
+enum class io_policy { normal, batch, inherited };
+
 // Applies the io_scheduling setting to the calling thread, the I/O thread, once the Python
-// thread exists, and returns the outcome: "batch", "normal", or "inherited" when the process
-// started under a policy other than the normal one, which it then keeps.
+// thread exists.
 //
 // When both threads share one CPU, every wake-up of the I/O thread (a request arrived, a
 // response is ready) preempts the Python thread mid-request under the normal policy, which
@@ -55,7 +58,7 @@ void run_io_loop(boost::asio::io_context& io);
 // for the Python thread to sleep or use up its time slice, so one switch serves a whole batch.
 // With more than one CPU the kernel puts a woken thread on an idle CPU instead, and "auto"
 // keeps the normal policy there.
-std::string apply_io_scheduling(const std::string& mode);
+io_policy apply_io_scheduling(const std::string& mode);
 
 // The options of the Streamlit child for an app served on `public_port`.
 supervisor::streamlit_options streamlit_start_options(const config::settings& settings,

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -455,6 +456,40 @@ def spawn(
         start_new_session=True,
     )
     return process, LineCollector(process.stdout), LineCollector(process.stderr)
+
+
+def read_response_head(sock: socket.socket) -> tuple[list[str], bytes]:
+    """Read one response head from `sock`; return its lines and the bytes that came after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        assert piece, f"connection closed before the end of the response head: {data!r}"
+        data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1").split("\r\n"), rest
+
+
+def replace_app_file(directory: Path, text: str) -> None:
+    """Write `text` to `directory`/app.py through a temporary file and a rename, so that a
+    reload watcher never reads a half-written file."""
+    temporary = directory / "app.py.tmp"
+    temporary.write_text(text)
+    os.replace(temporary, directory / "app.py")
+
+
+def wait_for_version(server: Fluxlit, expected: int, timeout: float = 15.0) -> None:
+    """Wait until GET <api_prefix>/version returns {"version": expected}, or fail."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        response = httpx.get(server.api_url("/version"), timeout=5)
+        last = (response.status_code, response.text)
+        if response.status_code == 200 and response.json() == {"version": expected}:
+            return
+        time.sleep(0.1)
+    raise AssertionError(
+        f"the API did not serve version {expected} within {timeout} s; last: {last}"
+    )
 
 
 class Launcher:

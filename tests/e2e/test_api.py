@@ -27,13 +27,8 @@ def server(hello: harness.Fluxlit) -> harness.Fluxlit:
 
 def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
     """Read one response head from `sock`; return it and any bytes that came after it."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        assert piece, f"connection closed before the end of the response head: {data!r}"
-        data += piece
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head, rest
+    lines, rest = harness.read_response_head(sock)
+    return "\r\n".join(lines).encode("latin-1"), rest
 
 
 def header_value(head: bytes, name: str) -> str | None:

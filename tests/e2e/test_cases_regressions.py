@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import pytest
@@ -44,6 +46,25 @@ def status_code(response: bytes) -> int | None:
     if not response.startswith(b"HTTP/1."):
         return None
     return int(response.split(b" ", 2)[1])
+
+
+def serve_app_source(
+    launcher: harness.Launcher,
+    directory: Path,
+    file_name: str,
+    source: str,
+    expected_errors: Sequence[str] = (),
+) -> harness.Fluxlit:
+    """Write `source` to `directory`/`file_name` and serve its `app` without a UI."""
+    app_file = directory / file_name
+    app_file.write_text(source)
+    return launcher.start("--no-ui", target=f"{app_file}:app", expected_errors=expected_errors)
+
+
+def get_api_x(server: harness.Fluxlit) -> bytes:
+    """Send GET /api/x on a new connection and return the raw response."""
+    request = f"GET /api/x HTTP/1.1\r\nHost: {server.authority}\r\n\r\n"
+    return exchange(server, request.encode())
 
 
 def test_invalid_chunk_size_gets_400(server: harness.Fluxlit) -> None:
@@ -89,19 +110,19 @@ def test_unknown_transfer_coding_is_rejected(server: harness.Fluxlit) -> None:
 
 
 def test_crlf_in_app_header_is_not_sent(launcher: harness.Launcher, tmp_path) -> None:
-    app_file = tmp_path / "crlf_app.py"
-    app_file.write_text(
+    server = serve_app_source(
+        launcher,
+        tmp_path,
+        "crlf_app.py",
         "async def app(scope, receive, send):\n"
         "    if scope['type'] != 'http':\n"
         "        return\n"
         "    headers = [(b'x-bad', b'a\\r\\nx-injected: yes')]\n"
         "    await send({'type': 'http.response.start', 'status': 200, 'headers': headers})\n"
-        "    await send({'type': 'http.response.body', 'body': b'body'})\n"
+        "    await send({'type': 'http.response.body', 'body': b'body'})\n",
+        expected_errors=["exception in ASGI app"],
     )
-    server = launcher.start(
-        "--no-ui", target=f"{app_file}:app", expected_errors=["exception in ASGI app"]
-    )
-    response = exchange(server, f"GET /api/x HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+    response = get_api_x(server)
     assert status_code(response) == 500, response[:200]
     assert b"x-injected" not in response.lower()
 
@@ -204,32 +225,33 @@ def test_websocket_close_1009_reaches_the_client_mid_message(
 def test_splitting_app_headers_get_500(
     launcher: harness.Launcher, tmp_path, headers: str
 ) -> None:
-    app_file = tmp_path / "header_app.py"
-    app_file.write_text(
+    server = serve_app_source(
+        launcher,
+        tmp_path,
+        "header_app.py",
         "async def app(scope, receive, send):\n"
         "    if scope['type'] != 'http':\n"
         "        return\n"
         f"    headers = {headers}\n"
         "    await send({'type': 'http.response.start', 'status': 200, 'headers': headers})\n"
-        "    await send({'type': 'http.response.body', 'body': b'hello' + b'.' * 53})\n"
+        "    await send({'type': 'http.response.body', 'body': b'hello' + b'.' * 53})\n",
+        expected_errors=["exception in ASGI app"],
     )
-    server = launcher.start(
-        "--no-ui", target=f"{app_file}:app", expected_errors=["exception in ASGI app"]
-    )
-    response = exchange(server, f"GET /api/x HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+    response = get_api_x(server)
     assert status_code(response) == 500, response[:200]
     assert b"hello" not in response
 
 
 def test_app_header_values_may_hold_tabs(launcher: harness.Launcher, tmp_path) -> None:
-    app_file = tmp_path / "tab_app.py"
-    app_file.write_text(
+    server = serve_app_source(
+        launcher,
+        tmp_path,
+        "tab_app.py",
         "async def app(scope, receive, send):\n"
         "    headers = [(b'x-tab', b'a\\tb'), (b'content-length', b'2'), (b'Content-Length', b'2')]\n"
         "    await send({'type': 'http.response.start', 'status': 200, 'headers': headers})\n"
-        "    await send({'type': 'http.response.body', 'body': b'ok'})\n"
+        "    await send({'type': 'http.response.body', 'body': b'ok'})\n",
     )
-    server = launcher.start("--no-ui", target=f"{app_file}:app")
     response = httpx.get(server.api_url("/x"), timeout=10)
     assert response.status_code == 200
     assert response.headers["x-tab"] == "a\tb"
@@ -306,8 +328,10 @@ def test_large_cookie_reaches_streamlit_intact(server: harness.Fluxlit, size: in
 
 
 def test_api_sse_is_neither_buffered_nor_compressed(launcher: harness.Launcher, tmp_path) -> None:
-    app_file = tmp_path / "sse_app.py"
-    app_file.write_text(
+    server = serve_app_source(
+        launcher,
+        tmp_path,
+        "sse_app.py",
         "import asyncio\n"
         "from fastapi import FastAPI\n"
         "from fastapi.responses import StreamingResponse\n"
@@ -318,9 +342,8 @@ def test_api_sse_is_neither_buffered_nor_compressed(launcher: harness.Launcher, 
         "        for number in range(4):\n"
         "            yield f'data: {number}\\n\\n'\n"
         "            await asyncio.sleep(0.5)\n"
-        "    return StreamingResponse(lines(), media_type='text/event-stream')\n"
+        "    return StreamingResponse(lines(), media_type='text/event-stream')\n",
     )
-    server = launcher.start("--no-ui", target=f"{app_file}:app")
     arrivals: list[float] = []
     with httpx.stream(
         "GET", server.api_url("/events"), headers={"Accept-Encoding": "gzip, br"}, timeout=10

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 import harness
 
@@ -37,22 +36,7 @@ def write_app(directory: Path, version: int, broken: bool = False) -> None:
     text = APP_SOURCE.replace("VERSION = 1", f"VERSION = {version}")
     if broken:
         text += "\ndef broken(:\n"
-    # Write beside and rename, so the watcher never sees a half-written file.
-    temporary = directory / "app.py.tmp"
-    temporary.write_text(text)
-    os.replace(temporary, directory / "app.py")
-
-
-def wait_for_version(server: harness.Fluxlit, expected: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        response = httpx.get(server.api_url("/version"), timeout=5)
-        last = (response.status_code, response.text)
-        if response.status_code == 200 and response.json() == {"version": expected}:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"the API did not serve version {expected} within {timeout} s; last: {last}")
+    harness.replace_app_file(directory, text)
 
 
 class RequestLoop:
@@ -88,12 +72,12 @@ def test_reload_changes_api_and_page(launcher: harness.Launcher, tmp_path: Path)
     server = launcher.start(
         "--reload-debounce-ms", "100", target="app:app", command="dev", cwd=tmp_path
     )
-    wait_for_version(server, 1)
+    harness.wait_for_version(server, 1)
     first_streamlit = server.streamlit_pid()
 
     with RequestLoop(server) as loop:
         write_app(tmp_path, 2)
-        wait_for_version(server, 2)
+        harness.wait_for_version(server, 2)
     assert loop.errors == []
     assert set(loop.statuses) == {200}
 
@@ -115,7 +99,7 @@ def test_reload_into_syntax_error_and_back(launcher: harness.Launcher, tmp_path:
         cwd=tmp_path,
         expected_errors=["reload of app:app failed"],
     )
-    wait_for_version(server, 1)
+    harness.wait_for_version(server, 1)
 
     write_app(tmp_path, 2, broken=True)
     deadline = time.monotonic() + 15
@@ -131,13 +115,13 @@ def test_reload_into_syntax_error_and_back(launcher: harness.Launcher, tmp_path:
     assert server.process.poll() is None
 
     write_app(tmp_path, 3)
-    wait_for_version(server, 3)
+    harness.wait_for_version(server, 3)
 
 
 def test_run_does_not_reload_by_default(launcher: harness.Launcher, tmp_path: Path) -> None:
     write_app(tmp_path, 1)
     server = launcher.start("--no-ui", target="app:app", cwd=tmp_path)
-    wait_for_version(server, 1)
+    harness.wait_for_version(server, 1)
     write_app(tmp_path, 2)
     time.sleep(1.5)
     assert httpx.get(server.api_url("/version"), timeout=5).json() == {"version": 1}

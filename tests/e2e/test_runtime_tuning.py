@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,7 +127,8 @@ def test_workers_batch_on_one_cpu_and_keep_name(launcher: harness.Launcher) -> N
 
 
 def test_unknown_policy_is_refused_with_the_choices(launcher: harness.Launcher) -> None:
-    process, stdout, stderr = harness.spawn(["run", harness.HELLO_TARGET, "--io-scheduling", "fast"])
+    arguments = ["run", harness.HELLO_TARGET, "--io-scheduling", "fast"]
+    process, stdout, stderr = harness.spawn(arguments)
     assert process.wait(timeout=30) != 0
     # The reader thread may still be reading the pipe after the exit, so wait for the line.
     message = stderr.wait_for("io_scheduling", 10)
@@ -182,21 +182,7 @@ SELF_FREEZING_APP = textwrap.dedent(
 
 def write_self_freezing_app(directory: Path, version: int) -> None:
     text = SELF_FREEZING_APP.replace("VERSION = 1", f"VERSION = {version}")
-    temporary = directory / "app.py.tmp"
-    temporary.write_text(text)
-    os.replace(temporary, directory / "app.py")
-
-
-def wait_for_version(server: harness.Fluxlit, expected: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        response = httpx.get(server.api_url("/version"), timeout=5)
-        last = (response.status_code, response.text)
-        if response.status_code == 200 and response.json() == {"version": expected}:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"the API did not serve version {expected} within {timeout} s; last: {last}")
+    harness.replace_app_file(directory, text)
 
 
 def test_reload_collects_old_app_frozen_by_app(
@@ -216,10 +202,10 @@ def test_reload_collects_old_app_frozen_by_app(
         cwd=app_directory,
         extra_environment={"FINALIZED_DIR": str(finalized)},
     )
-    wait_for_version(server, 1)
+    harness.wait_for_version(server, 1)
     for version in (2, 3):
         write_self_freezing_app(app_directory, version)
-        wait_for_version(server, version)
+        harness.wait_for_version(server, version)
         # The previous version's cycle is garbage once its reload finished. When it is frozen
         # again by the new import, it is never freed and each reload leaks a whole app.
         assert (finalized / f"v{version - 1}").is_dir(), sorted(os.listdir(finalized))

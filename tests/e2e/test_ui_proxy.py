@@ -31,17 +31,6 @@ def server(hello: harness.Fluxlit) -> harness.Fluxlit:
     return hello
 
 
-def read_response(sock: socket.socket) -> tuple[list[str], bytes]:
-    """Read one response head; return its lines and the bytes that arrived after it."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        assert piece, f"connection closed before the end of the response head: {data!r}"
-        data += piece
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head.decode("latin-1").split("\r\n"), rest
-
-
 def header_lines(lines: list[str], name: str) -> list[str]:
     prefix = name.lower() + ":"
     return [line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith(prefix)]
@@ -70,7 +59,7 @@ def test_unknown_path_gets_index(server: harness.Fluxlit) -> None:
 def test_head_root_has_no_body(server: harness.Fluxlit) -> None:
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         sock.sendall(f"HEAD / HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
-        lines, rest = read_response(sock)
+        lines, rest = harness.read_response_head(sock)
         assert lines[0].startswith("HTTP/1.1 200 ")
         assert rest == b""
         sock.settimeout(0.5)
@@ -82,7 +71,7 @@ def test_health_cookies_arrive_separately(server: harness.Fluxlit) -> None:
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         request = f"GET /_stcore/health HTTP/1.1\r\nHost: {server.authority}\r\n\r\n"
         sock.sendall(request.encode())
-        lines, _ = read_response(sock)
+        lines, _ = harness.read_response_head(sock)
     assert lines[0].startswith("HTTP/1.1 200 ")
     cookies = header_lines(lines, "Set-Cookie")
     assert len(cookies) == 2, lines
@@ -294,7 +283,7 @@ def test_body_cut_short_by_child_closes_client(server: harness.Fluxlit) -> None:
             f"HTTP/1.1\r\nHost: {server.authority}\r\n\r\n"
         )
         sock.sendall(request.encode())
-        lines, body = read_response(sock)
+        lines, body = harness.read_response_head(sock)
         assert lines[0].startswith("HTTP/1.1 200")
         assert header_lines(lines, "content-length") == [str(declared)]
         while piece := sock.recv(65536):
@@ -335,14 +324,14 @@ def test_downloads_cut_by_client_leak_nothing(server: harness.Fluxlit) -> None:
     def open_descriptors() -> int:
         return len(os.listdir(f"/proc/{server.pid}/fd"))
 
-    # A whole download first, so that the gateway's pool holds the idle connection to the child
-    # that it keeps between requests.
+    # A whole download first, so that the gateway's pool already contains the idle connection to
+    # the child that it keeps between requests.
     assert httpx.get(server.url("/_standin/pieces?bytes=100000"), timeout=10).status_code == 200
     before = open_descriptors()
     for _ in range(20):
         with socket.create_connection((server.host, server.port), timeout=10) as sock:
             sock.sendall(request)
-            lines, body = read_response(sock)
+            lines, body = harness.read_response_head(sock)
             assert lines[0].startswith("HTTP/1.1 200")
             assert body == pattern_bytes(len(body))
             # Stop reading until the gateway waits for room to write, then leave with a reset,

@@ -246,13 +246,8 @@ def raw_upgrade(server: harness.Fluxlit, origin: str) -> tuple[socket.socket, li
     )
     sock = socket.create_connection((server.host, server.port), timeout=10)
     sock.sendall(request.encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        assert piece, f"connection closed during the handshake: {data!r}"
-        data += piece
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return sock, head.decode("latin-1").split("\r\n"), rest
+    lines, rest = harness.read_response_head(sock)
+    return sock, lines, rest
 
 
 def header_values(lines: list[str], name: str) -> list[str]:
@@ -310,12 +305,7 @@ def upgrade_status(server: harness.Fluxlit, path: str) -> tuple[str, list[str]]:
     )
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(request.encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            piece = sock.recv(65536)
-            assert piece, f"connection closed during the handshake: {data!r}"
-            data += piece
-    lines = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+        lines, _ = harness.read_response_head(sock)
     return lines[0], lines
 
 

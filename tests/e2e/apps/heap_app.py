@@ -1,6 +1,6 @@
 """A raw ASGI app that reports the garbage collector's state and the thread it runs on.
 
-GET / answers with JSON: how many objects are frozen, the collector's generation counts, and
+GET / returns JSON: how many objects are frozen, the collector's generation counts, and
 the scheduling policy of the thread that runs the app.
 """
 

@@ -166,4 +166,15 @@ std::string python_package_directory() {
       "directory that contains fluxlit/__init__.py.");
 }
 
+std::string child_python_path() {
+  std::string path = python_package_directory();
+  if (const char* existing = std::getenv("PYTHONPATH"); existing != nullptr && *existing != '\0') {
+    // Two appends rather than `":" + std::string(existing)`, which GCC 12 flags with a false
+    // -Wrestrict warning at -O2.
+    path += ':';
+    path += existing;
+  }
+  return path;
+}
+
 }  // namespace fluxlit::asgi

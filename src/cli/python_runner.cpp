@@ -89,13 +89,7 @@ std::string describe_run(const python_run& run) {
 
 python_run run_python(const std::string& python, const std::vector<std::string>& arguments,
                       const std::string& working_directory, std::chrono::milliseconds timeout) {
-  std::string python_path = asgi::python_package_directory();
-  if (const char* existing = std::getenv("PYTHONPATH"); existing != nullptr && *existing != '\0') {
-    // Two appends rather than `":" + std::string(existing)`, which GCC 12 flags with a false
-    // -Wrestrict warning at -O2.
-    python_path += ':';
-    python_path += existing;
-  }
+  const std::string python_path = asgi::child_python_path();
   supervisor::detail::spawn_request request;
   request.program = python;
   request.arguments = {python};

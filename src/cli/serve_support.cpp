@@ -153,10 +153,7 @@ supervisor::streamlit_options streamlit_start_options(const config::settings& se
 
   const bool wildcard = settings.host == "0.0.0.0" || settings.host == "::";
   const auto api_host = wildcard ? std::string("127.0.0.1") : display_host(settings.host);
-  std::string python_path = package_directory;
-  if (const char* existing = std::getenv("PYTHONPATH"); existing && *existing) {
-    python_path += ":" + std::string(existing);
-  }
+  const std::string python_path = asgi::child_python_path();
   options.environment = {
       {"FLUXLIT_TARGET", python_target_text(target)},
       {"FLUXLIT_APP_DIR", target.app_directory},

@@ -37,6 +37,10 @@ interpreter_info query_interpreter(const std::string& python);
 // Returns the directory that contains the `fluxlit` Python package.
 std::string python_package_directory();
 
+// Returns the PYTHONPATH for a Python child process: the package directory, then this
+// process's own PYTHONPATH, if any.
+std::string child_python_path();
+
 class startup_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -31,7 +31,7 @@ namespace {
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 // Request body bytes read per step before they are handed to the app.
-constexpr std::size_t asgi_body_chunk_bytes = 64 * 1024;
+constexpr std::size_t asgi_body_chunk_bytes = proxy::byte_chunk::recycled_size;
 
 // After the body, the connection keeps one read pending to notice a client that goes away.
 // Pipelined requests read meanwhile wait in the buffer; past this many bytes it stops reading.

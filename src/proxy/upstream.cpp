@@ -502,15 +502,31 @@ asio::awaitable<forward_outcome> forward_attempts(
     }
     const auto drained = [interrupt] { return interrupt != nullptr && interrupt->requested; };
     byte_chunk chunk(body_chunk_bytes);
-    // Once the parser has passed on every byte it buffered, the rest of a Content-Length body is
-    // read from the socket straight into the relay chunk, instead of through Beast's buffer and
-    // a copy. `unread` is then the count of body bytes still to read.
+    // A Content-Length body bypasses the parser, so no byte is copied in between. The part that
+    // came with the head goes to the client straight from the read buffer. The rest is read from
+    // the socket into the relay chunk, and `unread` counts the body bytes still to read. Bytes
+    // past the end stay in the read buffer, where the reuse check below finds them.
     std::optional<std::uint64_t> unread;
+    if (framing == client_framing::content_length) {
+      if (const auto remaining = response_parser.content_length_remaining()) {
+        const auto buffered = static_cast<std::size_t>(
+            std::min<std::uint64_t>(*remaining, upstream_buffer.size()));
+        unread = *remaining - buffered;
+        if (buffered > 0) {
+          const auto* data = static_cast<const char*>(upstream_buffer.data().data());
+          if (co_await write_body_piece(client, data, buffered, false, client_head, false)) {
+            outcome.client_gone = true;
+            outcome.keep_alive = false;
+            co_return outcome;
+          }
+          upstream_buffer.consume(buffered);
+          client_head.clear();
+          outcome.body_bytes += buffered;
+        }
+      }
+    }
     const auto body_done = [&] { return unread ? *unread == 0 : response_parser.is_done(); };
     while (!body_done() && !drained()) {
-      if (!unread && framing == client_framing::content_length && upstream_buffer.size() == 0) {
-        if (const auto remaining = response_parser.content_length_remaining()) unread = *remaining;
-      }
       boost::system::error_code error;
       std::size_t got = 0;
       if (unread) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "fluxlit/proxy/byte_chunk.hpp"
 #include "fluxlit/proxy/upstream.hpp"
 
 namespace fluxlit::proxy::detail {
@@ -21,7 +22,7 @@ constexpr auto nothrow_awaitable = boost::asio::as_tuple(boost::asio::use_awaita
 
 // Bytes moved per read while a body streams through. Large enough that a 300 KiB file takes a
 // handful of reads, small enough that a thousand concurrent transfers stay within ~64 MiB.
-constexpr std::size_t body_chunk_bytes = 64 * 1024;
+constexpr std::size_t body_chunk_bytes = byte_chunk::recycled_size;
 
 // Upper bound on the child's response head. Streamlit's heads are well under 4 KiB.
 constexpr std::uint32_t max_upstream_header_bytes = 256 * 1024;

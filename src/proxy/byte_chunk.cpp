@@ -1,0 +1,40 @@
+#include "fluxlit/proxy/byte_chunk.hpp"
+
+#include <utility>
+#include <vector>
+
+namespace fluxlit::proxy {
+namespace {
+
+// Maximum of spare buffers per thread. Buffers released beyond it are freed, so a burst of
+// concurrent transfers leaves at most this many behind.
+constexpr std::size_t max_spare_chunks = 8;
+
+thread_local std::vector<std::unique_ptr<char[]>> spare_chunks;
+
+void release(std::unique_ptr<char[]> data, std::size_t size) {
+  if (data && size == byte_chunk::recycled_size && spare_chunks.size() < max_spare_chunks) {
+    spare_chunks.push_back(std::move(data));
+  }
+}
+
+}  // namespace
+
+byte_chunk::byte_chunk(std::size_t size) : size_(size) {
+  if (size == recycled_size && !spare_chunks.empty()) {
+    data_ = std::move(spare_chunks.back());
+    spare_chunks.pop_back();
+  } else {
+    data_ = std::make_unique_for_overwrite<char[]>(size);
+  }
+}
+
+byte_chunk::~byte_chunk() { release(std::move(data_), size_); }
+
+byte_chunk& byte_chunk::operator=(byte_chunk&& other) noexcept {
+  release(std::exchange(data_, std::move(other.data_)), size_);
+  size_ = other.size_;
+  return *this;
+}
+
+}  // namespace fluxlit::proxy

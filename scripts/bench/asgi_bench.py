@@ -57,9 +57,9 @@ class Sample:
 class RouteResults:
     samples: dict[str, list[Sample]] = field(default_factory=lambda: {FLUXLIT: [], UVICORN: []})
     ceiling: list[dict] = field(default_factory=list)
-    # The same ceiling run by an interpreter linked against libpython3.11.so, as fluxlit is when
-    # its build finds no libpython3.11.a.
-    shared_ceiling: list[dict] = field(default_factory=list)
+    # The same ceiling under interpreters built from libpython3.11 as fluxlit embeds it, by the
+    # name of the library (see python_main.c).
+    linked_ceilings: dict[str, list[dict]] = field(default_factory=dict)
 
     def median(self, server: str, attribute: str) -> float:
         return benchlib.median([getattr(sample, attribute) for sample in self.samples[server]])
@@ -67,10 +67,11 @@ class RouteResults:
     def ceiling_median(self, key: str) -> float:
         return benchlib.median([result[key] for result in self.ceiling])
 
-    def shared_ceiling_median(self, key: str) -> float | None:
-        if not self.shared_ceiling:
+    def linked_ceiling_median(self, library: str, key: str) -> float | None:
+        results = self.linked_ceilings.get(library)
+        if not results:
             return None
-        return benchlib.median([result[key] for result in self.shared_ceiling])
+        return benchlib.median([result[key] for result in results])
 
 
 def server_environment() -> dict[str, str]:
@@ -157,22 +158,41 @@ def measure_round(
     )
 
 
-def build_shared_python(work_directory: Path) -> Path | None:
-    """Compile python_shared.c against libpython3.11.so; return None when that fails."""
-    output = work_directory / "python-shared"
+STATIC_LIBRARY = "libpython3.11.a"
+SHARED_LIBRARY = "libpython3.11.so"
+
+
+def build_linked_pythons(work_directory: Path) -> dict[str, Path]:
+    """Compile python_main.c against each libpython3.11 that the machine has, linked the way
+    CMakeLists.txt links fluxlit; return the interpreters by library name."""
     # The python3.11-config on PATH may belong to another build; Debian's matches PYTHON.
     flags = subprocess.run(["/usr/bin/python3.11-config", "--includes"], capture_output=True,
                            text=True)
-    completed = subprocess.run(
-        ["gcc", "-O2", *flags.stdout.split(), str(benchlib.BENCH_DIR / "python_shared.c"),
-         "-o", str(output), "-lpython3.11"],
+    archive = subprocess.run(
+        [PYTHON, "-c", "import sysconfig; print(sysconfig.get_config_var('LIBPL') + '/' + "
+         "sysconfig.get_config_var('LIBRARY'))"],
         capture_output=True, text=True,
-    )
-    if flags.returncode != 0 or completed.returncode != 0:
-        print(f"warning: cannot build a shared-libpython interpreter, so the report has no "
-              f"libpython3.11.so ceiling:\n{flags.stderr}{completed.stderr}", file=sys.stderr)
-        return None
-    return output
+    ).stdout.strip()
+    link_arguments = {
+        STATIC_LIBRARY: ["-Wl,--whole-archive", archive, "-Wl,--no-whole-archive", "-lexpat",
+                         "-lz", "-ldl", "-lm", "-lutil", "-Wl,--export-dynamic", "-no-pie"],
+        SHARED_LIBRARY: ["-lpython3.11"],
+    }
+    interpreters = {}
+    for library, arguments in link_arguments.items():
+        output = work_directory / f"python-{library}"
+        completed = subprocess.run(
+            ["gcc", "-O2", *flags.stdout.split(), str(benchlib.BENCH_DIR / "python_main.c"),
+             "-o", str(output), *arguments],
+            capture_output=True, text=True,
+        )
+        if flags.returncode != 0 or completed.returncode != 0:
+            print(f"warning: cannot build an interpreter linked against {library}, so the "
+                  f"report has no ceiling for it:\n{flags.stderr}{completed.stderr}",
+                  file=sys.stderr)
+            continue
+        interpreters[library] = output
+    return interpreters
 
 
 def run_ceiling(interpreter: Path | str, requests: int) -> list[dict]:
@@ -184,11 +204,18 @@ def run_ceiling(interpreter: Path | str, requests: int) -> list[dict]:
     return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
 
 
-def shared_cost_text(route: RouteResults, ceiling_cpu: float) -> str:
-    shared_cpu = route.shared_ceiling_median("cpu_us_per_request")
-    if shared_cpu is None:
+def linked_cost_text(route: RouteResults, library: str, ceiling_cpu: float) -> str:
+    linked_cpu = route.linked_ceiling_median(library, "cpu_us_per_request")
+    if linked_cpu is None:
         return "not measured"
-    return f"{shared_cpu:.1f} ({shared_cpu - ceiling_cpu:+.1f})"
+    return f"{linked_cpu:.1f} ({linked_cpu - ceiling_cpu:+.1f})"
+
+
+def bridge_only_cost_text(route: RouteResults) -> str:
+    linked_cpu = route.linked_ceiling_median(STATIC_LIBRARY, "cpu_us_per_request")
+    if linked_cpu is None:
+        return "not measured"
+    return f"{route.median(FLUXLIT, 'cpu_us_per_request') - linked_cpu:.1f}"
 
 
 def status_text(met: bool, value: str) -> str:
@@ -216,11 +243,13 @@ def build_report(
         f"In-process ceiling: ceiling.py calls the app through ASGI with no sockets, "
         f"{arguments.ceiling_requests} requests per route in sequence on uvloop, on CPU 0. "
         "Bridge cost is FluxLit's CPU per request minus the ceiling's, and the uvicorn column "
-        "is the same difference for uvicorn. Debian's /usr/bin/python3 links the interpreter "
-        "statically, and so does fluxlit when its build finds libpython3.11.a (the default). "
-        "The last column runs the same ceiling under an interpreter linked against "
-        "libpython3.11.so (python_shared.c): its extra CPU per request is what a fluxlit built "
-        "against the shared library pays on top.",
+        "is the same difference for uvicorn. The ceiling and uvicorn run under Debian's "
+        "/usr/bin/python3. The next two columns run the same ceiling under interpreters linked "
+        "against libpython3.11.a, as fluxlit embeds it by default, and against "
+        "libpython3.11.so, its fallback (python_main.c). The archive runs the same Python code "
+        "slower than /usr/bin/python3, whose build inlined more of the interpreter, so the "
+        "last column is FluxLit's CPU per request minus the libpython3.11.a ceiling: the cost "
+        "of the bridge itself.",
         "",
         ceiling_table(results),
         "",
@@ -286,12 +315,16 @@ def ceiling_table(results: dict[str, RouteResults]) -> str:
             benchlib.format_ratio(route.median(FLUXLIT, "requests_per_second") / ceiling_rps),
             f"{route.median(FLUXLIT, 'cpu_us_per_request') - ceiling_cpu:.1f}",
             f"{route.median(UVICORN, 'cpu_us_per_request') - ceiling_cpu:.1f}",
-            shared_cost_text(route, ceiling_cpu),
+            linked_cost_text(route, STATIC_LIBRARY, ceiling_cpu),
+            linked_cost_text(route, SHARED_LIBRARY, ceiling_cpu),
+            bridge_only_cost_text(route),
         ])
     return benchlib.markdown_table(
         ["Route", "Ceiling req/s", "Ceiling CPU µs/req", "FluxLit vs ceiling",
          "FluxLit bridge cost µs/req", "uvicorn server cost µs/req",
-         "libpython3.11.so ceiling CPU µs/req (extra)"],
+         f"{STATIC_LIBRARY} ceiling CPU µs/req (extra)",
+         f"{SHARED_LIBRARY} ceiling CPU µs/req (extra)",
+         f"FluxLit cost over the {STATIC_LIBRARY} ceiling µs/req"],
         rows,
     )
 
@@ -361,7 +394,7 @@ def main() -> None:
         body_file = work_directory / "echo.json"
         body_file.write_bytes(echo_body)
 
-        shared_python = build_shared_python(work_directory)
+        linked_pythons = build_linked_pythons(work_directory)
         servers: dict[str, tuple[Server, str]] = {}
         try:
             servers[FLUXLIT] = start_fluxlit(arguments.binary, work_directory)
@@ -393,13 +426,14 @@ def main() -> None:
                     print(f"round {round_number + 1} ceiling {ceiling['path']:<10} "
                           f"{ceiling['requests_per_second']:>9,.0f} req/s  "
                           f"CPU {ceiling['cpu_us_per_request']:6.1f} µs/req", flush=True)
-                if shared_python is None:
-                    continue
-                for ceiling in run_ceiling(shared_python, arguments.ceiling_requests):
-                    results[ceiling["path"]].shared_ceiling.append(ceiling)
-                    print(f"round {round_number + 1} ceiling on libpython3.11.so "
-                          f"{ceiling['path']:<10} {ceiling['requests_per_second']:>9,.0f} req/s  "
-                          f"CPU {ceiling['cpu_us_per_request']:6.1f} µs/req", flush=True)
+                for library, interpreter in linked_pythons.items():
+                    for ceiling in run_ceiling(interpreter, arguments.ceiling_requests):
+                        route = results[ceiling["path"]]
+                        route.linked_ceilings.setdefault(library, []).append(ceiling)
+                        print(f"round {round_number + 1} ceiling on {library} "
+                              f"{ceiling['path']:<10} {ceiling['requests_per_second']:>9,.0f} "
+                              f"req/s  CPU {ceiling['cpu_us_per_request']:6.1f} µs/req",
+                              flush=True)
         finally:
             for server, _ in servers.values():
                 server.stop()

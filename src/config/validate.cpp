@@ -88,7 +88,11 @@ void check_path_prefix(std::string_view key, std::string_view value, std::string
   if (value.find("//") != std::string_view::npos) {
     fail(key, subject(key, value) + " must not contain an empty segment (\"//\")", sources);
   }
-  const std::string segments = "/" + std::string(value.substr(1)) + "/";
+  // Appends rather than `"/" + std::string(...) + "/"`, which GCC 12 flags with a false
+  // -Wrestrict warning at -O2.
+  std::string segments(1, '/');
+  segments += value.substr(1);
+  segments += '/';
   if (segments.find("/./") != std::string::npos || segments.find("/../") != std::string::npos) {
     fail(key, subject(key, value) + " must not contain \".\" or \"..\" segments", sources);
   }

@@ -359,3 +359,114 @@ def test_api_sse_is_neither_buffered_nor_compressed(launcher: harness.Launcher, 
     assert arrivals[0] < 0.1
     for earlier, later in zip(arrivals, arrivals[1:]):
         assert 0.35 < later - earlier < 0.8, arrivals
+
+
+def xsrf_token(server: harness.Fluxlit) -> str:
+    """Return the `_xsrf` cookie value that the stand-in sets on its health path."""
+    with httpx.Client() as client:
+        assert client.get(server.url("/_stcore/health"), timeout=10).status_code == 200
+        return client.cookies["_xsrf"]
+
+
+def test_default_header_limit_gets_431_and_close(server: harness.Fluxlit) -> None:
+    # 70,000 bytes of cookies are above the default max_header_bytes of 64 KiB.
+    cookie = "big=" + "c" * 70_000
+    request = f"GET / HTTP/1.1\r\nHost: {server.authority}\r\nCookie: {cookie}\r\n\r\n"
+    status, headers = response_head(exchange(server, request.encode()))
+    assert status == 431
+    assert headers["connection"] == ["close"]
+    assert headers["x-fluxlit-reason"] == ["request_header_too_large"]
+    assert "(65536 bytes)" in server.wait_for_log("larger than max_header_bytes")
+
+
+def test_upload_204_keeps_connection_usable(server: harness.Fluxlit) -> None:
+    token = xsrf_token(server)
+    upload = (
+        f"PUT /_stcore/upload_file/s/f HTTP/1.1\r\nHost: {server.authority}\r\n"
+        f"Cookie: _xsrf={token}\r\nX-Xsrftoken: {token}\r\nContent-Length: 3\r\n\r\nabc"
+    )
+    follow_up = f"GET /api/users/1 HTTP/1.1\r\nHost: {server.authority}\r\nConnection: close\r\n\r\n"
+    response = exchange(server, (upload + follow_up).encode())
+    upload_head, _, rest = response.partition(b"\r\n\r\n")
+    status, headers = response_head(upload_head + b"\r\n\r\n")
+    assert status == 204
+    assert "transfer-encoding" not in headers
+    assert headers.get("content-length", ["0"]) == ["0"]
+    # A body or a chunk terminator after the 204 would come before this status line.
+    assert rest.startswith(b"HTTP/1.1 200 "), rest[:80]
+    assert b"Ada Lovelace" in rest
+
+
+def test_expect_continue_on_ui_upload(server: harness.Fluxlit) -> None:
+    token = xsrf_token(server)
+    head = (
+        f"PUT /_stcore/upload_file/s/expect HTTP/1.1\r\nHost: {server.authority}\r\n"
+        f"Cookie: _xsrf={token}\r\nX-Xsrftoken: {token}\r\n"
+        "Content-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(head.encode())
+        interim, _ = harness.read_response_head(sock)
+        assert interim[0].startswith("HTTP/1.1 100 "), interim
+        sock.sendall(b"hello")
+        final, _ = harness.read_response_head(sock)
+    assert final[0].startswith("HTTP/1.1 204 "), final
+    recorded = server.record()["uploads"][-1]
+    assert recorded["bytes"] == 5
+
+
+def test_upload_over_streamlit_limit_gets_413(launcher: harness.Launcher) -> None:
+    # The default max_request_body_bytes (256 MiB) is above Streamlit's limit, so the 413 and its
+    # message must come from Streamlit and not from the gateway.
+    server = launcher.start(extra_environment={"STREAMLIT_SERVER_MAX_UPLOAD_SIZE": "1"})
+    token = xsrf_token(server)
+    with httpx.Client(timeout=30) as client:
+        client.cookies.set("_xsrf", token)
+        response = client.put(
+            server.url("/_stcore/upload_file/s/f"),
+            content=b"u" * (2 * 1024 * 1024),
+            headers={"X-Xsrftoken": token},
+        )
+    assert response.status_code == 413
+    assert "x-fluxlit-reason" not in response.headers
+    assert "server.maxUploadSize" in response.text
+
+
+def test_forwarded_proto_list_gives_first_scheme(server: harness.Fluxlit) -> None:
+    # The peer is 127.0.0.1, which forwarded_allow_ips trusts by default.
+    forwarded = {"X-Forwarded-Proto": "https, http", "Host": "app.example.com"}
+    ui = httpx.get(server.url("/_standin/headers"), headers=forwarded, timeout=10)
+    assert ui.status_code == 200
+    seen = [value for name, value in ui.json()["headers"] if name.lower() == "x-forwarded-proto"]
+    assert seen == ["https"]
+    redirect = httpx.get(server.api_url("/users/"), headers=forwarded, timeout=10)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == "https://app.example.com/api/users"
+
+
+def test_api_304_keeps_connection_usable(launcher: harness.Launcher, tmp_path) -> None:
+    server = serve_app_source(
+        launcher,
+        tmp_path,
+        "not_modified_app.py",
+        "from fastapi import FastAPI, Response\n"
+        "app = FastAPI()\n"
+        "@app.get('/cached')\n"
+        "async def cached():\n"
+        "    return Response(status_code=304, headers={'ETag': '\"v1\"'})\n"
+        "@app.get('/after')\n"
+        "async def after():\n"
+        "    return {'after': True}\n",
+    )
+    requests = (
+        f"GET /api/cached HTTP/1.1\r\nHost: {server.authority}\r\nIf-None-Match: \"v1\"\r\n\r\n"
+        f"GET /api/after HTTP/1.1\r\nHost: {server.authority}\r\nConnection: close\r\n\r\n"
+    )
+    response = exchange(server, requests.encode())
+    first_head, _, rest = response.partition(b"\r\n\r\n")
+    status, headers = response_head(first_head + b"\r\n\r\n")
+    assert status == 304
+    assert headers["etag"] == ['"v1"']
+    assert "transfer-encoding" not in headers
+    assert rest.startswith(b"HTTP/1.1 200 "), rest[:80]
+    assert rest.endswith(b'{"after":true}')

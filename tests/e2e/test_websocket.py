@@ -122,7 +122,7 @@ def test_many_frames_keep_order(server: harness.Fluxlit) -> None:
 
 
 def test_large_frame_from_streamlit(server: harness.Fluxlit) -> None:
-    size = 8 * MEBIBYTE
+    size = 30 * MEBIBYTE
 
     async def scenario() -> bytes:
         async with connect(server, subprotocols=streamlit_subprotocols()) as socket_:
@@ -135,18 +135,21 @@ def test_large_frame_from_streamlit(server: harness.Fluxlit) -> None:
     assert received == ASSETS.media_bytes("websocket", size)
 
 
-def test_close_code_is_relayed(server: harness.Fluxlit) -> None:
+@pytest.mark.parametrize(
+    ("sent_code", "sent_reason"), [(4404, "page not found"), (1001, "going away")]
+)
+def test_close_code_is_relayed(server: harness.Fluxlit, sent_code: int, sent_reason: str) -> None:
     async def scenario() -> tuple[int, str]:
         async with connect(server, subprotocols=streamlit_subprotocols()) as socket_:
             await start_session(socket_)
-            await socket_.send(b"close:4404:page not found")
+            await socket_.send(f"close:{sent_code}:{sent_reason}".encode())
             with pytest.raises(websockets.exceptions.ConnectionClosed):
                 await socket_.recv()
             return socket_.close_code, socket_.close_reason
 
     code, reason = run(scenario())
-    assert code == 4404
-    assert reason == "page not found"
+    assert code == sent_code
+    assert reason == sent_reason
 
 
 def test_client_close_code_reaches_streamlit(server: harness.Fluxlit) -> None:

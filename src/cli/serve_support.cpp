@@ -39,12 +39,19 @@ std::string html_escape(std::string_view text) {
 
 // Debian's interpreter rejects a plain pip install (PEP 668), so the hint for it uses a virtual
 // environment with access to Debian's packages.
-std::string pip_install_hint(const std::string& python, const std::string& requirement) {
+install_steps pip_install_steps(const std::string& python, const std::string& requirement) {
   if (python.rfind("/usr/bin/", 0) == 0) {
-    return python + " -m venv --system-site-packages .venv && .venv/bin/pip install '" +
-           requirement + "', then start FluxLit with --python .venv/bin/python";
+    return {python + " -m venv --system-site-packages .venv && .venv/bin/pip install '" +
+                requirement + "'",
+            "--python .venv/bin/python"};
   }
-  return python + " -m pip install '" + requirement + "'";
+  return {python + " -m pip install '" + requirement + "'", {}};
+}
+
+std::string pip_install_hint(const std::string& python, const std::string& requirement) {
+  auto steps = pip_install_steps(python, requirement);
+  if (steps.start_option.empty()) return steps.command;
+  return steps.command + ", then start FluxLit with " + steps.start_option;
 }
 
 std::string streamlit_install_hint(const std::string& python) {
@@ -53,6 +60,8 @@ std::string streamlit_install_hint(const std::string& python) {
 
 std::string streamlit_missing_page(const asgi::interpreter_info& info) {
   const auto python = html_escape(info.executable);
+  const auto steps = pip_install_steps(
+      info.executable, "streamlit>=" + std::string(streamlit_minimum_version));
   return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Streamlit is not "
          "installed</title></head><body>\n<h1>Streamlit is not installed</h1>\n<p>FluxLit serves "
          "the API, but the UI needs the <code>streamlit</code> package in the Python interpreter "
@@ -60,8 +69,11 @@ std::string streamlit_missing_page(const asgi::interpreter_info& info) {
          python + "</code> (Python " + html_escape(info.version) +
          ").</p>\n"
          "<p>Install it with <code>" +
-         html_escape(streamlit_install_hint(info.executable)) +
-         "</code>, or activate a virtual environment that has it and start FluxLit again. Run "
+         html_escape(steps.command) + "</code>" +
+         (steps.start_option.empty()
+              ? std::string()
+              : ", then start FluxLit with <code>" + html_escape(steps.start_option) + "</code>") +
+         ", or activate a virtual environment that has it and start FluxLit again. Run "
          "with <code>--no-ui</code> to serve the API alone.</p>\n</body></html>\n";
 }
 

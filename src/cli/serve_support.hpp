@@ -23,8 +23,18 @@ std::string display_host(const std::string& host);
 // The oldest Streamlit with st.navigation, which FluxLit's entry script builds pages with.
 inline constexpr std::string_view streamlit_minimum_version = "1.36";
 
-// Returns the commands that install `requirement` (a pip requirement such as
-// "streamlit>=1.36") for `python`.
+// The shell command that installs a pip requirement, and the option that FluxLit then needs to
+// use it (such as the virtual environment's interpreter), empty when none.
+struct install_steps {
+  std::string command;
+  std::string start_option;
+};
+
+// Returns the steps that install `requirement` (a pip requirement such as "streamlit>=1.36")
+// for `python`.
+install_steps pip_install_steps(const std::string& python, const std::string& requirement);
+
+// Returns the same steps as one line of text, for logs and doctor.
 std::string pip_install_hint(const std::string& python, const std::string& requirement);
 
 // Returns the commands that install a Streamlit that FluxLit supports for `python`.

@@ -221,7 +221,9 @@ def test_missing_streamlit_page_names_interpreter(launcher: harness.Launcher) ->
     assert page.status_code == 503
     assert page.headers["content-type"].startswith("text/html")
     assert "/usr/bin/python3" in page.text
-    assert "pip install 'streamlit&gt;=1.36'" in page.text
+    assert "pip install 'streamlit&gt;=1.36'</code>" in page.text
+    # The follow-up step is prose, with only the option itself set as code.
+    assert ", then start FluxLit with <code>--python .venv/bin/python</code>" in page.text
 
     api = httpx.get(server.api_url("/users"))
     assert api.status_code == 200

@@ -392,6 +392,9 @@ asio::awaitable<forward_outcome> forward_attempts(
   // connection turns out to have been closed by the child in the meantime. The other idle
   // connections may be just as stale, for example when the child was killed.
   for (int attempt = 0;; ++attempt) {
+    // The previous attempt's connection is freed by now, so a client that leaves while this
+    // attempt connects must not reach it through the watch.
+    if (watch) watch->upstream = nullptr;
     bool reused = false;
     auto connection = attempt == 0 ? pool.take(executor, request.port, reused)
                                    : std::make_unique<beast::tcp_stream>(executor);

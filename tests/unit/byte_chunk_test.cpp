@@ -49,6 +49,15 @@ TEST(ByteChunk, MoveAssignmentReleasesOldBuffer) {
   EXPECT_EQ(next.data(), replaced);
 }
 
+TEST(ByteChunk, SelfMoveKeepsBuffer) {
+  byte_chunk chunk(byte_chunk::recycled_size);
+  const char* data = chunk.data();
+  byte_chunk& alias = chunk;
+  chunk = std::move(alias);
+  EXPECT_EQ(chunk.data(), data);
+  EXPECT_EQ(chunk.size(), byte_chunk::recycled_size);
+}
+
 TEST(ByteChunk, MovedFromChunkReleasesNothing) {
   const char* data = nullptr;
   {

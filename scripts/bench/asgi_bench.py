@@ -163,8 +163,10 @@ SHARED_LIBRARY = "libpython3.11.so"
 
 
 def build_linked_pythons(work_directory: Path) -> dict[str, Path]:
-    """Compile python_main.c against each libpython3.11 that the machine has, linked the way
-    CMakeLists.txt links fluxlit; return the interpreters by library name."""
+    """Compile python_main.c against each libpython3.11 on the machine, linked as fluxlit is.
+
+    The link arguments follow CMakeLists.txt. Returns the interpreters by library name.
+    """
     # The python3.11-config on PATH may belong to another build; Debian's matches PYTHON.
     flags = subprocess.run(["/usr/bin/python3.11-config", "--includes"], capture_output=True,
                            text=True)

@@ -54,14 +54,21 @@ std::string pip_install_hint(const std::string& python, const std::string& requi
   return steps.command + ", then start FluxLit with " + steps.start_option;
 }
 
+namespace {
+
+std::string streamlit_requirement() {
+  return "streamlit>=" + std::string(streamlit_minimum_version);
+}
+
+}  // namespace
+
 std::string streamlit_install_hint(const std::string& python) {
-  return pip_install_hint(python, "streamlit>=" + std::string(streamlit_minimum_version));
+  return pip_install_hint(python, streamlit_requirement());
 }
 
 std::string streamlit_missing_page(const asgi::interpreter_info& info) {
   const auto python = html_escape(info.executable);
-  const auto steps = pip_install_steps(
-      info.executable, "streamlit>=" + std::string(streamlit_minimum_version));
+  const auto steps = pip_install_steps(info.executable, streamlit_requirement());
   return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Streamlit is not "
          "installed</title></head><body>\n<h1>Streamlit is not installed</h1>\n<p>FluxLit serves "
          "the API, but the UI needs the <code>streamlit</code> package in the Python interpreter "

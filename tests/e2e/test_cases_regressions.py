@@ -286,15 +286,7 @@ def test_head_matches_get_without_body(server: harness.Fluxlit, path: str) -> No
     # HEAD and then GET on one connection: a body after the HEAD would corrupt the GET.
     head_request = f"HEAD {path} HTTP/1.1\r\nHost: {server.authority}\r\n\r\n"
     get_request = f"GET {path} HTTP/1.1\r\nHost: {server.authority}\r\nConnection: close\r\n\r\n"
-    data = (head_request + get_request).encode()
-    received = b""
-    with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(data)
-        try:
-            while piece := sock.recv(65536):
-                received += piece
-        except TimeoutError:
-            pass
+    received = exchange(server, (head_request + get_request).encode())
     head_response, _, rest = received.partition(b"\r\n\r\n")
     head_status, head_headers = response_head(head_response + b"\r\n\r\n")
     get_status, get_headers = response_head(rest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -285,7 +286,9 @@ def test_group_sigterm_keeps_one_streamlit(
     assert child is not None
     # What a service manager does when it stops a whole control group: everyone gets SIGTERM.
     server.send_signal(signal.SIGTERM)
-    os.kill(child, signal.SIGTERM)
+    # On a busy machine the server can stop and reap the child before this line runs.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGTERM)
     assert server.wait_exit() == 0
     server.finish_output()
     # The child may exit before the server handles its own signal, but no second child starts.

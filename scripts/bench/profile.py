@@ -1,16 +1,18 @@
-"""Profile fluxlit under one kind of load with callgrind, or count its system calls with strace.
+"""Profile fluxlit under one kind of load with callgrind, perf or strace.
 
-callgrind counts instructions in user space (the kernel's share is not in it), so the
-`syscalls` mode complements it with the system calls per request. The machine here has no
-hardware counters for `perf` (`perf stat -e instructions true` prints `<not supported>`),
-which is why callgrind is used.
+- `callgrind` counts instructions in user space (the kernel's share is not in it).
+  Instrumentation starts once fluxlit is ready, so start-up is not in the profile. The top
+  functions by exclusive instruction count are printed at the end.
+- `syscalls` counts the system calls per request with strace.
+- `cpu` samples all of the server CPU with perf's software clock while the load runs, kernel
+  included, and prints the CPU time per request by thread, by shared object and by function.
+  For an API route it does the same for uvicorn on the same app, side by side. The machine
+  here has no hardware counters (`perf stat -e instructions true` prints `<not supported>`),
+  so the samples come from a timer, not from cycles.
 
     /usr/bin/python3 scripts/bench/profile.py callgrind api /trivial
     /usr/bin/python3 scripts/bench/profile.py syscalls proxy /static/bundle.js
-    /usr/bin/python3 scripts/bench/profile.py callgrind proxy ws
-
-Instrumentation starts once fluxlit is ready, so start-up is not in the profile. The output
-file and the top functions by exclusive instruction count are printed at the end.
+    /usr/bin/python3 scripts/bench/profile.py cpu api /items
 """
 
 from __future__ import annotations
@@ -25,12 +27,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import benchlib
 from benchlib import PYTHON, Server
 
 # wrk connections under callgrind, which runs the gateway about 50 times slower.
 CALLGRIND_CONNECTIONS = 8
+# Samples that perf takes per second of CPU time in `cpu` mode, so each sample is 250 µs.
+CPU_SAMPLES_PER_SECOND = 4000
+# Lines of the per-function table in `cpu` mode.
+CPU_TOP_FUNCTIONS = 30
 
 
 def start(mode: str, kind: str, binary: Path, directory: Path) -> tuple[Server, str]:
@@ -58,7 +65,7 @@ def start(mode: str, kind: str, binary: Path, directory: Path) -> tuple[Server, 
 
 
 def run_load(kind: str, target: str, base: str, seconds: int, connections: int,
-             body_file: Path) -> tuple[int, str]:
+             body_file: Path, api_prefix: str = "/api") -> tuple[int, str]:
     """Run the load; return the number of requests or round trips and what they were."""
     if kind == "proxy" and target == "ws":
         completed = subprocess.run(
@@ -69,15 +76,104 @@ def run_load(kind: str, target: str, base: str, seconds: int, connections: int,
         )
         result = json.loads(completed.stdout.strip().splitlines()[-1])
         return result["messages"], "WebSocket round trips"
-    url = base + ("/api" + target if kind == "api" else target)
+    url = base + (api_prefix + target if kind == "api" else target)
     post_body = body_file if kind == "api" and target == "/echo" else None
     result = benchlib.run_wrk(url, seconds, connections, post_body)
     return result.requests, f"requests to {url}"
 
 
+def perf_samples(data: Path, pids: list[int], keys: str) -> dict[tuple[str, ...], int]:
+    """Count the samples in `data` of the processes `pids` (their threads included) by `keys`."""
+    report = subprocess.run(
+        ["perf", "report", "-i", str(data), "--stdio", "--no-children", "-g", "none",
+         "--pid", ",".join(map(str, pids)), "--sort", keys, "-F", f"sample,{keys}",
+         "-t", "\t"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    counts: dict[tuple[str, ...], int] = {}
+    for line in report.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        count, *names = (field.strip() for field in line.split("\t"))
+        key = tuple(names)
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts
+
+
+def sample_cpu(server: Server, load: Callable[[int], int], seconds: int,
+               directory: Path) -> tuple[int, dict, dict]:
+    """Run `load` while perf samples the server CPU.
+
+    Returns the requests or round trips that `load` counted, and the samples of the server and
+    its children by thread and shared object and by function.
+    """
+    load(2)  # warm-up
+    data = directory / f"{server.name}.perf"
+    # Started before the load and stopped after it: the server sleeps outside the load, so the
+    # extra time adds no samples of it.
+    recorder = subprocess.Popen(
+        ["perf", "record", "-a", "-C", benchlib.SERVER_CPU, "-e", "cpu-clock",
+         "-F", str(CPU_SAMPLES_PER_SECOND), "-o", str(data), "--", "sleep", str(seconds + 2)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(1.0)
+    count = load(seconds)
+    _, errors = recorder.communicate(timeout=seconds + 60)
+    if recorder.returncode != 0:
+        sys.exit(f"perf record failed: {errors.strip()}")
+    pids = [server.pid, *benchlib.descendant_pids(server.pid)]
+    return count, perf_samples(data, pids, "comm,dso"), perf_samples(data, pids, "sym")
+
+
+def microseconds_per_request(samples: int, requests: int) -> float:
+    return samples * 1e6 / CPU_SAMPLES_PER_SECOND / requests
+
+
+def profile_cpu(arguments: argparse.Namespace, directory: Path, connections: int,
+                body_file: Path) -> None:
+    """Run `cpu` mode: fluxlit, and for an API route uvicorn too, each alone under the load."""
+    servers = ["fluxlit"] + (["uvicorn"] if arguments.kind == "api" else [])
+    results = {}
+    for name in servers:
+        if name == "fluxlit":
+            server, base = start("cpu", arguments.kind, arguments.binary, directory)
+            api_prefix = "/api"
+        else:
+            from asgi_bench import start_uvicorn
+
+            server, base = start_uvicorn(directory)
+            api_prefix = ""  # uvicorn serves the app's routes at the root
+        try:
+            def load(seconds: int) -> int:
+                return run_load(arguments.kind, arguments.target, base, seconds, connections,
+                                body_file, api_prefix)[0]
+
+            results[name] = sample_cpu(server, load, arguments.seconds, directory)
+        finally:
+            server.stop(timeout=120)
+
+    for name, (count, by_object, _) in results.items():
+        total = microseconds_per_request(sum(by_object.values()), count)
+        print(f"\n{name}: {count} requests or round trips, {total:.1f} µs of CPU each")
+        for (thread, shared_object), samples in sorted(by_object.items(), key=lambda i: -i[1]):
+            cost = microseconds_per_request(samples, count)
+            if cost >= 0.1:
+                print(f"  {cost:8.1f} µs  {thread:<18} {shared_object}")
+
+    functions: dict[str, dict[str, float]] = {}
+    for name, (count, _, by_function) in results.items():
+        for (function,), samples in by_function.items():
+            functions.setdefault(function, {})[name] = microseconds_per_request(samples, count)
+    top = sorted(functions.items(), key=lambda item: -sum(item[1].values()))[:CPU_TOP_FUNCTIONS]
+    print(f"\nFunctions, µs per request: {'  '.join(f'{name:>8}' for name in results)}")
+    for function, costs in top:
+        columns = "  ".join(f"{costs.get(name, 0.0):8.1f}" for name in results)
+        print(f"  {columns}  {function}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["callgrind", "syscalls"])
+    parser.add_argument("mode", choices=["callgrind", "syscalls", "cpu"])
     parser.add_argument("kind", choices=["api", "proxy"])
     parser.add_argument("target", help="API route (/trivial, /items, /echo, /large), or for "
                         "proxy: /_stcore/health, /static/bundle.js or ws")
@@ -100,6 +196,9 @@ def main() -> None:
         directory = Path(name)
         body_file = directory / "echo.json"
         body_file.write_bytes(asgi_app.make_echo_body())
+        if arguments.mode == "cpu":
+            profile_cpu(arguments, directory, connections, body_file)
+            return
         server, base = start(arguments.mode, arguments.kind, arguments.binary, directory)
         try:
             if arguments.mode == "callgrind":

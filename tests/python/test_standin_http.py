@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import json
 import re
 import time
@@ -293,6 +294,39 @@ def test_headers_route_echoes_request(standin: Standin) -> None:
     assert ["X-Forwarded-For", "203.0.113.7"] in body["headers"]
     assert ["Cookie", "a=1; b=2"] in body["headers"]
     assert body["body_bytes"] == 5
+
+
+# Tornado 6.2's max_header_size default, which Streamlit keeps and so does the stand-in. It counts
+# the request line, the headers and the blank line that ends them.
+TORNADO_HEADER_LIMIT = 65536
+
+
+def status_for_head_of_size(standin: Standin, size: int) -> int | None:
+    """Send a GET whose head is exactly `size` bytes long and return the response status.
+
+    Returns None when the connection closes without a response.
+    """
+    fixed_lines = ["GET /_standin/headers HTTP/1.1", "Host: 127.0.0.1", "X-Pad: ", ""]
+    fixed_bytes = sum(len(line) + 2 for line in fixed_lines)
+    connection = http.client.HTTPConnection("127.0.0.1", standin.port, timeout=10)
+    try:
+        connection.putrequest("GET", "/_standin/headers", skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", "127.0.0.1")
+        connection.putheader("X-Pad", "p" * (size - fixed_bytes))
+        connection.endheaders()
+        return connection.getresponse().status
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return None
+    finally:
+        connection.close()
+
+
+def test_head_at_tornado_limit_gets_200(standin: Standin) -> None:
+    assert status_for_head_of_size(standin, TORNADO_HEADER_LIMIT) == 200
+
+
+def test_oversized_head_gets_no_response(standin: Standin) -> None:
+    assert status_for_head_of_size(standin, TORNADO_HEADER_LIMIT + 1) is None
 
 
 def test_record_has_startup_details(standin: Standin) -> None:

@@ -184,7 +184,8 @@ std::vector<key_info> build_keys() {
   all.push_back(unsigned_key(
       {"max_header_bytes", "FLUXLIT_MAX_HEADER_BYTES", "--max-header-bytes",
        "Maximum total size of request headers (larger headers get 431, and a request line "
-       "longer than this gets 414)"},
+       "longer than this gets 414). UI requests must also fit Streamlit's own limit of 64 KiB "
+       "once the forwarding headers are added"},
       "bytes", 1, max_header_limit, &s::max_header_bytes));
   all.push_back(unsigned_key(
       {"header_read_timeout_ms", "FLUXLIT_HEADER_READ_TIMEOUT_MS", "--header-read-timeout-ms",

@@ -422,9 +422,9 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
     co_return co_await reply_streamlit_not_ready(request);
   }
   if (!outcome.local_reason.empty()) {
-    auto record =
-        co_await reply_locally(request, outcome.status, outcome.local_reason, "application/json",
-                               json_reply(outcome.status, outcome.local_reason));
+    auto record = co_await reply_locally(
+        request, outcome.status, outcome.local_reason, "application/json",
+        json_reply(outcome.status, outcome.local_reason, outcome.local_detail));
     record.keep_alive = record.keep_alive && outcome.status != 413;
     co_return record;
   }

@@ -225,7 +225,8 @@ class tunnel {
   bool finished_ = false;
 };
 
-// Sends the upgrade request to the child and relays its response head. On a 101 it also
+// Sends the upgrade request to the child and relays its response head. A request head larger
+// than Streamlit's limit gets a local 431 before the child is contacted. On a 101 it also
 // flushes bytes that arrived together with either head, moves the connection into
 // `upstream_socket` and sets `outcome.upgraded`. A refusal (403, 404, ...) reaches the client
 // with the child's status and body.
@@ -234,11 +235,14 @@ asio::awaitable<forward_outcome> exchange_heads(beast::tcp_stream& client,
                                                 request_parser& parser,
                                                 const forward_request& request, upstream_pool& pool,
                                                 tcp::socket& upstream_socket) {
+  const auto head = upstream_request_head(parser.get(), request, true);
+  if (auto rejected = check_streamlit_header_limit(head, request)) co_return *rejected;
+
   beast::tcp_stream upstream(co_await asio::this_coro::executor);
   if (co_await connect_stream(upstream, request.port, pool.limits().connect_timeout)) {
     co_return unreachable_failure("upstream_connect_failed");
   }
-  if (co_await write_text(upstream, upstream_request_head(parser.get(), request, true))) {
+  if (co_await write_text(upstream, head)) {
     co_return unreachable_failure("upstream_connect_failed");
   }
 

@@ -16,6 +16,8 @@
 #include <cerrno>
 #include <limits>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -204,6 +206,21 @@ forward_outcome local_failure(int status, std::string reason) {
   return outcome;
 }
 
+std::optional<forward_outcome> check_streamlit_header_limit(std::string_view head,
+                                                            const forward_request& request) {
+  if (head.size() <= streamlit_max_header_bytes) return std::nullopt;
+  observability::logger("fluxlit")->warn(
+      "{} rid={} request head of {} bytes with the forwarding headers is larger than "
+      "Streamlit's limit of {} bytes; answering 431",
+      request.connection_tag, request.request_id, head.size(), streamlit_max_header_bytes);
+  auto outcome = local_failure(431, "streamlit_request_header_too_large");
+  outcome.local_detail = "the request line and headers come to " + std::to_string(head.size()) +
+                         " bytes once forwarded to Streamlit, which accepts at most " +
+                         std::to_string(streamlit_max_header_bytes) +
+                         " bytes; send fewer or smaller cookies or headers";
+  return outcome;
+}
+
 forward_outcome unreachable_failure(std::string reason) {
   auto outcome = local_failure(502, std::move(reason));
   outcome.upstream_unreachable = true;
@@ -377,6 +394,8 @@ asio::awaitable<forward_outcome> forward_attempts(
   const bool is_head = message.method() == http::verb::head;
   const auto executor = co_await asio::this_coro::executor;
   const auto head = upstream_request_head(message, request, false);
+  // Checked before the 100 Continue, so that a rejected client never sends its body.
+  if (auto rejected = check_streamlit_header_limit(head, request)) co_return *rejected;
 
   if (has_body && gateway::iequals(message[http::field::expect], "100-continue")) {
     // The limits were checked on the head; let the client send its body.

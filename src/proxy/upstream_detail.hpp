@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,13 @@ constexpr std::size_t body_chunk_bytes = byte_chunk::recycled_size;
 
 // Upper bound on the child's response head. Streamlit's heads are well under 4 KiB.
 constexpr std::uint32_t max_upstream_header_bytes = 256 * 1024;
+
+// Upper bound on a request head that Streamlit accepts, counting the request line, the headers
+// and the blank line after them. Tornado's HTTP/1 server, which Streamlit runs on, closes the
+// connection without any response above it. The value is Tornado 6.2's default max_header_size,
+// which Streamlit does not change when it creates its HTTPServer. The forwarding headers can
+// push a head that fits max_header_bytes past it, so the proxy checks each head it sends.
+constexpr std::size_t streamlit_max_header_bytes = 64 * 1024;
 
 enum class client_framing { none, content_length, chunked, until_close };
 
@@ -58,6 +66,12 @@ boost::asio::awaitable<boost::system::error_code> connect_stream(boost::beast::t
                                                                  std::chrono::milliseconds timeout);
 
 forward_outcome local_failure(int status, std::string reason);
+
+// Returns a local 431 (`streamlit_request_header_too_large`) and logs a warning when `head`, the
+// request head as it would go to the child, is larger than streamlit_max_header_bytes. Returns
+// nothing when the head fits.
+std::optional<forward_outcome> check_streamlit_header_limit(std::string_view head,
+                                                            const forward_request& request);
 
 // A 502 with `upstream_unreachable` set: nothing of a response came from the child.
 forward_outcome unreachable_failure(std::string reason);

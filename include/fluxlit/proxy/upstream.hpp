@@ -97,6 +97,8 @@ struct forward_outcome {
   // Set when nothing was sent to the client yet and the gateway must reply itself, with
   // `status` and this machine-readable reason.
   std::string local_reason;
+  // The local reply's `detail` for a person: the cause and the fix. Empty for most reasons.
+  std::string local_detail;
   // Set with a local 502 when the connect to the child failed, or the child closed or reset the
   // connection before any byte of its response: the child may have exited just now.
   bool upstream_unreachable = false;

@@ -221,6 +221,15 @@ asio::awaitable<void> connection::run() {
             settings.max_header_bytes);
         co_await reply_locally(rejected, 414, "uri_too_long", "application/json",
                                json_reply(414, "uri_too_long", "max_header_bytes"));
+      } else if (error == http::error::header_limit && parser.field_too_large()) {
+        observability::logger("fluxlit")->warn(
+            "{} request header field larger than {} bytes, the maximum that Boost.Beast can "
+            "store; answering 431",
+            tag_, proxy::request_parser::max_field_bytes);
+        const auto detail = "a header field name or value is larger than " +
+                            std::to_string(proxy::request_parser::max_field_bytes) + " bytes";
+        co_await reply_locally(rejected, 431, "request_header_too_large", "application/json",
+                               json_reply(431, "request_header_too_large", detail));
       } else if (error == http::error::header_limit) {
         observability::logger("fluxlit")->warn(
             "{} request header larger than max_header_bytes ({} bytes); raise the setting if "

@@ -32,6 +32,16 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
+void request_parser::on_field_impl(http::field name, beast::string_view name_string,
+                                   beast::string_view value, beast::error_code& error) {
+  if (name_string.size() > max_field_bytes || value.size() > max_field_bytes) {
+    field_too_large_ = true;
+    error = http::error::header_limit;
+    return;
+  }
+  get().insert(name, name_string, value);
+}
+
 namespace detail {
 namespace {
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -16,6 +17,9 @@ BODY_LIMIT = 65536
 HEADER_LIMIT = 4096
 HEADER_TIMEOUT_MS = 500
 KEEP_ALIVE_TIMEOUT_MS = 400
+# Boost.Beast stores each header field's name and value with 16-bit lengths, so neither can be
+# longer than this many bytes, whatever max_header_bytes allows.
+MAX_FIELD_BYTES = 65533
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +116,49 @@ def test_long_request_line_with_oversized_headers_gets_431(server: harness.Fluxl
         status, headers, _ = client.response()
     assert status.startswith("HTTP/1.1 431 ")
     assert headers["x-fluxlit-reason"] == "request_header_too_large"
+
+
+@pytest.fixture(scope="module")
+def large_header_server(module_launcher: harness.Launcher) -> harness.Fluxlit:
+    """A server whose max_header_bytes leaves room for fields larger than MAX_FIELD_BYTES."""
+    return module_launcher.start("--max-header-bytes", str(4 * MAX_FIELD_BYTES))
+
+
+@pytest.mark.parametrize("part", ["name", "value"])
+@pytest.mark.parametrize("path", ["/api/users/1", "/_stcore/health"], ids=["api", "ui"])
+def test_field_over_beast_limit_gets_431(large_header_server: harness.Fluxlit, path: str,
+                                         part: str) -> None:
+    field = f"X{'n' * MAX_FIELD_BYTES}: v" if part == "name" else f"Cookie: {'c' * 70000}"
+    with RawClient(large_header_server) as client:
+        client.send(request(large_header_server, "GET", path, field + "\r\n"))
+        status, headers, body = client.response()
+        assert client.closed_within(5)
+    assert status.startswith("HTTP/1.1 431 ")
+    assert headers["x-fluxlit-reason"] == "request_header_too_large"
+    assert headers["connection"] == "close"
+    assert f"larger than {MAX_FIELD_BYTES} bytes" in json.loads(body)["detail"]
+
+
+def test_field_at_beast_limit_is_accepted(large_header_server: harness.Fluxlit) -> None:
+    field = f"Cookie: {'c' * MAX_FIELD_BYTES}\r\nConnection: close\r\n"
+    with RawClient(large_header_server) as client:
+        client.send(request(large_header_server, "GET", "/api/users/1", field))
+        status, _, body = client.response()
+    assert status.startswith("HTTP/1.1 200 ")
+    assert b"Ada Lovelace" in body
+
+
+@pytest.mark.parametrize("path", ["/api/echo", "/_standin/headers"], ids=["api", "ui"])
+def test_trailer_over_beast_limit_gets_400(large_header_server: harness.Fluxlit,
+                                           path: str) -> None:
+    head = request(large_header_server, "POST", path, "Transfer-Encoding: chunked\r\n")
+    body = f"2\r\n{{}}\r\n0\r\nX-Trailer: {'t' * (MAX_FIELD_BYTES + 1)}\r\n\r\n"
+    with RawClient(large_header_server) as client:
+        client.send(head + body.encode())
+        status, headers, _ = client.response()
+        assert client.closed_within(5)
+    assert status.startswith("HTTP/1.1 400 ")
+    assert headers["x-fluxlit-reason"] == "bad_request_body"
 
 
 def test_oversized_body_gets_413(server: harness.Fluxlit) -> None:

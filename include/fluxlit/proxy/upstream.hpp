@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +25,25 @@ class metrics;
 namespace fluxlit::proxy {
 
 using tcp = boost::asio::ip::tcp;
-using request_parser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+
+// Boost.Beast's parser for client request heads, except for a header field that Beast's fields
+// cannot store. Beast (1.81) keeps each name and value length in 16 bits and throws
+// std::length_error for a longer one, which would end the connection without a response. This
+// parser fails such a head with http::error::header_limit instead.
+class request_parser : public boost::beast::http::request_parser<boost::beast::http::buffer_body> {
+ public:
+  // The longest header field name or value that Beast's fields accept.
+  static constexpr std::size_t max_field_bytes = std::numeric_limits<std::uint16_t>::max() - 2;
+
+  // True when the head failed because a field name or value was longer than max_field_bytes.
+  bool field_too_large() const { return field_too_large_; }
+
+ private:
+  void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_string,
+                     boost::beast::string_view value, boost::beast::error_code& error) override;
+
+  bool field_too_large_ = false;
+};
 
 struct pool_limits {
   std::size_t max_idle_connections = 32;

@@ -38,6 +38,10 @@ CALLGRIND_CONNECTIONS = 8
 CPU_SAMPLES_PER_SECOND = 4000
 # Lines of the per-function table in `cpu` mode.
 CPU_TOP_FUNCTIONS = 30
+# Largest share by which perf's CPU time of the server may differ from what /proc counted, and
+# the difference always allowed: /proc counts each process in clock ticks of 10 ms.
+CPU_TIME_TOLERANCE = 0.1
+CPU_TIME_TOLERANCE_SECONDS = 0.05
 
 
 def start(mode: str, kind: str, binary: Path, directory: Path) -> tuple[Server, str]:
@@ -82,33 +86,44 @@ def run_load(kind: str, target: str, base: str, seconds: int, connections: int,
     return result.requests, f"requests to {url}"
 
 
-def perf_samples(data: Path, pids: list[int], keys: str) -> dict[tuple[str, ...], int]:
-    """Count the samples in `data` of the processes `pids` (their threads included) by `keys`."""
+def perf_cpu_seconds(data: Path, pids: list[int], keys: str) -> dict[tuple[str, ...], float]:
+    """Return the CPU seconds in `data` of the processes `pids` (their threads included) by `keys`.
+
+    perf report applies --pid to a row after it has merged the samples of every process with
+    the row's keys. A row that another process (say another python3) reached first is then
+    dropped whole, and one that a listed process reached first also contains the other's
+    samples. Sorting by thread first keeps each row to one thread.
+    """
     report = subprocess.run(
         ["perf", "report", "-i", str(data), "--stdio", "--no-children", "-g", "none",
-         "--pid", ",".join(map(str, pids)), "--sort", keys, "-F", f"sample,{keys}",
+         "--pid", ",".join(map(str, pids)), "--sort", f"pid,{keys}", "-F", f"period,pid,{keys}",
          "-t", "\t"],
         capture_output=True, text=True, check=True,
     ).stdout
-    counts: dict[tuple[str, ...], int] = {}
+    seconds: dict[tuple[str, ...], float] = {}
     for line in report.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        count, *names = (field.strip() for field in line.split("\t"))
+        # The period of a cpu-clock sample is the CPU time it stands for, in nanoseconds.
+        period, _thread, *names = (field.strip() for field in line.split("\t"))
         key = tuple(names)
-        counts[key] = counts.get(key, 0) + int(count)
-    return counts
+        seconds[key] = seconds.get(key, 0.0) + int(period) / 1e9
+    return seconds
 
 
 def sample_cpu(server: Server, load: Callable[[int], int], seconds: int,
                directory: Path) -> tuple[int, dict, dict]:
     """Run `load` while perf samples the server CPU.
 
-    Returns the requests or round trips that `load` counted, and the samples of the server and
-    its children by thread and shared object and by function.
+    Returns the requests or round trips that `load` counted, and the CPU seconds of the server
+    and its children by thread and shared object and by function. Exits when the samples and
+    the CPU time that /proc counted for the same processes differ by more than
+    CPU_TIME_TOLERANCE.
     """
     load(2)  # warm-up
+    pids = [server.pid, *benchlib.descendant_pids(server.pid)]
     data = directory / f"{server.name}.perf"
+    used_before = sum(benchlib.cpu_seconds(pid) for pid in pids)
     # Started before the load and stopped after it: the server sleeps outside the load, so the
     # extra time adds no samples of it.
     recorder = subprocess.Popen(
@@ -121,12 +136,19 @@ def sample_cpu(server: Server, load: Callable[[int], int], seconds: int,
     _, errors = recorder.communicate(timeout=seconds + 60)
     if recorder.returncode != 0:
         sys.exit(f"perf record failed: {errors.strip()}")
-    pids = [server.pid, *benchlib.descendant_pids(server.pid)]
-    return count, perf_samples(data, pids, "comm,dso"), perf_samples(data, pids, "sym")
+    used = sum(benchlib.cpu_seconds(pid) for pid in pids) - used_before
+    by_object = perf_cpu_seconds(data, pids, "comm,dso")
+    sampled = sum(by_object.values())
+    print(f"{server.name}: perf sampled {sampled:.2f} s of CPU, /proc counted {used:.2f} s")
+    if abs(sampled - used) > max(CPU_TIME_TOLERANCE * used, CPU_TIME_TOLERANCE_SECONDS):
+        sys.exit(f"perf sampled {sampled:.2f} s of CPU for {server.name} but /proc counted "
+                 f"{used:.2f} s, so the profile would be wrong. Check that every process of the "
+                 f"server runs on CPU {benchlib.SERVER_CPU} and that perf lost no samples.")
+    return count, by_object, perf_cpu_seconds(data, pids, "sym")
 
 
-def microseconds_per_request(samples: int, requests: int) -> float:
-    return samples * 1e6 / CPU_SAMPLES_PER_SECOND / requests
+def microseconds_per_request(cpu_seconds: float, requests: int) -> float:
+    return cpu_seconds * 1e6 / requests
 
 
 def profile_cpu(arguments: argparse.Namespace, directory: Path, connections: int,
@@ -155,15 +177,15 @@ def profile_cpu(arguments: argparse.Namespace, directory: Path, connections: int
     for name, (count, by_object, _) in results.items():
         total = microseconds_per_request(sum(by_object.values()), count)
         print(f"\n{name}: {count} requests or round trips, {total:.1f} µs of CPU each")
-        for (thread, shared_object), samples in sorted(by_object.items(), key=lambda i: -i[1]):
-            cost = microseconds_per_request(samples, count)
+        for (thread, shared_object), cpu in sorted(by_object.items(), key=lambda i: -i[1]):
+            cost = microseconds_per_request(cpu, count)
             if cost >= 0.1:
                 print(f"  {cost:8.1f} µs  {thread:<18} {shared_object}")
 
     functions: dict[str, dict[str, float]] = {}
     for name, (count, _, by_function) in results.items():
-        for (function,), samples in by_function.items():
-            functions.setdefault(function, {})[name] = microseconds_per_request(samples, count)
+        for (function,), cpu in by_function.items():
+            functions.setdefault(function, {})[name] = microseconds_per_request(cpu, count)
     top = sorted(functions.items(), key=lambda item: -sum(item[1].values()))[:CPU_TOP_FUNCTIONS]
     print(f"\nFunctions, µs per request: {'  '.join(f'{name:>8}' for name in results)}")
     for function, costs in top:

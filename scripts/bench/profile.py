@@ -83,6 +83,9 @@ def run_load(kind: str, target: str, base: str, seconds: int, connections: int,
     url = base + (api_prefix + target if kind == "api" else target)
     post_body = body_file if kind == "api" and target == "/echo" else None
     result = benchlib.run_wrk(url, seconds, connections, post_body)
+    if result.errors:
+        sys.exit(f"wrk counted {result.errors} socket errors, timeouts or error responses (status "
+                 f"400 or above) at {url}; pass a target that answers with 2xx or 3xx")
     return result.requests, f"requests to {url}"
 
 

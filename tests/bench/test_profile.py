@@ -1,4 +1,4 @@
-"""The CPU accounting of scripts/bench/profile.py's `cpu` mode, against real perf recordings."""
+"""scripts/bench/profile.py: CPU accounting on real perf recordings, and loads that get errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -17,7 +19,8 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parents[2] / "scripts" / "bench"
 PYTHON = "/usr/bin/python3"
 
-pytestmark = pytest.mark.skipif(shutil.which("perf") is None, reason="perf is not installed")
+needs_perf = pytest.mark.skipif(shutil.which("perf") is None, reason="perf is not installed")
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
 
 def load_profile_script() -> ModuleType:
@@ -36,6 +39,7 @@ def spin(cpu: int, seconds: float) -> subprocess.Popen:
     return subprocess.Popen(["taskset", "-c", str(cpu), PYTHON, "-c", code])
 
 
+@needs_perf
 def test_cpu_time_ignores_same_named_process(tmp_path: Path) -> None:
     # Two processes named python3 share one CPU. The other one runs from before the recording
     # and the measured one starts later, so a report that merged processes by command name
@@ -67,3 +71,36 @@ def test_cpu_time_ignores_same_named_process(tmp_path: Path) -> None:
     used_seconds = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     assert used_seconds > 0.2, "the measured process hardly ran; the machine is too busy"
     assert sampled_seconds == pytest.approx(used_seconds, rel=0.2)
+
+
+class NotFoundHandler(BaseHTTPRequestHandler):
+    """Request handler that sends an empty 404 for every GET and keeps the connection open."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server looks up)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@needs_wrk
+def test_load_of_error_responses_exits(tmp_path: Path) -> None:
+    # A mistyped target must stop the profile instead of profiling the 404s.
+    profile = load_profile_script()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFoundHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(SystemExit) as stopped:
+            profile.run_load("proxy", "/missing", base, 1, 2, tmp_path / "echo.json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(stopped.value)
+    assert f"{base}/missing" in message
+    assert "error responses" in message

@@ -69,7 +69,9 @@ def test_cpu_time_ignores_same_named_process(tmp_path: Path) -> None:
     by_object = profile.perf_cpu_seconds(data, [measured.pid], "comm,dso")
     sampled_seconds = sum(by_object.values())
     used_seconds = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    assert used_seconds > 0.2, "the measured process hardly ran; the machine is too busy"
+    if used_seconds < 0.2:
+        pytest.skip(f"the measured process ran for {used_seconds:.2f} s of CPU only; other "
+                    "processes kept the CPU busy")
     assert sampled_seconds == pytest.approx(used_seconds, rel=0.2)
 
 

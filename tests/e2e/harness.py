@@ -469,6 +469,57 @@ def read_response_head(sock: socket.socket) -> tuple[list[str], bytes]:
     return head.decode("latin-1").split("\r\n"), rest
 
 
+class RawClient:
+    """One TCP connection with helpers to read whole responses."""
+
+    def __init__(self, server: Fluxlit, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
+        self.buffer = b""
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def fill(self) -> bool:
+        """Read more bytes into the buffer; return False at the end of the stream."""
+        piece = self.sock.recv(65536)
+        self.buffer += piece
+        return bool(piece)
+
+    def response(self) -> tuple[str, dict[str, str], bytes]:
+        """Read one response with a Content-Length body: status line, headers, body."""
+        while b"\r\n\r\n" not in self.buffer:
+            assert self.fill(), f"connection closed inside a response head: {self.buffer!r}"
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(self.buffer) < length:
+            assert self.fill(), "connection closed inside a response body"
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return lines[0], headers, body
+
+    def closed_within(self, seconds: float) -> bool:
+        """Return whether the server closes the connection within `seconds`."""
+        self.sock.settimeout(seconds)
+        try:
+            while self.fill():
+                pass
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+        return True
+
+
 def replace_app_file(directory: Path, text: str) -> None:
     """Write `text` to `directory`/app.py through a temporary file and a rename, so that a
     reload watcher never reads a half-written file."""

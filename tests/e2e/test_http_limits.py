@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import httpx
@@ -38,63 +37,12 @@ def server(module_launcher: harness.Launcher) -> harness.Fluxlit:
     )
 
 
-class RawClient:
-    """One TCP connection with helpers to read whole responses."""
-
-    def __init__(self, server: harness.Fluxlit, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
-        self.buffer = b""
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def fill(self) -> bool:
-        """Read more bytes into the buffer; return False at the end of the stream."""
-        piece = self.sock.recv(65536)
-        self.buffer += piece
-        return bool(piece)
-
-    def response(self) -> tuple[str, dict[str, str], bytes]:
-        """Read one response with a Content-Length body: status line, headers, body."""
-        while b"\r\n\r\n" not in self.buffer:
-            assert self.fill(), f"connection closed inside a response head: {self.buffer!r}"
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        while len(self.buffer) < length:
-            assert self.fill(), "connection closed inside a response body"
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return lines[0], headers, body
-
-    def closed_within(self, seconds: float) -> bool:
-        """Return whether the server closes the connection within `seconds`."""
-        self.sock.settimeout(seconds)
-        try:
-            while self.fill():
-                pass
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            return True
-        return True
-
-
 def request(server: harness.Fluxlit, method: str, path: str, extra: str = "") -> bytes:
     return f"{method} {path} HTTP/1.1\r\nHost: {server.authority}\r\n{extra}\r\n".encode()
 
 
 def test_oversized_header_gets_431(server: harness.Fluxlit) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "GET", "/api/users", f"X-Big: {'a' * 2 * HEADER_LIMIT}\r\n"))
         status, _, _ = client.response()
     assert status.startswith("HTTP/1.1 431 ")
@@ -102,7 +50,7 @@ def test_oversized_header_gets_431(server: harness.Fluxlit) -> None:
 
 @pytest.mark.parametrize("prefix", ["/api/users?q=", "/page?q="], ids=["api", "ui"])
 def test_overlong_request_line_gets_414(server: harness.Fluxlit, prefix: str) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "GET", prefix + "a" * 2 * HEADER_LIMIT))
         status, headers, _ = client.response()
     assert status.startswith("HTTP/1.1 414 ")
@@ -111,7 +59,7 @@ def test_overlong_request_line_gets_414(server: harness.Fluxlit, prefix: str) ->
 
 def test_long_request_line_with_oversized_headers_gets_431(server: harness.Fluxlit) -> None:
     target = "/api/users?q=" + "a" * (HEADER_LIMIT // 2)
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "GET", target, f"X-Big: {'b' * HEADER_LIMIT}\r\n"))
         status, headers, _ = client.response()
     assert status.startswith("HTTP/1.1 431 ")
@@ -129,7 +77,7 @@ def large_header_server(module_launcher: harness.Launcher) -> harness.Fluxlit:
 def test_field_over_beast_limit_gets_431(large_header_server: harness.Fluxlit, path: str,
                                          part: str) -> None:
     field = f"X{'n' * MAX_FIELD_BYTES}: v" if part == "name" else f"Cookie: {'c' * 70000}"
-    with RawClient(large_header_server) as client:
+    with harness.RawClient(large_header_server) as client:
         client.send(request(large_header_server, "GET", path, field + "\r\n"))
         status, headers, body = client.response()
         assert client.closed_within(5)
@@ -141,7 +89,7 @@ def test_field_over_beast_limit_gets_431(large_header_server: harness.Fluxlit, p
 
 def test_field_at_beast_limit_is_accepted(large_header_server: harness.Fluxlit) -> None:
     field = f"Cookie: {'c' * MAX_FIELD_BYTES}\r\nConnection: close\r\n"
-    with RawClient(large_header_server) as client:
+    with harness.RawClient(large_header_server) as client:
         client.send(request(large_header_server, "GET", "/api/users/1", field))
         status, _, body = client.response()
     assert status.startswith("HTTP/1.1 200 ")
@@ -153,7 +101,7 @@ def test_trailer_over_beast_limit_gets_400(large_header_server: harness.Fluxlit,
                                            path: str) -> None:
     head = request(large_header_server, "POST", path, "Transfer-Encoding: chunked\r\n")
     body = f"2\r\n{{}}\r\n0\r\nX-Trailer: {'t' * (MAX_FIELD_BYTES + 1)}\r\n\r\n"
-    with RawClient(large_header_server) as client:
+    with harness.RawClient(large_header_server) as client:
         client.send(head + body.encode())
         status, headers, _ = client.response()
         assert client.closed_within(5)
@@ -163,7 +111,7 @@ def test_trailer_over_beast_limit_gets_400(large_header_server: harness.Fluxlit,
 
 def test_oversized_body_gets_413(server: harness.Fluxlit) -> None:
     size = BODY_LIMIT + 1
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "POST", "/api/echo", f"Content-Length: {size}\r\n"))
         status, _, _ = client.response()
     assert status.startswith("HTTP/1.1 413 ")
@@ -172,7 +120,7 @@ def test_oversized_body_gets_413(server: harness.Fluxlit) -> None:
 def test_oversized_upload_to_ui_gets_413(server: harness.Fluxlit) -> None:
     size = BODY_LIMIT + 1
     path = "/_stcore/upload_file/s/f"
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "PUT", path, f"Content-Length: {size}\r\n"))
         status, _, _ = client.response()
     assert status.startswith("HTTP/1.1 413 ")
@@ -180,8 +128,9 @@ def test_oversized_upload_to_ui_gets_413(server: harness.Fluxlit) -> None:
 
 def test_body_at_limit_is_accepted(server: harness.Fluxlit) -> None:
     body = b"z" * BODY_LIMIT
-    with RawClient(server) as client:
-        client.send(request(server, "POST", "/api/echo", f"Content-Length: {BODY_LIMIT}\r\n") + body)
+    with harness.RawClient(server) as client:
+        head = request(server, "POST", "/api/echo", f"Content-Length: {BODY_LIMIT}\r\n")
+        client.send(head + body)
         status, _, received = client.response()
     assert status.startswith("HTTP/1.1 200 ")
     assert received == body
@@ -190,7 +139,7 @@ def test_body_at_limit_is_accepted(server: harness.Fluxlit) -> None:
 def test_oversized_chunked_body_gets_413(server: harness.Fluxlit) -> None:
     piece = b"y" * 8192
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(10))
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "POST", "/api/echo", "Transfer-Encoding: chunked\r\n"))
         client.send(chunks + b"0\r\n\r\n")
         status, _, _ = client.response()
@@ -198,7 +147,7 @@ def test_oversized_chunked_body_gets_413(server: harness.Fluxlit) -> None:
 
 
 def test_slow_header_is_cut_off(server: harness.Fluxlit) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         started = time.monotonic()
         # The blank line that ends the head never comes.
         client.send(f"GET /api/users HTTP/1.1\r\nHost: {server.authority}\r\n".encode())
@@ -210,7 +159,7 @@ def test_slow_header_is_cut_off(server: harness.Fluxlit) -> None:
 
 @pytest.mark.parametrize("path", ["/api/users/1", "/_stcore/health"], ids=["api", "ui"])
 def test_idle_keep_alive_is_closed(server: harness.Fluxlit, path: str) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "GET", path))
         status, _, _ = client.response()
         assert status.startswith("HTTP/1.1 200 ")
@@ -221,7 +170,7 @@ def test_idle_keep_alive_is_closed(server: harness.Fluxlit, path: str) -> None:
 
 
 def test_ui_keep_alive_serves_next_request(server: harness.Fluxlit) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         for _ in range(3):
             client.send(request(server, "GET", "/_stcore/health"))
             status, _, body = client.response()
@@ -231,7 +180,7 @@ def test_ui_keep_alive_serves_next_request(server: harness.Fluxlit) -> None:
 
 
 def test_pipelined_requests_answered_in_order(server: harness.Fluxlit) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(
             request(server, "GET", "/api/users/1")
             + request(server, "GET", "/_stcore/host-config")
@@ -246,7 +195,7 @@ def test_pipelined_requests_answered_in_order(server: harness.Fluxlit) -> None:
 
 
 def test_malformed_request_gets_400(server: harness.Fluxlit) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(b"NOT A REQUEST\r\n\r\n")
         status, _, _ = client.response()
     assert status.startswith("HTTP/1.1 400 ")
@@ -255,7 +204,7 @@ def test_malformed_request_gets_400(server: harness.Fluxlit) -> None:
 def test_conflicting_body_lengths_get_400(server: harness.Fluxlit) -> None:
     # Content-Length next to Transfer-Encoding is the classic request smuggling shape.
     extra = "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "POST", "/api/echo", extra) + b"5\r\nhello\r\n0\r\n\r\n")
         status, _, _ = client.response()
         assert status.startswith("HTTP/1.1 400 ")
@@ -263,7 +212,7 @@ def test_conflicting_body_lengths_get_400(server: harness.Fluxlit) -> None:
 
 
 def test_http10_request_is_answered_and_closed(server: harness.Fluxlit) -> None:
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(b"GET /api/users/1 HTTP/1.0\r\n\r\n")
         status, _, body = client.response()
         assert status.split(" ")[1] == "200"
@@ -273,7 +222,7 @@ def test_http10_request_is_answered_and_closed(server: harness.Fluxlit) -> None:
 
 def test_expect_continue_gets_interim_response(server: harness.Fluxlit) -> None:
     extra = "Content-Length: 5\r\nExpect: 100-continue\r\n"
-    with RawClient(server) as client:
+    with harness.RawClient(server) as client:
         client.send(request(server, "POST", "/api/echo", extra))
         interim, _, _ = client.response()
         assert interim.startswith("HTTP/1.1 100 ")

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -30,16 +28,6 @@ PROBE_COOKIE_BYTES = 100
 @pytest.fixture(scope="module")
 def server(hello: harness.Fluxlit) -> harness.Fluxlit:
     return hello
-
-
-@dataclass
-class Reply:
-    """One response read from a raw connection."""
-
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    sock: socket.socket  # still open, for checks of how the connection ends
 
 
 def new_request_id() -> str:
@@ -72,34 +60,12 @@ def request_head(
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def send_head(server: harness.Fluxlit, head: bytes) -> Reply:
-    """Send `head` on a new connection and read one response with a Content-Length body."""
-    sock = socket.create_connection((server.host, server.port), timeout=10)
-    sock.sendall(head)
-    lines, body = harness.read_response_head(sock)
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        piece = sock.recv(65536)
-        assert piece, f"connection closed inside a response body: {body!r}"
-        body += piece
-    return Reply(int(lines[0].split(" ", 2)[1]), headers, body, sock)
-
-
-def closes_within(sock: socket.socket, seconds: float) -> bool:
-    """Return whether the peer closes `sock` within `seconds`, ignoring any bytes it sends."""
-    sock.settimeout(seconds)
-    try:
-        while sock.recv(65536):
-            pass
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        return True
-    return True
+def send_head(server: harness.Fluxlit, head: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `head` on a new connection and read one response: status, headers and body."""
+    with harness.RawClient(server, timeout=10) as client:
+        client.send(head)
+        status_line, headers, body = client.response()
+    return int(status_line.split(" ", 2)[1]), headers, body
 
 
 def recorded_request(server: harness.Fluxlit, request_id: str) -> dict[str, Any] | None:
@@ -120,26 +86,26 @@ def forwarded_head_bytes(entry: dict[str, Any]) -> int:
 def cookie_bytes_for(server: harness.Fluxlit, upgrade: bool, forwarded_bytes: int) -> int:
     """Return the cookie size that makes the forwarded head exactly `forwarded_bytes` long."""
     request_id = new_request_id()
-    probe = send_head(server, request_head(server, upgrade, request_id, PROBE_COOKIE_BYTES))
-    probe.sock.close()
-    assert probe.status == (101 if upgrade else 200)
+    status, _, _ = send_head(server, request_head(server, upgrade, request_id, PROBE_COOKIE_BYTES))
+    assert status == (101 if upgrade else 200)
     entry = recorded_request(server, request_id)
     assert entry is not None, "the stand-in did not record the probe"
     return PROBE_COOKIE_BYTES + forwarded_bytes - forwarded_head_bytes(entry)
 
 
 def assert_rejected_locally(server: harness.Fluxlit, head: bytes, request_id: str) -> None:
-    reply = send_head(server, head)
-    with reply.sock:
-        assert reply.status == 431
-        assert reply.headers["x-fluxlit-reason"] == REASON
-        assert reply.headers["connection"] == "close"
-        assert reply.headers["x-request-id"] == request_id
-        body = json.loads(reply.body)
-        assert body["reason"] == REASON
-        assert f"at most {STREAMLIT_HEADER_LIMIT} bytes" in body["detail"]
-        assert "fewer or smaller cookies or headers" in body["detail"]
-        assert closes_within(reply.sock, 5)
+    with harness.RawClient(server, timeout=10) as client:
+        client.send(head)
+        status_line, headers, body = client.response()
+        assert status_line.split(" ", 2)[1] == "431"
+        assert headers["x-fluxlit-reason"] == REASON
+        assert headers["connection"] == "close"
+        assert headers["x-request-id"] == request_id
+        reply = json.loads(body)
+        assert reply["reason"] == REASON
+        assert f"at most {STREAMLIT_HEADER_LIMIT} bytes" in reply["detail"]
+        assert "fewer or smaller cookies or headers" in reply["detail"]
+        assert client.closed_within(5)
     assert recorded_request(server, request_id) is None, "the head reached Streamlit"
     access = re.compile(rf"rid={request_id} .* 431 .*route=local reason={REASON}")
     assert '"source":"access"' in server.wait_for_log(access)
@@ -191,10 +157,9 @@ def test_head_within_limit_is_forwarded(
 ) -> None:
     cookie_bytes = cookie_bytes_for(server, upgrade, forwarded_bytes)
     request_id = new_request_id()
-    reply = send_head(server, request_head(server, upgrade, request_id, cookie_bytes))
-    reply.sock.close()
-    assert reply.status == (101 if upgrade else 200)
-    assert "x-fluxlit-reason" not in reply.headers
+    status, headers, _ = send_head(server, request_head(server, upgrade, request_id, cookie_bytes))
+    assert status == (101 if upgrade else 200)
+    assert "x-fluxlit-reason" not in headers
     entry = recorded_request(server, request_id)
     assert entry is not None, "the stand-in did not record the request"
     assert forwarded_head_bytes(entry) == forwarded_bytes
@@ -210,7 +175,6 @@ def test_api_head_skips_streamlit_limit(server: harness.Fluxlit) -> None:
 
     head = head_with(GATEWAY_HEADER_LIMIT - len(head_with(0)))
     assert len(head) == GATEWAY_HEADER_LIMIT
-    reply = send_head(server, head)
-    reply.sock.close()
-    assert reply.status == 200
-    assert b"Ada Lovelace" in reply.body
+    status, _, body = send_head(server, head)
+    assert status == 200
+    assert b"Ada Lovelace" in body

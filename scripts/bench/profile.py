@@ -38,8 +38,8 @@ CALLGRIND_CONNECTIONS = 8
 CPU_SAMPLES_PER_SECOND = 4000
 # Lines of the per-function table in `cpu` mode.
 CPU_TOP_FUNCTIONS = 30
-# Largest share by which perf's CPU time of the server may differ from what /proc counted, and
-# the difference always allowed: /proc counts each process in clock ticks of 10 ms.
+# Maximum relative difference between perf's CPU time of the server and what /proc counted, and
+# the absolute difference always allowed, because /proc counts in clock ticks of 10 ms.
 CPU_TIME_TOLERANCE = 0.1
 CPU_TIME_TOLERANCE_SECONDS = 0.05
 
@@ -127,7 +127,7 @@ def sample_cpu(server: Server, load: Callable[[int], int], seconds: int,
     pids = [server.pid, *benchlib.descendant_pids(server.pid)]
     data = directory / f"{server.name}.perf"
     used_before = sum(benchlib.cpu_seconds(pid) for pid in pids)
-    # Started before the load and stopped after it: the server sleeps outside the load, so the
+    # perf starts before the load and stops after it. The server sleeps outside the load, so the
     # extra time adds no samples of it.
     recorder = subprocess.Popen(
         ["perf", "record", "-a", "-C", benchlib.SERVER_CPU, "-e", "cpu-clock",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Profiles fluxlit under load with callgrind or perf, or counts its system calls with strace;
-# see profile.py for the arguments. fluxlit runs on CPU 0 and the load on CPU 1, on 127.0.0.1.
+# Profiles fluxlit under load with callgrind or perf, or counts its system calls with strace.
+# See profile.py for the arguments. fluxlit runs on CPU 0 and the load on CPU 1, on 127.0.0.1.
 #   bash scripts/bench/profile.sh callgrind api /trivial
 #   bash scripts/bench/profile.sh syscalls proxy /static/bundle.js
 #   bash scripts/bench/profile.sh cpu api /items
@@ -15,7 +15,7 @@ case "${1:-}" in
   *) tool="" ;;  # profile.py reports the bad mode
 esac
 if [[ -n "$tool" ]] && ! command -v "$tool" >/dev/null; then
-  echo "error: $tool is not installed; install it with: apt-get install -y $package" >&2
+  echo "error: $tool is not installed. Install it with: apt-get install -y $package" >&2
   exit 1
 fi
 if [[ " $* " != *" --binary "* && " $* " != *" --binary="* ]]; then

@@ -302,10 +302,8 @@ TORNADO_HEADER_LIMIT = 65536
 
 
 def status_for_head_of_size(standin: Standin, size: int) -> int | None:
-    """Send a GET whose head is exactly `size` bytes long and return the response status.
-
-    Returns None when the connection closes without a response.
-    """
+    """Send a GET whose head is exactly `size` bytes long and return the response status, or
+    None when the connection closes without a response."""
     fixed_lines = ["GET /_standin/headers HTTP/1.1", "Host: 127.0.0.1", "X-Pad: ", ""]
     fixed_bytes = sum(len(line) + 2 for line in fixed_lines)
     connection = http.client.HTTPConnection("127.0.0.1", standin.port, timeout=10)

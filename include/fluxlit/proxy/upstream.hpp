@@ -32,7 +32,7 @@ using tcp = boost::asio::ip::tcp;
 // parser fails such a head with http::error::header_limit instead.
 class request_parser : public boost::beast::http::request_parser<boost::beast::http::buffer_body> {
  public:
-  // The longest header field name or value that Beast's fields accept.
+  // Maximum length, in bytes, of a header field name or value that Beast's fields can store.
   static constexpr std::size_t max_field_bytes = std::numeric_limits<std::uint16_t>::max() - 2;
 
   // True when the head failed because a field name or value was longer than max_field_bytes.

@@ -250,7 +250,8 @@ class _Runtime:
         self.app_directory = app_directory
         self.state: dict = {}
         self.lifespan = _Lifespan(app, self.state)
-        self.tasks: set[asyncio.Task] = set()
+        # The task of each request in flight, by its exchange; the task removes itself.
+        self.tasks: dict[Any, asyncio.Task] = {}
         self.stopping = False
         self.reloading = False
         self.ready = asyncio.Event()
@@ -262,13 +263,9 @@ class _Runtime:
         for event in self.control.drain(self.state):
             kind = event[0]
             if kind == NEW_HTTP_REQUEST:
-                task = self.loop.create_task(self.run_http(*event[1:]))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self.tasks[event[1]] = self.loop.create_task(self.run_http(*event[1:]))
             elif kind == NEW_REQUEST:
-                task = self.loop.create_task(self.run_exchange(event[1]))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self.tasks[event[1]] = self.loop.create_task(self.run_exchange(event[1]))
             elif kind == WAKE:
                 for waiter in getattr(event[1], "waiters", ()):
                     if not waiter.done():
@@ -286,7 +283,7 @@ class _Runtime:
         A failed import or startup is logged with its traceback, and the API responds with 500 and
         a short page naming the error until the next successful reload.
         """
-        in_flight = set(self.tasks)
+        in_flight = set(self.tasks.values())
         self.ready.clear()
         try:
             if in_flight:
@@ -346,53 +343,61 @@ class _Runtime:
 
     async def run_http(self, exchange: Any, scope: dict, receive: Any, send: Any) -> None:
         """Run the app for one HTTP request, with the scope and callables that drain() built."""
-        if not self.ready.is_set():
-            await self.ready.wait()
-            scope["state"] = self.state.copy()  # the state of the app that a reload started
-        # The native callables return awaitables that may already be finished, which asyncio,
-        # anyio and run_coroutine_threadsafe do not accept where they want a coroutine. Apps
-        # get coroutine functions, as under other servers, and a message is sent when its
-        # send() is awaited, on the loop's thread.
-        async def app_receive() -> dict:
-            return await receive()
-
-        async def app_send(message: dict) -> None:
-            await send(message)
-
         try:
-            await self.app(scope, app_receive, app_send)
-        except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
-            self.report_failure(exchange, scope, error)
-            if isinstance(error, (KeyboardInterrupt, SystemExit)):
-                raise
-        else:
-            send.finish("")  # the native twin of exchange.finish, cheaper to call
+            if not self.ready.is_set():
+                await self.ready.wait()
+                scope["state"] = self.state.copy()  # the state of the app that a reload started
+            # The native callables return awaitables that may already be finished, which asyncio,
+            # anyio and run_coroutine_threadsafe do not accept where they want a coroutine. Apps
+            # get coroutine functions, as under other servers, and a message is sent when its
+            # send() is awaited, on the loop's thread.
+            async def app_receive() -> dict:
+                return await receive()
+
+            async def app_send(message: dict) -> None:
+                await send(message)
+
+            try:
+                await self.app(scope, app_receive, app_send)
+            except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
+                self.report_failure(exchange, scope, error)
+                if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                    raise
+            else:
+                send.finish("")  # the native twin of exchange.finish, cheaper to call
+        finally:
+            # Removed here rather than by a done callback, which the loop would have to
+            # schedule for every request.
+            self.tasks.pop(exchange, None)
 
     async def run_exchange(self, exchange: Any) -> None:
         """Run the app for one WebSocket connection."""
-        if not self.ready.is_set():
-            await self.ready.wait()
-        scope = exchange.scope()
-        scope["state"] = self.state.copy()
-
-        async def receive() -> dict:
-            message = exchange.receive_nowait()
-            if message is not None:
-                return message
-            return await _receive_later(exchange)
-
-        async def send(message: dict) -> None:
-            if exchange.send(message):
-                await _drain_later(exchange)
-
         try:
-            await self.app(scope, receive, send)
-        except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
-            self.report_failure(exchange, scope, error)
-            if isinstance(error, (KeyboardInterrupt, SystemExit)):
-                raise
-        else:
-            exchange.finish("")
+            if not self.ready.is_set():
+                await self.ready.wait()
+            scope = exchange.scope()
+            scope["state"] = self.state.copy()
+
+            async def receive() -> dict:
+                message = exchange.receive_nowait()
+                if message is not None:
+                    return message
+                return await _receive_later(exchange)
+
+            async def send(message: dict) -> None:
+                if exchange.send(message):
+                    await _drain_later(exchange)
+
+            try:
+                await self.app(scope, receive, send)
+            except BaseException as error:  # noqa: BLE001 - every failure becomes a 500 or a reset
+                self.report_failure(exchange, scope, error)
+                if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                    raise
+            else:
+                exchange.finish("")
+        finally:
+            self.tasks.pop(exchange, None)  # as in run_http
 
     @staticmethod
     def report_failure(exchange: Any, scope: dict, error: BaseException) -> None:
@@ -473,8 +478,9 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
         loop.run_forever()
     finally:
         heartbeat.cancel()
-        for task in list(runtime.tasks):
+        in_flight = list(runtime.tasks.values())
+        for task in in_flight:
             task.cancel()
-        loop.run_until_complete(asyncio.gather(heartbeat, *runtime.tasks, return_exceptions=True))
+        loop.run_until_complete(asyncio.gather(heartbeat, *in_flight, return_exceptions=True))
         loop.remove_reader(control.fileno())
         loop.close()

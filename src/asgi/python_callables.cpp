@@ -1,7 +1,9 @@
 #include "asgi/python_callables.hpp"
 
 #include <exception>
+#include <new>
 #include <string>
+#include <vector>
 
 #include "asgi/python_exchange.hpp"
 
@@ -33,7 +35,10 @@ PyObject* ready_none = nullptr;  // the result of every send that needs no wait
 PyObject* receive_later = nullptr;
 PyObject* drain_later = nullptr;
 PyObject* call_soon = nullptr;       // the loop's call_soon
-PyObject* flush_function = nullptr;  // flush_send(send), scheduled through call_soon
+PyObject* flush_function = nullptr;  // flush_owed_sends(), scheduled through call_soon
+// The send callables whose response start waits in its queue for the body, with a reference
+// each. One scheduled flush_owed_sends() serves every request of a loop iteration.
+std::vector<PyObject*> owed_sends;
 
 PyObject* ready_await(PyObject* self) {
   Py_INCREF(self);
@@ -152,14 +157,24 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (exchange->take_flush_owed()) {
     // A response start waits in the queue for its body. Tell the connection after the loop's
     // current callbacks: by then the body has usually joined it, unless the app suspended.
-    PyObject* arguments[] = {flush_function, self};
-    PyObject* handle =
-        call_soon == nullptr ? nullptr : PyObject_Vectorcall(call_soon, arguments, 2, nullptr);
+    PyObject* handle = nullptr;
+    if (!owed_sends.empty()) {
+      handle = Py_NewRef(Py_None);  // a flush is already scheduled
+    } else if (call_soon != nullptr) {
+      handle = PyObject_CallOneArg(call_soon, flush_function);
+    }
     if (handle == nullptr) {
       exchange->flush_notify();
       if (PyErr_Occurred() != nullptr) return nullptr;
+    } else {
+      Py_DECREF(handle);
+      try {
+        owed_sends.push_back(self);
+        Py_INCREF(self);
+      } catch (const std::bad_alloc&) {
+        exchange->flush_notify();
+      }
     }
-    Py_XDECREF(handle);
   }
   if (!must_wait) {
     Py_INCREF(ready_none);
@@ -190,14 +205,20 @@ PyObject* send_finish(PyObject* self, PyObject* error) {
   Py_RETURN_NONE;
 }
 
-// flush_send(send): sends the connection notification that a response start left owed.
-PyObject* flush_send(PyObject*, PyObject* send) {
-  if (Py_TYPE(send) != send_type) {
-    PyErr_SetString(PyExc_TypeError, "flush_send() takes an ASGI send callable");
-    return nullptr;
+// flush_owed_sends(): sends the connection notifications that response starts left owed.
+PyObject* flush_owed_sends(PyObject*, PyObject*) {
+  std::vector<PyObject*> sends;
+  sends.swap(owed_sends);
+  for (PyObject* send : sends) {
+    auto* exchange = reinterpret_cast<channel_object*>(send)->exchange;
+    if (exchange != nullptr) exchange->flush_notify();
+    Py_DECREF(send);
   }
-  auto* exchange = reinterpret_cast<channel_object*>(send)->exchange;
-  if (exchange != nullptr) exchange->flush_notify();
+  // Keep the storage for the next iteration, unless a burst grew it.
+  if (owed_sends.empty() && sends.capacity() <= 1024) {
+    sends.clear();
+    owed_sends.swap(sends);
+  }
   Py_RETURN_NONE;
 }
 
@@ -260,8 +281,8 @@ void register_python_callables(py::module_& module) {
   if (ready_none == nullptr) throw py::error_already_set();
   reinterpret_cast<ready_object*>(ready_none)->value = nullptr;
 
-  static PyMethodDef flush_definition = {"flush_send", flush_send, METH_O,
-                                         "Notify the connection of a queued response start."};
+  static PyMethodDef flush_definition = {"flush_owed_sends", flush_owed_sends, METH_NOARGS,
+                                         "Notify the connections of queued response starts."};
   flush_function = PyCFunction_New(&flush_definition, nullptr);
   if (flush_function == nullptr) throw py::error_already_set();
 

@@ -103,6 +103,7 @@ asio::awaitable<connection::request_record> connection::serve_api_websocket(
   bool done = false;
   pump_done_ = true;
 
+  std::vector<asgi::websocket_outbound> events;
   while (!done) {
     co_await wait_for(response_timer_, response_pending_);
     response_pending_ = false;
@@ -113,7 +114,9 @@ asio::awaitable<connection::request_record> connection::serve_api_websocket(
       break;
     }
 
-    for (auto& event : exchange->io_take_events()) {
+    events.clear();
+    exchange->io_take_events(events);
+    for (auto& event : events) {
       if (done) break;
       if (auto* accept = std::get_if<asgi::websocket_accept>(&event)) {
         ws.set_option(websocket::stream_base::decorator(

@@ -8,9 +8,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/container/small_vector.hpp>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "fluxlit/asgi/bridge.hpp"
@@ -57,13 +59,6 @@ std::string lower_ascii(std::string_view text) {
   std::string out(text);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-std::string host_of(const asio::ip::address& address) {
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
-  }
-  return address.to_string();
 }
 
 std::string json_reply(int status, std::string_view reason, std::string_view detail = {}) {
@@ -120,6 +115,8 @@ connection::connection(asio::ip::tcp::socket socket, gateway_context& context, s
   boost::system::error_code ignored;
   peer_ = stream_.socket().remote_endpoint(ignored);
   local_ = stream_.socket().local_endpoint(ignored);
+  peer_host_ = address_text(peer_.address());
+  local_host_ = address_text(local_.address());
   stream_.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
 }
 
@@ -296,7 +293,7 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
   // A proxy chain may add its hops as separate lines; each list header is read as one list.
   const auto forwarded_for = joined_field(message, "x-forwarded-for");
   const auto forwarded_proto = joined_field(message, "x-forwarded-proto");
-  request.client = resolve_client(context_.forwarding, peer_.address(), peer_.port(),
+  request.client = resolve_client(context_.forwarding, peer_.address(), peer_host_, peer_.port(),
                                   {forwarded_for, forwarded_proto, message["x-forwarded-host"],
                                    message[http::field::host]});
   request.destination = route_target(context_.routes, request.target);
@@ -574,7 +571,7 @@ asgi::http_request_head connection::make_asgi_head(proxy::request_parser& parser
   head.headers.emplace_back("x-request-id", request.request_id);
   head.client_host = request.client.client_host;
   head.client_port = request.client.client_port;
-  head.server_host = host_of(local_.address());
+  head.server_host = local_host_;
   head.server_port = local_.port();
   return head;
 }
@@ -638,6 +635,16 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   bool aborted = false;
   std::uint64_t declared_length = 0;
 
+  // Kept across batches, so that their storage serves the whole response. A batch usually
+  // holds a response start and one body: a head, a body and at most two framing pieces.
+  std::vector<asgi::response_event> events;
+  std::string head_text;
+  // Framing text, and the bodies that stay in the app's bytes objects until the write ends.
+  boost::container::small_vector<std::string, 4> pieces;
+  boost::container::small_vector<asgi::response_body, 2> kept_bodies;
+  // Per piece of output in order: an index into pieces, or ~index into kept_bodies.
+  boost::container::small_vector<std::ptrdiff_t, 6> order;
+  boost::container::small_vector<asio::const_buffer, 6> buffers;
   while (!finished && !aborted && !client_gone_) {
     co_await wait_for(response_timer_, response_pending_);
     response_pending_ = false;
@@ -664,13 +671,11 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
       break;
     }
 
-    auto events = exchange->io_take_response_events();
-    std::string head_text;
-    // Framing text, and the bodies that stay in the app's bytes objects until the write ends.
-    std::vector<std::string> pieces;
-    std::vector<asgi::response_body> kept_bodies;
-    // Per piece of output in order: an index into pieces, or ~index into kept_bodies.
-    std::vector<std::ptrdiff_t> order;
+    events.clear();
+    pieces.clear();
+    kept_bodies.clear();
+    order.clear();
+    exchange->io_take_response_events(events);
     const auto add_piece = [&](std::string text) {
       order.push_back(static_cast<std::ptrdiff_t>(pieces.size()));
       pieces.push_back(std::move(text));
@@ -690,6 +695,8 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         bool has_length = false;
         bool has_date = false;
         bool has_request_id = false;
+        head_text.clear();
+        head_text.reserve(512);
         append_status_line(head_text, start->status);
         for (const auto& [name, value] : start->headers) {
           if (iequals(name, "connection")) {
@@ -758,8 +765,7 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     }
 
     if (!order.empty()) {
-      std::vector<asio::const_buffer> buffers;
-      buffers.reserve(order.size());
+      buffers.clear();
       for (const auto index : order) {
         if (index >= 0) {
           buffers.push_back(asio::buffer(pieces[static_cast<std::size_t>(index)]));
@@ -768,9 +774,11 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
           buffers.push_back(asio::buffer(bytes.data(), bytes.size()));
         }
       }
-      // One gathered write for the head and every body of the batch.
+      // One gathered write for the head and every body of the batch. async_write copies its
+      // buffer sequence, so it gets a span rather than the vector.
       auto [error, written] =
-          co_await asio::async_write(stream_, buffers, write_without_cap, nothrow_awaitable);
+          co_await asio::async_write(stream_, std::span<const asio::const_buffer>(buffers),
+                                     write_without_cap, nothrow_awaitable);
       if (error) {
         exchange->io_client_gone();
         client_gone_ = true;

@@ -106,6 +106,9 @@ class connection : public std::enable_shared_from_this<connection> {
   closed_callback on_closed_;
   boost::asio::ip::tcp::endpoint peer_;
   boost::asio::ip::tcp::endpoint local_;
+  // The endpoints' addresses as text, computed once for the scopes of all requests.
+  std::string peer_host_;
+  std::string local_host_;
   bool busy_ = false;
 
   // ASGI exchange signalling; all flags are touched on the I/O thread only.

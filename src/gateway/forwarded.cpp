@@ -73,13 +73,18 @@ bool forwarded_policy::is_trusted(const boost::asio::ip::address& address) const
   return false;
 }
 
+std::string address_text(const boost::asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6())
+        .to_string();
+  }
+  return address.to_string();
+}
+
 client_identity resolve_client(const forwarded_policy& policy, const boost::asio::ip::address& peer,
-                               std::uint16_t peer_port, const incoming_forwarded_headers& headers) {
+                               std::string_view peer_text, std::uint16_t peer_port,
+                               const incoming_forwarded_headers& headers) {
   client_identity identity;
-  const auto peer_text =
-      peer.is_v6() && peer.to_v6().is_v4_mapped()
-          ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, peer.to_v6()).to_string()
-          : peer.to_string();
   identity.client_host = peer_text;
   identity.client_port = peer_port;
   identity.host = std::string(headers.host);
@@ -90,7 +95,7 @@ client_identity resolve_client(const forwarded_policy& policy, const boost::asio
 
   const auto hops = split_list(headers.forwarded_for);
   if (!hops.empty()) {
-    identity.forwarded_for = std::string(headers.forwarded_for) + ", " + peer_text;
+    identity.forwarded_for = std::string(headers.forwarded_for) + ", " + std::string(peer_text);
     // Walk from the nearest hop outwards; the first address not run by a trusted proxy is the
     // client. When every hop is trusted, the farthest one is the best that is known.
     std::string chosen(hops.front());

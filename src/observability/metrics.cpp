@@ -5,8 +5,10 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-#include <map>
-#include <mutex>
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <string>
 
 namespace fluxlit::observability {
 
@@ -33,14 +35,42 @@ class metrics::impl {
                                            .Help("Relayed WebSocket connections currently open")
                                            .Register(registry)
                                            .Add({});
+
+  // Returns the counter of a route and status class. Family::Add hashes the labels under a lock,
+  // so the counters of the known routes are kept after first use. Two threads may both add one,
+  // and Add returns the same counter to both.
+  prometheus::Counter& request_counter(std::string_view route, int status) {
+    const auto status_class = static_cast<std::size_t>(std::clamp(status / 100, 0, 9));
+    const auto known = std::find(known_routes.begin(), known_routes.end(), route);
+    if (known == known_routes.end()) return add_request_counter(route, status_class);
+    auto& slot = request_counters[static_cast<std::size_t>(known - known_routes.begin())]
+                                 [status_class];
+    auto* counter = slot.load(std::memory_order_acquire);
+    if (counter == nullptr) {
+      counter = &add_request_counter(route, status_class);
+      slot.store(counter, std::memory_order_release);
+    }
+    return *counter;
+  }
+
+ private:
+  static constexpr std::array<std::string_view, 4> known_routes = {"api", "ui", "native",
+                                                                    "local"};
+
+  prometheus::Counter& add_request_counter(std::string_view route, std::size_t status_class) {
+    return requests.Add(
+        {{"route", std::string(route)}, {"status", std::to_string(status_class) + "xx"}});
+  }
+
+  std::array<std::array<std::atomic<prometheus::Counter*>, 10>, known_routes.size()>
+      request_counters{};
 };
 
 metrics::metrics() : impl_(std::make_unique<impl>()) {}
 metrics::~metrics() = default;
 
 void metrics::count_request(std::string_view route, int status) {
-  const std::string status_class = std::to_string(status / 100) + "xx";
-  impl_->requests.Add({{"route", std::string(route)}, {"status", status_class}}).Increment();
+  impl_->request_counter(route, status).Increment();
 }
 
 void metrics::count_local_reply(std::string_view reason) {

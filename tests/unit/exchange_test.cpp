@@ -18,6 +18,12 @@ std::shared_ptr<http_exchange> make_exchange(counters& seen, std::uint64_t send_
   return exchange;
 }
 
+std::vector<response_event> take(http_exchange& exchange) {
+  std::vector<response_event> events;
+  exchange.io_take_response_events(events);
+  return events;
+}
+
 TEST(ExchangeTest, ReceiveWaitsUntilBodyArrives) {
   counters seen;
   auto exchange = make_exchange(seen);
@@ -68,6 +74,52 @@ TEST(ExchangeTest, ReceiveHighWaterPausesReading) {
   EXPECT_EQ(seen.io_notifications, 1);
 }
 
+TEST(ExchangeTest, BodyOrderSurvivesInterleaving) {
+  counters seen;
+  auto exchange = make_exchange(seen, 10, 100);
+  exchange->io_push_body("a", true);
+  exchange->io_push_body("b", true);
+  EXPECT_EQ(exchange->py_receive()->body, "a");
+  exchange->io_push_body("c", true);
+  EXPECT_EQ(exchange->py_receive()->body, "b");
+  EXPECT_EQ(exchange->py_receive()->body, "c");
+  // Drained: the queue starts over, and the next piece still comes out first.
+  EXPECT_FALSE(exchange->py_receive().has_value());
+  exchange->io_push_body("d", false);
+  const auto last = exchange->py_receive();
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->body, "d");
+  EXPECT_FALSE(last->more_body);
+}
+
+TEST(ExchangeTest, ReadingResumesBelowHighWater) {
+  counters seen;
+  auto exchange = make_exchange(seen, 10, 8);
+  exchange->io_push_body("12345", true);
+  EXPECT_FALSE(exchange->io_push_body("67890", true));
+  exchange->py_receive();  // 5 bytes left queued: below the mark again
+  EXPECT_TRUE(exchange->io_wants_more_body());
+  EXPECT_EQ(seen.io_notifications, 1);
+  exchange->py_receive();
+  EXPECT_EQ(seen.io_notifications, 1);
+}
+
+TEST(ExchangeTest, TakeReusesVector) {
+  counters seen;
+  auto exchange = make_exchange(seen, 100);
+  std::vector<response_event> events;
+  exchange->py_send(response_start{201, {}}, 0);
+  exchange->io_take_response_events(events);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<response_start>(events[0]).status, 201);
+  events.clear();
+  exchange->py_send(response_body{"x", false}, 1);
+  exchange->io_take_response_events(events);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<response_body>(events[0]).bytes(), "x");
+  EXPECT_TRUE(take(*exchange).empty());
+}
+
 TEST(ExchangeTest, SendBatchNotifiesOnce) {
   counters seen;
   auto exchange = make_exchange(seen, 100);
@@ -75,7 +127,7 @@ TEST(ExchangeTest, SendBatchNotifiesOnce) {
   exchange->py_send(response_body{"a", true}, 1);
   exchange->py_send(response_body{"b", false}, 1);
   EXPECT_EQ(seen.io_notifications, 1);
-  EXPECT_EQ(exchange->io_take_response_events().size(), 3u);
+  EXPECT_EQ(take(*exchange).size(), 3u);
 }
 
 TEST(ExchangeTest, SendWaitsAboveHighWater) {
@@ -95,7 +147,7 @@ TEST(ExchangeTest, SendAfterClientGoneDropped) {
   auto exchange = make_exchange(seen);
   exchange->io_client_gone();
   EXPECT_FALSE(exchange->py_send(response_body{"late", false}, 4));
-  EXPECT_TRUE(exchange->io_take_response_events().empty());
+  EXPECT_TRUE(take(*exchange).empty());
 }
 
 TEST(ExchangeTest, ReceiveAfterResponseIsDisconnect) {
@@ -114,7 +166,7 @@ TEST(ExchangeTest, DeferredStartNotifiesWithBody) {
   EXPECT_EQ(seen.io_notifications, 1);
   exchange->py_flush_notify();
   EXPECT_EQ(seen.io_notifications, 1);
-  EXPECT_EQ(exchange->io_take_response_events().size(), 2u);
+  EXPECT_EQ(take(*exchange).size(), 2u);
 }
 
 TEST(ExchangeTest, FlushSendsOwedNotification) {
@@ -132,7 +184,7 @@ TEST(ExchangeTest, OwedNotificationSurvivesDrain) {
   auto exchange = make_exchange(seen, 100);
   exchange->py_send(response_start{200, {}}, 0, false);
   // The connection took the start on its own wake-up before the owed notification was sent.
-  EXPECT_EQ(exchange->io_take_response_events().size(), 1u);
+  EXPECT_EQ(take(*exchange).size(), 1u);
   exchange->py_send(response_body{"a", false}, 1);
   EXPECT_EQ(seen.io_notifications, 1);
 }

@@ -6,8 +6,8 @@
 // destroyed on either thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -85,8 +85,9 @@ class exchange_queues {
   // Sets the callback that notifies the connection, on its own executor, that events wait or
   // that reading may resume. `notify` must be cheap and thread-safe (it posts to the executor).
   void io_set_notify(std::function<void()> notify) {
+    auto shared = std::make_shared<const std::function<void()>>(std::move(notify));
     std::lock_guard lock(mutex_);
-    notify_io_ = std::move(notify);
+    notify_io_ = std::move(shared);
   }
 
   bool io_wants_more() const {
@@ -102,10 +103,11 @@ class exchange_queues {
     wake_python_if_waiting(lock);
   }
 
-  // Moves out every event the app queued so far.
-  std::deque<Outbound> io_take_events() {
+  // Moves every event the app queued so far into `events`, which must be empty. Swapping
+  // the vectors lets a connection reuse their storage from one batch to the next.
+  void io_take_events(std::vector<Outbound>& events) {
     std::lock_guard lock(mutex_);
-    return std::exchange(outbound_, {});
+    events.swap(outbound_);
   }
 
   // Records that `bytes` of queued output were written to the socket.
@@ -129,8 +131,7 @@ class exchange_queues {
   bool io_push(Inbound event, std::uint64_t bytes) {
     std::unique_lock lock(mutex_);
     inbound_bytes_ += bytes;
-    inbound_.push_back(Inbound{std::move(event)});
-    inbound_sizes_.push_back(bytes);
+    inbound_.push_back({std::move(event), bytes});
     const bool wants_more = inbound_bytes_ < receive_high_water_bytes_;
     wake_python_if_waiting(lock);
     return wants_more;
@@ -147,7 +148,7 @@ class exchange_queues {
     outbound_.push_back(std::move(event));
     unsent_bytes_ += bytes;
     const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
-    std::function<void()> notify;
+    notify_function notify;
     if (!notify_now) {
       notify_owed_ = notify_owed_ || was_empty;
     } else if (was_empty || notify_owed_) {
@@ -156,7 +157,7 @@ class exchange_queues {
     }
     lock.unlock();
     // One notification per batch: the connection drains every queued event when it runs.
-    if (notify) notify();
+    if (notify) (*notify)();
     return must_wait;
   }
 
@@ -167,7 +168,7 @@ class exchange_queues {
     notify_owed_ = false;
     auto notify = notify_io_;
     lock.unlock();
-    if (notify) notify();
+    if (notify) (*notify)();
   }
 
   // True while unsent output is above the high-water mark.
@@ -199,51 +200,59 @@ class exchange_queues {
   std::optional<Inbound> pop_inbound(bool& ended) {
     std::unique_lock lock(mutex_);
     ended = client_gone_ || finished_;
-    if (inbound_.empty()) {
+    if (inbound_next_ == inbound_.size()) {
       const bool first_request = !receive_requested_;
       receive_requested_ = true;
       auto notify = first_request ? notify_io_ : nullptr;
       lock.unlock();
-      if (notify) notify();
+      if (notify) (*notify)();
       return std::nullopt;
     }
-    auto event = std::move(inbound_.front());
-    inbound_.pop_front();
+    auto& [event, bytes] = inbound_[inbound_next_++];
+    std::optional<Inbound> taken(std::move(event));
     const bool was_full = inbound_bytes_ >= receive_high_water_bytes_;
-    inbound_bytes_ -= inbound_sizes_.front();
-    inbound_sizes_.pop_front();
+    inbound_bytes_ -= bytes;
+    if (inbound_next_ == inbound_.size()) {
+      // Drained: start over at the front, keeping the storage.
+      inbound_.clear();
+      inbound_next_ = 0;
+    }
     const bool reopened = was_full && inbound_bytes_ < receive_high_water_bytes_;
     auto notify = reopened ? notify_io_ : nullptr;
     lock.unlock();
     // The connection paused reading at the high-water mark; let it read again.
-    if (notify) notify();
-    return event;
+    if (notify) (*notify)();
+    return taken;
   }
 
  private:
+  // Shared, so that a side can call it after unlocking without copying the function.
+  using notify_function = std::shared_ptr<const std::function<void()>>;
+
   void wake_python_if_waiting(std::unique_lock<std::mutex>& lock) {
     if (!python_waiting_ || !wake_python) return;
     python_waiting_ = false;
-    auto wake = wake_python;
     lock.unlock();
-    wake();
+    wake_python();  // set before the exchange is submitted and never changed after
   }
 
   const std::uint64_t send_high_water_bytes_;
   const std::uint64_t receive_high_water_bytes_;
 
   mutable std::mutex mutex_;
-  std::deque<Inbound> inbound_;
-  std::deque<std::uint64_t> inbound_sizes_;
+  // Queued events and their sizes, read from inbound_next_ on. Most requests queue one body
+  // event, so a vector that restarts when drained costs less than a deque.
+  std::vector<std::pair<Inbound, std::uint64_t>> inbound_;
+  std::size_t inbound_next_ = 0;
   std::uint64_t inbound_bytes_ = 0;
-  std::deque<Outbound> outbound_;
+  std::vector<Outbound> outbound_;
   std::uint64_t unsent_bytes_ = 0;
   bool client_gone_ = false;
   bool finished_ = false;
   bool python_waiting_ = false;
   bool receive_requested_ = false;
   bool notify_owed_ = false;
-  std::function<void()> notify_io_;
+  notify_function notify_io_;
 };
 
 class http_exchange : public exchange_queues<receive_event, response_event> {
@@ -260,7 +269,7 @@ class http_exchange : public exchange_queues<receive_event, response_event> {
     return io_push(receive_event{receive_event::kind::body, std::move(data), more_body}, size);
   }
   bool io_wants_more_body() const { return io_wants_more(); }
-  std::deque<response_event> io_take_response_events() { return io_take_events(); }
+  void io_take_response_events(std::vector<response_event>& events) { io_take_events(events); }
   void io_response_finished() { io_finished(); }
 
   // Returns the next receive event, or nothing when the app must wait for one.

@@ -38,8 +38,20 @@ struct incoming_forwarded_headers {
 // Applies the policy: from a trusted peer the client is the rightmost X-Forwarded-For entry
 // that is not itself trusted, and the scheme is the first X-Forwarded-Proto entry; from any
 // other peer the incoming X-Forwarded-* headers are ignored.
+// `peer_text` is address_text(peer), which a connection computes once for all its requests.
 client_identity resolve_client(const forwarded_policy& policy, const boost::asio::ip::address& peer,
-                               std::uint16_t peer_port, const incoming_forwarded_headers& headers);
+                               std::string_view peer_text, std::uint16_t peer_port,
+                               const incoming_forwarded_headers& headers);
+
+// An address as a client or server host: an IPv4-mapped IPv6 address as plain IPv4.
+std::string address_text(const boost::asio::ip::address& address);
+
+inline client_identity resolve_client(const forwarded_policy& policy,
+                                      const boost::asio::ip::address& peer,
+                                      std::uint16_t peer_port,
+                                      const incoming_forwarded_headers& headers) {
+  return resolve_client(policy, peer, address_text(peer), peer_port, headers);
+}
 
 // True for headers that belong to one connection (RFC 9110 section 7.6.1), including any
 // named in the Connection header's value.

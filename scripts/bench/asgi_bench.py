@@ -98,13 +98,13 @@ def start_fluxlit(binary: Path, work_directory: Path) -> tuple[Server, str]:
     return server, base
 
 
-def start_uvicorn(work_directory: Path) -> tuple[Server, str]:
+def start_uvicorn(work_directory: Path, app: str = "asgi_app:app") -> tuple[Server, str]:
     port = benchlib.free_port()
     server = Server(
         UVICORN,
         [PYTHON, "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
          "--log-level", "warning", "--host", "127.0.0.1", "--port", str(port),
-         "--app-dir", str(benchlib.BENCH_DIR), "asgi_app:app"],
+         "--app-dir", str(benchlib.BENCH_DIR), app],
         work_directory / "uvicorn.log",
         environment=server_environment(),
         working_directory=work_directory,

@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -47,9 +48,10 @@ def make_scope(method: str, path: str, body: bytes | None) -> dict:
     }
 
 
-async def run_requests(method: str, path: str, body: bytes | None, count: int) -> int:
-    """Call the app `count` times and return the body size of the last response."""
-    app = asgi_app.app
+async def run_requests(method: str, path: str, body: bytes | None, count: int,
+                       app: Any = None) -> int:
+    """Call `app` (the benchmark app by default) `count` times; return the last body's size."""
+    app = app or asgi_app.app
     template = make_scope(method, path, body)
     request_message = {"type": "http.request", "body": body or b"", "more_body": False}
     body_size = 0

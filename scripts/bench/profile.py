@@ -4,6 +4,10 @@
   Instrumentation starts once fluxlit is ready, so start-up is not in the profile. The top
   functions by exclusive instruction count are printed at the end.
 - `syscalls` counts the system calls per request with strace.
+- `app` splits the CPU time per request of fluxlit and of uvicorn into the app's own calls
+  and the rest, on one API route. It also times the same calls in a loop with no sockets
+  inside each server's process (timed_app.py), which shows how much slower the app itself runs
+  when its calls alternate with the server's socket work.
 - `cpu` samples all of the server CPU with perf's software clock while the load runs, kernel
   included, and prints the CPU time per request by thread, by shared object and by function.
   For an API route it does the same for uvicorn on the same app, side by side. The machine
@@ -13,6 +17,7 @@
     /usr/bin/python3 scripts/bench/profile.py callgrind api /trivial
     /usr/bin/python3 scripts/bench/profile.py syscalls proxy /static/bundle.js
     /usr/bin/python3 scripts/bench/profile.py cpu api /items
+    /usr/bin/python3 scripts/bench/profile.py app api /trivial
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -44,7 +50,8 @@ CPU_TIME_TOLERANCE = 0.1
 CPU_TIME_TOLERANCE_SECONDS = 0.05
 
 
-def start(mode: str, kind: str, binary: Path, directory: Path) -> tuple[Server, str]:
+def start(mode: str, kind: str, binary: Path, directory: Path,
+          app_file: str = "asgi_app.py") -> tuple[Server, str]:
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -56,7 +63,7 @@ def start(mode: str, kind: str, binary: Path, directory: Path) -> tuple[Server, 
         command.append("--no-ui")
     else:
         environment["PYTHONPATH"] = str(benchlib.BENCH_DIR / "standin")
-    command.append(f"{benchlib.BENCH_DIR / 'asgi_app.py'}:app")
+    command.append(f"{benchlib.BENCH_DIR / app_file}:app")
     if mode == "callgrind":
         command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                    f"--callgrind-out-file={directory / 'callgrind.out'}", *command]
@@ -196,9 +203,53 @@ def profile_cpu(arguments: argparse.Namespace, directory: Path, connections: int
         print(f"  {columns}  {function}")
 
 
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=600) as response:
+        return json.loads(response.read())
+
+
+def profile_app(arguments: argparse.Namespace, directory: Path, connections: int,
+                body_file: Path) -> None:
+    """Run `app` mode: each server's CPU per request, split into the app's calls and the rest."""
+    if arguments.kind != "api":
+        sys.exit("app mode times the calls of the API app; pass the kind api and an API route")
+    rows = []
+    for name in ("fluxlit", "uvicorn"):
+        if name == "fluxlit":
+            server, base = start("app", "api", arguments.binary, directory, "timed_app.py")
+            api_prefix = "/api"
+        else:
+            from asgi_bench import start_uvicorn
+
+            server, base = start_uvicorn(directory, "timed_app:app")
+            api_prefix = ""
+        try:
+            run_load("api", arguments.target, base, 2, connections, body_file, api_prefix)
+            get_json(base + api_prefix + "/_app_cpu")  # forget the warm-up's calls
+            pids = [server.pid, *benchlib.descendant_pids(server.pid)]
+            used_before = sum(benchlib.cpu_seconds(pid) for pid in pids)
+            count, _ = run_load("api", arguments.target, base, arguments.seconds, connections,
+                                body_file, api_prefix)
+            used = sum(benchlib.cpu_seconds(pid) for pid in pids) - used_before
+            under_load = get_json(base + api_prefix + "/_app_cpu")["median_us"]
+            in_loop = get_json(f"{base}{api_prefix}/_loop_cpu?path={arguments.target}")[
+                "median_us"]
+        finally:
+            server.stop(timeout=120)
+        total = microseconds_per_request(used, count)
+        rows.append([name, f"{count / arguments.seconds:,.0f}", f"{total:.1f}", f"{in_loop:.1f}",
+                     f"{under_load:.1f}", f"{under_load - in_loop:+.1f}",
+                     f"{total - under_load:.1f}"])
+    print(f"\nRoute {arguments.target}, {connections} connections, {arguments.seconds} s per "
+          "server, medians of the app's calls in µs of thread CPU time:\n")
+    print(benchlib.markdown_table(
+        ["Server", "req/s", "CPU µs/req", "app call in a loop", "app call under load",
+         "slowdown under load", "rest of the server"], rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["callgrind", "syscalls", "cpu"])
+    parser.add_argument("mode", choices=["callgrind", "syscalls", "cpu", "app"])
     parser.add_argument("kind", choices=["api", "proxy"])
     parser.add_argument("target", help="API route (/trivial, /items, /echo, /large), or for "
                         "proxy: /_stcore/health, /static/bundle.js or ws")
@@ -223,6 +274,9 @@ def main() -> None:
         body_file.write_bytes(asgi_app.make_echo_body())
         if arguments.mode == "cpu":
             profile_cpu(arguments, directory, connections, body_file)
+            return
+        if arguments.mode == "app":
+            profile_app(arguments, directory, connections, body_file)
             return
         server, base = start(arguments.mode, arguments.kind, arguments.binary, directory)
         try:

@@ -4,6 +4,7 @@
 #   bash scripts/bench/profile.sh callgrind api /trivial
 #   bash scripts/bench/profile.sh syscalls proxy /static/bundle.js
 #   bash scripts/bench/profile.sh cpu api /items
+#   bash scripts/bench/profile.sh app api /trivial
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

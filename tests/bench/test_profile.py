@@ -106,3 +106,32 @@ def test_load_of_error_responses_exits(tmp_path: Path) -> None:
     message = str(stopped.value)
     assert f"{base}/missing" in message
     assert "error responses" in message
+
+
+needs_uvicorn = pytest.mark.skipif(
+    subprocess.run([PYTHON, "-c", "import uvicorn"], capture_output=True).returncode != 0,
+    reason="uvicorn is not installed for /usr/bin/python3",
+)
+
+
+@needs_wrk
+@needs_uvicorn
+def test_app_mode_splits_cpu() -> None:
+    binary = Path(os.environ.get("FLUXLIT_BINARY") or
+                  BENCH_DIR.parents[1] / "build" / "debug" / "fluxlit")
+    completed = subprocess.run(
+        [PYTHON, str(BENCH_DIR / "profile.py"), "app", "api", "/trivial", "--seconds", "1",
+         "--connections", "4", "--binary", str(binary)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1]
+            for line in completed.stdout.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"fluxlit", "uvicorn"}
+    for server in ("fluxlit", "uvicorn"):
+        requests_per_second, cpu, in_loop, under_load, _, rest = (
+            float(cell.strip().replace(",", "")) for cell in rows[server])
+        assert requests_per_second > 0
+        assert 0 < in_loop < cpu
+        assert 0 < under_load < cpu
+        assert rest == pytest.approx(cpu - under_load, abs=0.11)

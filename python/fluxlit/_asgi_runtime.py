@@ -250,7 +250,7 @@ class _Runtime:
         self.app_directory = app_directory
         self.state: dict = {}
         self.lifespan = _Lifespan(app, self.state)
-        # The task of each request in flight, by its exchange; the task removes itself.
+        # The task of each request in flight, by its exchange. Each task removes its own entry.
         self.tasks: dict[Any, asyncio.Task] = {}
         self.stopping = False
         self.reloading = False
@@ -329,8 +329,19 @@ class _Runtime:
     async def heartbeat(self) -> None:
         while True:
             self.control.heartbeat()
+            self.forget_ended_tasks()
             # Readiness reports how much later than this interval the next beat comes.
             await asyncio.sleep(self.control.heartbeat_interval)
+
+    def forget_ended_tasks(self) -> None:
+        """Drop the table entries of tasks that ended without running their ``finally``.
+
+        A task cancelled before its first step never runs its coroutine, and under an eager task
+        factory a request can end before drain() records it.
+        """
+        ended = [exchange for exchange, task in self.tasks.items() if task.done()]
+        for exchange in ended:
+            del self.tasks[exchange]
 
     async def stop(self) -> None:
         # The gateway drained or abandoned in-flight requests before asking to stop.

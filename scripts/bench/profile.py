@@ -211,8 +211,12 @@ def get_json(url: str) -> dict:
 def profile_app(arguments: argparse.Namespace, directory: Path, connections: int,
                 body_file: Path) -> None:
     """Run `app` mode: each server's CPU per request, split into the app's calls and the rest."""
-    if arguments.kind != "api":
-        sys.exit("app mode times the calls of the API app; pass the kind api and an API route")
+    import asgi_app
+
+    routes = [path for _, _, path, _ in asgi_app.ROUTES]
+    if arguments.kind != "api" or arguments.target not in routes:
+        sys.exit(f"app mode times the calls of the API app on one of its routes; pass the kind "
+                 f"api and one of {', '.join(routes)}")
     rows = []
     for name in ("fluxlit", "uvicorn"):
         if name == "fluxlit":
@@ -247,14 +251,21 @@ def profile_app(arguments: argparse.Namespace, directory: Path, connections: int
          "slowdown under load", "rest of the server"], rows))
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of 1 or more")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["callgrind", "syscalls", "cpu", "app"])
     parser.add_argument("kind", choices=["api", "proxy"])
     parser.add_argument("target", help="API route (/trivial, /items, /echo, /large), or for "
                         "proxy: /_stcore/health, /static/bundle.js or ws")
-    parser.add_argument("--seconds", type=int, default=20, help="load duration")
-    parser.add_argument("--connections", type=int, help="default: 8 under callgrind, else 64")
+    parser.add_argument("--seconds", type=positive_int, default=20, help="load duration")
+    parser.add_argument("--connections", type=positive_int, help="default: 8 under callgrind, else 64")
     parser.add_argument("--binary", type=Path,
                         default=benchlib.REPO_ROOT / "build" / "release" / "fluxlit")
     parser.add_argument("--keep", type=Path, help="copy the callgrind output file here")

@@ -135,3 +135,23 @@ def test_app_mode_splits_cpu() -> None:
         assert 0 < in_loop < cpu
         assert 0 < under_load < cpu
         assert rest == pytest.approx(cpu - under_load, abs=0.11)
+
+
+def test_app_mode_rejects_route_outside_app() -> None:
+    # The loop inside the server only knows the benchmark app's routes, so a route that
+    # answers but is not one of them must stop the script before any load runs.
+    completed = subprocess.run(
+        [PYTHON, str(BENCH_DIR / "profile.py"), "app", "api", "/openapi.json", "--seconds", "1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode != 0
+    assert "/trivial, /items, /echo, /large" in completed.stderr
+
+
+def test_zero_seconds_rejected() -> None:
+    completed = subprocess.run(
+        [PYTHON, str(BENCH_DIR / "profile.py"), "cpu", "api", "/trivial", "--seconds", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode == 2
+    assert "0 is not a whole number of 1 or more" in completed.stderr

@@ -1,6 +1,7 @@
 #include "fluxlit/asgi/exchange.hpp"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 namespace fluxlit::asgi {
 namespace {
@@ -90,6 +91,46 @@ TEST(ExchangeTest, BodyOrderSurvivesInterleaving) {
   ASSERT_TRUE(last.has_value());
   EXPECT_EQ(last->body, "d");
   EXPECT_FALSE(last->more_body);
+}
+
+// The heap in use, mmapped blocks included, as glibc reports it.
+std::size_t heap_in_use() {
+  const auto info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+TEST(ExchangeTest, QueueThatNeverDrainsStaysBounded) {
+  // A WebSocket client that always stays one message ahead of the app: the queue contains one or
+  // two events at any time, so its memory must not grow with the number of messages.
+  websocket_exchange exchange(http_request_head{}, 1 << 20, 1 << 20);
+  exchange.io_push({websocket_inbound::kind::message, true, "first", 1005, {}}, 5);
+  const auto before = heap_in_use();
+  for (int message = 0; message < 1'000'000; ++message) {
+    exchange.io_push({websocket_inbound::kind::message, true, "x", 1005, {}}, 1);
+    ASSERT_TRUE(exchange.py_receive().has_value());
+  }
+  const auto grown = heap_in_use() - before;
+  EXPECT_LT(grown, 1u << 20) << "the inbound queue grew by " << grown << " bytes";
+}
+
+TEST(ExchangeTest, QueueKeepsOrderAcrossCompaction) {
+  counters seen;
+  auto exchange = make_exchange(seen, 10, 1 << 20);
+  int next_pushed = 0;
+  int next_read = 0;
+  // Three pushes per two reads: the queue grows, and compacts while unread events remain.
+  for (int round = 0; round < 500; ++round) {
+    for (int push = 0; push < 3; ++push) {
+      exchange->io_push_body(std::to_string(next_pushed++), true);
+    }
+    for (int read = 0; read < 2; ++read) {
+      ASSERT_EQ(exchange->py_receive()->body, std::to_string(next_read++));
+    }
+  }
+  while (next_read < next_pushed) {
+    ASSERT_EQ(exchange->py_receive()->body, std::to_string(next_read++));
+  }
+  EXPECT_FALSE(exchange->py_receive().has_value());
 }
 
 TEST(ExchangeTest, ReadingResumesBelowHighWater) {

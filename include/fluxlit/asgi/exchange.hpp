@@ -216,6 +216,12 @@ class exchange_queues {
       // Drained: start over at the front, keeping the storage.
       inbound_.clear();
       inbound_next_ = 0;
+    } else if (inbound_next_ >= min_compacted_events && inbound_next_ * 2 >= inbound_.size()) {
+      // A client that stays ahead of the app never lets the queue drain. Dropping the read
+      // events once they are half the vector keeps its size within twice the unread events.
+      const auto read_end = inbound_.begin() + static_cast<std::ptrdiff_t>(inbound_next_);
+      inbound_.erase(inbound_.begin(), read_end);
+      inbound_next_ = 0;
     }
     const bool reopened = was_full && inbound_bytes_ < receive_high_water_bytes_;
     auto notify = reopened ? notify_io_ : nullptr;
@@ -240,6 +246,8 @@ class exchange_queues {
   const std::uint64_t receive_high_water_bytes_;
 
   mutable std::mutex mutex_;
+  static constexpr std::size_t min_compacted_events = 64;
+
   // Queued events and their sizes, read from inbound_next_ on. Most requests queue one body
   // event, so a vector that restarts when drained costs less than a deque.
   std::vector<std::pair<Inbound, std::uint64_t>> inbound_;

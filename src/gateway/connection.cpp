@@ -102,10 +102,33 @@ std::optional<framing_error> framing_problem(const http::request<http::buffer_bo
 
 }  // namespace
 
-connection::connection(asio::ip::tcp::socket socket, gateway_context& context, std::uint64_t id,
+void connection_wakeups::request(std::weak_ptr<connection> target) {
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    first = pending_.empty();
+    pending_.push_back(std::move(target));
+  }
+  if (first) asio::post(executor_, [self = shared_from_this()] { self->run(); });
+}
+
+void connection_wakeups::run() {
+  {
+    std::lock_guard lock(mutex_);
+    running_.swap(pending_);
+  }
+  for (const auto& weak : running_) {
+    if (auto target = weak.lock()) target->wake_for_exchange();
+  }
+  running_.clear();
+}
+
+connection::connection(asio::ip::tcp::socket socket, gateway_context& context,
+                       std::shared_ptr<connection_wakeups> wakeups, std::uint64_t id,
                        closed_callback on_closed)
     : stream_(std::move(socket)),
       context_(context),
+      wakeups_(std::move(wakeups)),
       id_(id),
       tag_("[C" + std::to_string(id) + "]"),
       on_closed_(std::move(on_closed)),
@@ -166,6 +189,11 @@ asio::awaitable<void> connection::wait_for(asio::steady_timer& timer, const bool
 void connection::wake(asio::steady_timer& timer, bool& flag) {
   flag = true;
   timer.cancel();
+}
+
+void connection::wake_for_exchange() {
+  wake(response_timer_, response_pending_);
+  wake(body_timer_, body_pending_);
 }
 
 asio::awaitable<void> connection::run() {
@@ -579,14 +607,8 @@ asgi::http_request_head connection::make_asgi_head(proxy::request_parser& parser
 // Routes the exchange's notifications to this connection's executor and resets the signals.
 template <typename Exchange>
 void connection::connect_exchange(Exchange& exchange) {
-  exchange.io_set_notify([weak = weak_from_this(), executor = stream_.get_executor()] {
-    asio::post(executor, [weak] {
-      if (auto self = weak.lock()) {
-        self->wake(self->response_timer_, self->response_pending_);
-        self->wake(self->body_timer_, self->body_pending_);
-      }
-    });
-  });
+  exchange.io_set_notify(
+      [weak = weak_from_this(), wakeups = wakeups_] { wakeups->request(weak); });
   response_pending_ = false;
   body_pending_ = false;
   pump_done_ = false;
@@ -636,7 +658,7 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   std::uint64_t declared_length = 0;
 
   // Kept across batches, so that their storage serves the whole response. A batch usually
-  // holds a response start and one body: a head, a body and at most two framing pieces.
+  // contains a response start and one body: a head, a body and at most two framing pieces.
   std::vector<asgi::response_event> events;
   std::string head_text;
   // Framing text, and the bodies that stay in the app's bytes objects until the write ends.

@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "fluxlit/asgi/exchange.hpp"
 #include "fluxlit/gateway/context.hpp"
@@ -19,11 +21,33 @@
 
 namespace fluxlit::gateway {
 
+class connection;
+
+// Wake-ups of connections that other threads request, run on the I/O thread in batches: the
+// first request after a batch posts one handler, which wakes every connection requested since.
+class connection_wakeups : public std::enable_shared_from_this<connection_wakeups> {
+ public:
+  explicit connection_wakeups(boost::asio::any_io_executor executor)
+      : executor_(std::move(executor)) {}
+
+  // Safe from any thread. A connection that is gone by then is skipped.
+  void request(std::weak_ptr<connection> target);
+
+ private:
+  void run();
+
+  boost::asio::any_io_executor executor_;
+  std::mutex mutex_;
+  std::vector<std::weak_ptr<connection>> pending_;
+  std::vector<std::weak_ptr<connection>> running_;  // run() only, on the one I/O thread
+};
+
 class connection : public std::enable_shared_from_this<connection> {
  public:
   using closed_callback = std::function<void(std::uint64_t id)>;
 
-  connection(boost::asio::ip::tcp::socket socket, gateway_context& context, std::uint64_t id,
+  connection(boost::asio::ip::tcp::socket socket, gateway_context& context,
+             std::shared_ptr<connection_wakeups> wakeups, std::uint64_t id,
              closed_callback on_closed);
 
   void start();
@@ -97,10 +121,14 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::awaitable<void> wait_for(boost::asio::steady_timer& timer, const bool& flag);
   void wake(boost::asio::steady_timer& timer, bool& flag);
   void log_request(const request_view& request, const request_record& record);
+  // Wakes whatever waits for the exchange: the response loop and the request body pump.
+  void wake_for_exchange();
+  friend class connection_wakeups;
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   gateway_context& context_;
+  std::shared_ptr<connection_wakeups> wakeups_;
   const std::uint64_t id_;
   const std::string tag_;
   closed_callback on_closed_;

@@ -18,7 +18,10 @@ using asio::ip::tcp;
 class server::impl {
  public:
   impl(asio::io_context& io, gateway_context& context)
-      : io_(io), context_(context), acceptor_(io) {}
+      : io_(io),
+        context_(context),
+        acceptor_(io),
+        wakeups_(std::make_shared<connection_wakeups>(io.get_executor())) {}
 
   void accept_next() {
     acceptor_.async_accept([this](boost::system::error_code error, tcp::socket socket) {
@@ -34,7 +37,7 @@ class server::impl {
     } else {
       const auto id = ++next_id_;
       auto created = std::make_shared<connection>(
-          std::move(socket), context_, id,
+          std::move(socket), context_, wakeups_, id,
           [this](std::uint64_t closed) { connections_.erase(closed); });
       connections_.emplace(id, created);
       created->start();
@@ -45,6 +48,7 @@ class server::impl {
   asio::io_context& io_;
   gateway_context& context_;
   tcp::acceptor acceptor_;
+  std::shared_ptr<connection_wakeups> wakeups_;
   std::uint64_t next_id_ = 0;
   std::map<std::uint64_t, std::weak_ptr<connection>> connections_;
 };

@@ -8,12 +8,16 @@ cd "$(dirname "$0")/.."
 python=${1:-/usr/bin/python3}
 echo "Streamlit is not installed for $python."
 
+created=0
 if [[ ! -x .venv/bin/pip ]]; then
   /usr/bin/python3 -m venv --system-site-packages .venv >/dev/null 2>&1 || {
     echo "Could not create .venv; the API is served without the UI."
     exit 1
   }
+  created=1
 fi
+# A .venv that this run created and that got no Streamlit would only clutter the checkout.
+trap '[[ $? -ne 0 && $created == 1 ]] && rm -rf .venv' EXIT
 
 # `pip index` queries the configured package index without downloading anything.
 if ! timeout 20 .venv/bin/pip index versions streamlit --timeout 5 --retries 0 >/dev/null 2>&1; then

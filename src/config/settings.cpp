@@ -301,7 +301,7 @@ std::vector<key_info> build_keys() {
                   "File to write the server's process id to, for `fluxlit shutdown` (empty: none)"},
                  "path", &s::pidfile));
   all.push_back(bool_key(
-      {"reload", "FLUXLIT_RELOAD", "--reload", "Restart the app when a watched file changes"},
+      {"reload", "FLUXLIT_RELOAD", "--reload", "Re-import the app in the same process when a watched file changes"},
       &s::reload));
   all.push_back(
       list_key({"reload_dirs", "FLUXLIT_RELOAD_DIRS", "--reload-dirs",

@@ -150,7 +150,9 @@ void file_watcher::impl::start() {
   for (const std::string& root : roots_) {
     listed += listed.empty() ? root : ", " + root;
   }
-  watcher_log()->debug("Watching {} directories below {} for changes", watches_.size(), listed);
+  const auto count = watches_.size();
+  watcher_log()->debug("inotify watches {} {} below {}", count,
+                       count == 1 ? "directory" : "directories", listed);
   read_events();
 }
 

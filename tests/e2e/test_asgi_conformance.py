@@ -606,6 +606,20 @@ def test_fastapi_docs_name_spec_under_prefix(fastapi_server: harness.Fluxlit) ->
     assert not any(path.startswith("/api/") for path in spec.json()["paths"])
 
 
+def test_docs_under_public_prefix_name_full_spec_path(launcher: harness.Launcher) -> None:
+    # Behind a proxy that publishes the app under /tools/app, the browser must fetch the spec
+    # through that prefix, or the docs page loads and then fails to find its spec.
+    server = launcher.start("--no-ui", "--root-path", "/tools/app", target=FASTAPI_TARGET,
+                            api_prefix="/tools/app/api")
+    docs = httpx.get(server.url("/tools/app/api/docs"), timeout=10)
+    assert docs.status_code == 200
+    assert "/tools/app/api/openapi.json" in docs.text
+    spec = httpx.get(server.url("/tools/app/api/openapi.json"), timeout=10)
+    assert spec.status_code == 200
+    assert spec.json()["servers"] == [{"url": "/tools/app/api"}]
+    assert "/hello" in spec.json()["paths"]
+
+
 def test_docs_outside_api_redirects_to_api_docs(launcher: harness.Launcher) -> None:
     server = launcher.start(target=FASTAPI_TARGET)
     response = httpx.get(server.url("/docs"), timeout=10)

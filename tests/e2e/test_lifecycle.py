@@ -314,16 +314,21 @@ DRAIN_APP = (
 )
 
 
-def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> None:
-    # One WebSocket, one endless event stream and one 3 s request are open when SIGTERM arrives.
-    app_file = tmp_path / "drain_app.py"
-    app_file.write_text(DRAIN_APP)
-    server = launcher.start("--shutdown-grace-ms", "8000", target=f"{app_file}:app")
-    streamlit_pid = server.streamlit_pid()
+def open_mixed_traffic(
+    server: harness.Fluxlit,
+) -> tuple[dict[str, object], list[threading.Thread]]:
+    """Open one WebSocket, one endless event stream and one 3 s request on `server`.
+
+    Returns the results that the threads fill in as each ends, and the threads. The slow
+    request has reached the app when this returns.
+    """
     results: dict[str, object] = {}
 
     def slow_request() -> None:
-        results["slow"] = httpx.get(server.api_url("/slow"), timeout=15)
+        try:
+            results["slow"] = httpx.get(server.api_url("/slow"), timeout=15)
+        except httpx.HTTPError as error:
+            results["slow"] = repr(error)
 
     def event_stream() -> None:
         with httpx.stream("GET", server.api_url("/events"), timeout=15) as response:
@@ -358,6 +363,15 @@ def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> N
         time.sleep(0.05)
     # Let the slow request reach the app before the signal.
     time.sleep(0.5)
+    return results, threads
+
+
+def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> None:
+    app_file = tmp_path / "drain_app.py"
+    app_file.write_text(DRAIN_APP)
+    server = launcher.start("--shutdown-grace-ms", "8000", target=f"{app_file}:app")
+    streamlit_pid = server.streamlit_pid()
+    results, threads = open_mixed_traffic(server)
 
     signal_sent = time.monotonic()
     server.send_signal(signal.SIGTERM)
@@ -374,6 +388,34 @@ def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> N
     assert slow.json() == {"slept": 3}
     assert results.get("close_code") == 1001
     assert results.get("events_end") == "clean"
+    assert server.wait_leftovers_gone() == []
+    assert streamlit_pid is not None
+    assert not harness.is_running(harness.read_process(streamlit_pid))
+
+
+def test_second_sigint_ends_mixed_traffic(launcher: harness.Launcher, tmp_path) -> None:
+    # The drain would wait for all three exchanges; a second signal must cut it short and
+    # still leave no process behind.
+    app_file = tmp_path / "drain_app.py"
+    app_file.write_text(DRAIN_APP)
+    server = launcher.start("--shutdown-grace-ms", "8000", target=f"{app_file}:app")
+    streamlit_pid = server.streamlit_pid()
+    results, threads = open_mixed_traffic(server)
+
+    server.send_signal(signal.SIGINT)
+    server.wait_for_log("draining")
+    second_signal_at = time.monotonic()
+    server.send_signal(signal.SIGINT)
+    status = server.wait_exit(timeout=10)
+    elapsed = time.monotonic() - second_signal_at
+    for thread in threads:
+        thread.join(10)
+
+    assert elapsed < 3.0, f"exit took {elapsed:.2f} s after the second SIGINT"
+    assert status != 0, "a forced stop must not report success"
+    assert not any(thread.is_alive() for thread in threads), results
+    slow = results.get("slow")
+    assert not (isinstance(slow, httpx.Response) and slow.status_code == 200), results
     assert server.wait_leftovers_gone() == []
     assert streamlit_pid is not None
     assert not harness.is_running(harness.read_process(streamlit_pid))

@@ -121,6 +121,49 @@ def test_upload_of_five_mebibytes(server: harness.Fluxlit) -> None:
     assert recorded["sha256"] == hashlib.sha256(body).hexdigest()
 
 
+def resident_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS line for process {pid}")
+
+
+def test_large_chunked_upload_streams_through(server: harness.Fluxlit) -> None:
+    # 96 MiB in chunks with pauses, as a browser on a slow link sends a big file: it must
+    # arrive whole while the gateway holds only a relay buffer's worth of it at a time.
+    block = os.urandom(MEBIBYTE)
+    blocks = 96
+    digest = hashlib.sha256()
+    for _ in range(blocks):
+        digest.update(block)
+    peak = [0]
+
+    def body():
+        for index in range(blocks):
+            for offset in range(0, MEBIBYTE, 256 * 1024):
+                yield block[offset:offset + 256 * 1024]
+            peak[0] = max(peak[0], resident_bytes(server.pid))
+            if index % 8 == 7:
+                time.sleep(0.05)
+
+    with httpx.Client() as client:
+        client.get(server.url("/_stcore/health"))
+        before = resident_bytes(server.pid)
+        response = client.put(
+            server.url("/_stcore/upload_file/s/large"),
+            content=body(),
+            headers={"X-Xsrftoken": client.cookies["_xsrf"],
+                     "Content-Type": "application/octet-stream"},
+            timeout=120,
+        )
+    assert response.status_code == 204
+    recorded = server.record()["uploads"][-1]
+    assert recorded["bytes"] == blocks * MEBIBYTE
+    assert recorded["sha256"] == digest.hexdigest()
+    assert peak[0] - before < 16 * MEBIBYTE, f"the gateway grew by {peak[0] - before} bytes"
+
+
 def test_media_range_answers_206(server: harness.Fluxlit) -> None:
     response = httpx.get(server.url(f"/media/{MEDIA_NAME}"), headers={"Range": "bytes=100-199"})
     assert response.status_code == 206

@@ -1,0 +1,40 @@
+"""scripts/offer-streamlit.sh: a .venv without Streamlit does not stay behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "offer-streamlit.sh"
+
+
+def run_offer(checkout: Path) -> subprocess.CompletedProcess:
+    """Run a copy of the script in `checkout`, declining the install, as a script would."""
+    (checkout / "scripts").mkdir(exist_ok=True)
+    shutil.copy(SCRIPT, checkout / "scripts" / SCRIPT.name)
+    environment = {name: value for name, value in os.environ.items()
+                   if name != "FLUXLIT_INSTALL_STREAMLIT"}
+    return subprocess.run(
+        ["bash", str(checkout / "scripts" / SCRIPT.name), "/usr/bin/python3"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=environment, timeout=120,
+    )
+
+
+def test_created_venv_without_streamlit_is_removed(tmp_path: Path) -> None:
+    completed = run_offer(tmp_path)
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "Streamlit is not installed" in completed.stdout
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_existing_venv_is_kept(tmp_path: Path) -> None:
+    # A .venv that was there before belongs to the user, whatever happens to the install.
+    pip = tmp_path / ".venv" / "bin" / "pip"
+    pip.parent.mkdir(parents=True)
+    pip.write_text("#!/bin/sh\nexit 1\n")
+    pip.chmod(0o755)
+    completed = run_offer(tmp_path)
+    assert completed.returncode == 1
+    assert pip.exists()

@@ -22,7 +22,7 @@ def run_offer(checkout: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_created_venv_without_streamlit_is_removed(tmp_path: Path) -> None:
+def test_created_venv_removed(tmp_path: Path) -> None:
     completed = run_offer(tmp_path)
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert "Streamlit is not installed" in completed.stdout
@@ -38,3 +38,18 @@ def test_existing_venv_is_kept(tmp_path: Path) -> None:
     completed = run_offer(tmp_path)
     assert completed.returncode == 1
     assert pip.exists()
+
+
+def test_pipless_venv_untouched(tmp_path: Path) -> None:
+    # A venv made without pip (python -m venv --without-pip, uv venv) is the user's: the
+    # script must neither rebuild it nor remove it.
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(tmp_path / ".venv")],
+                   check=True)
+    config = (tmp_path / ".venv" / "pyvenv.cfg").read_text()
+    notes = tmp_path / ".venv" / "notes.txt"
+    notes.write_text("mine\n")
+    completed = run_offer(tmp_path)
+    assert completed.returncode == 1
+    assert "has no pip" in completed.stdout
+    assert notes.read_text() == "mine\n"
+    assert (tmp_path / ".venv" / "pyvenv.cfg").read_text() == config

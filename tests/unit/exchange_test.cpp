@@ -80,9 +80,8 @@ TEST(ExchangeTest, BodyOrderSurvivesInterleaving) {
   auto exchange = make_exchange(seen, 10, 100);
   exchange->io_push_body("a", true);
   exchange->io_push_body("b", true);
-  EXPECT_EQ(exchange->py_receive()->body, "a");
+  EXPECT_EQ(exchange->py_receive()->body, "ab");
   exchange->io_push_body("c", true);
-  EXPECT_EQ(exchange->py_receive()->body, "b");
   EXPECT_EQ(exchange->py_receive()->body, "c");
   // Drained: the queue starts over, and the next piece still comes out first.
   EXPECT_FALSE(exchange->py_receive().has_value());
@@ -93,13 +92,37 @@ TEST(ExchangeTest, BodyOrderSurvivesInterleaving) {
   EXPECT_FALSE(last->more_body);
 }
 
+TEST(ExchangeTest, UnreadBodyPiecesJoin) {
+  counters seen;
+  auto exchange = make_exchange(seen, 10, 1 << 20);
+  for (int piece = 0; piece < 1000; ++piece) exchange->io_push_body("x", true);
+  exchange->io_push_body("end", false);
+  // Nothing joins a piece that ended its body.
+  exchange->io_push_body("after", false);
+  const auto joined = exchange->py_receive();
+  ASSERT_TRUE(joined.has_value());
+  EXPECT_EQ(joined->body, std::string(1000, 'x') + "end");
+  EXPECT_FALSE(joined->more_body);
+  EXPECT_EQ(exchange->py_receive()->body, "after");
+}
+
+TEST(ExchangeTest, JoinedPiecesCountTowardHighWater) {
+  counters seen;
+  auto exchange = make_exchange(seen, 10, 8);
+  EXPECT_TRUE(exchange->io_push_body("1234", true));
+  EXPECT_FALSE(exchange->io_push_body("5678", true));
+  EXPECT_FALSE(exchange->io_wants_more_body());
+  EXPECT_EQ(exchange->py_receive()->body, "12345678");
+  EXPECT_TRUE(exchange->io_wants_more_body());
+}
+
 // The heap in use, mmapped blocks included, as glibc reports it.
 std::size_t heap_in_use() {
   const auto info = mallinfo2();
   return info.uordblks + info.hblkhd;
 }
 
-TEST(ExchangeTest, QueueThatNeverDrainsStaysBounded) {
+TEST(ExchangeTest, UndrainedQueueStaysBounded) {
   // A WebSocket client that always stays one message ahead of the app: the queue contains one or
   // two events at any time, so its memory must not grow with the number of messages.
   websocket_exchange exchange(http_request_head{}, 1 << 20, 1 << 20);
@@ -114,35 +137,39 @@ TEST(ExchangeTest, QueueThatNeverDrainsStaysBounded) {
 }
 
 TEST(ExchangeTest, QueueKeepsOrderAcrossCompaction) {
-  counters seen;
-  auto exchange = make_exchange(seen, 10, 1 << 20);
+  websocket_exchange exchange(http_request_head{}, 10, 1 << 20);
   int next_pushed = 0;
   int next_read = 0;
+  const auto push = [&] {
+    const auto text = std::to_string(next_pushed++);
+    exchange.io_push({websocket_inbound::kind::message, true, text, 1005, {}}, text.size());
+  };
   // Three pushes per two reads: the queue grows, and compacts while unread events remain.
   for (int round = 0; round < 500; ++round) {
-    for (int push = 0; push < 3; ++push) {
-      exchange->io_push_body(std::to_string(next_pushed++), true);
-    }
+    push();
+    push();
+    push();
     for (int read = 0; read < 2; ++read) {
-      ASSERT_EQ(exchange->py_receive()->body, std::to_string(next_read++));
+      ASSERT_EQ(exchange.py_receive()->data, std::to_string(next_read++));
     }
   }
   while (next_read < next_pushed) {
-    ASSERT_EQ(exchange->py_receive()->body, std::to_string(next_read++));
+    ASSERT_EQ(exchange.py_receive()->data, std::to_string(next_read++));
   }
-  EXPECT_FALSE(exchange->py_receive().has_value());
+  EXPECT_FALSE(exchange.py_receive().has_value());
 }
 
 TEST(ExchangeTest, ReadingResumesBelowHighWater) {
-  counters seen;
-  auto exchange = make_exchange(seen, 10, 8);
-  exchange->io_push_body("12345", true);
-  EXPECT_FALSE(exchange->io_push_body("67890", true));
-  exchange->py_receive();  // 5 bytes left queued: below the mark again
-  EXPECT_TRUE(exchange->io_wants_more_body());
-  EXPECT_EQ(seen.io_notifications, 1);
-  exchange->py_receive();
-  EXPECT_EQ(seen.io_notifications, 1);
+  int notifications = 0;
+  websocket_exchange exchange(http_request_head{}, 10, 8);
+  exchange.io_set_notify([&notifications] { ++notifications; });
+  exchange.io_push({websocket_inbound::kind::message, true, "12345", 1005, {}}, 5);
+  EXPECT_FALSE(exchange.io_push({websocket_inbound::kind::message, true, "67890", 1005, {}}, 5));
+  exchange.py_receive();  // 5 bytes left queued: below the mark again
+  EXPECT_TRUE(exchange.io_wants_more());
+  EXPECT_EQ(notifications, 1);
+  exchange.py_receive();
+  EXPECT_EQ(notifications, 1);
 }
 
 TEST(ExchangeTest, TakeReusesVector) {

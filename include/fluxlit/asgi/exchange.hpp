@@ -71,6 +71,18 @@ struct response_abort {
 
 using response_event = std::variant<response_start, response_body, response_abort>;
 
+// Appends the body piece `next` to the unread piece `last` when both belong to a body that
+// goes on, and returns whether it did.
+inline bool append_unread(receive_event& last, receive_event& next) {
+  if (last.what != receive_event::kind::body || !last.more_body ||
+      next.what != receive_event::kind::body) {
+    return false;
+  }
+  last.body += next.body;
+  last.more_body = next.more_body;
+  return true;
+}
+
 // The queues and flags that both kinds of exchange share.
 template <typename Inbound, typename Outbound>
 class exchange_queues {
@@ -131,7 +143,15 @@ class exchange_queues {
   bool io_push(Inbound event, std::uint64_t bytes) {
     std::unique_lock lock(mutex_);
     inbound_bytes_ += bytes;
-    inbound_.push_back({std::move(event), bytes});
+    // Pieces of a body that the app has not read yet join the last one, as uvicorn does, so a
+    // client that sends a body in tiny chunks cannot make the queue contain an event each.
+    const bool merged =
+        inbound_next_ < inbound_.size() && append_unread(inbound_.back().first, event);
+    if (merged) {
+      inbound_.back().second += bytes;
+    } else {
+      inbound_.push_back({std::move(event), bytes});
+    }
     const bool wants_more = inbound_bytes_ < receive_high_water_bytes_;
     wake_python_if_waiting(lock);
     return wants_more;
@@ -321,6 +341,9 @@ struct websocket_close {
   int code = 1000;
   std::string reason;
 };
+
+// WebSocket messages keep their boundaries, so none joins another.
+inline bool append_unread(websocket_inbound&, websocket_inbound&) { return false; }
 
 // Before accept the app may respond with an HTTP response (the denial extension), which uses
 // response_start and response_body.

@@ -8,23 +8,23 @@ cd "$(dirname "$0")/.."
 python=${1:-/usr/bin/python3}
 echo "Streamlit is not installed for $python."
 
+# A .venv that this run creates is removed when it gets no Streamlit, also after an interrupt
+# during the creation or at the prompt. A half-made one would block the next run.
 created=0
+trap '[[ $? -ne 0 && $created == 1 ]] && rm -rf .venv' EXIT
+trap 'exit 130' INT TERM
 if [[ ! -e .venv && ! -L .venv ]]; then
+  created=1
   /usr/bin/python3 -m venv --system-site-packages .venv >/dev/null 2>&1 || {
     echo "Could not create .venv; the API is served without the UI."
     exit 1
   }
-  created=1
 elif [[ ! -x .venv/bin/pip ]]; then
   # Someone else's environment: it is used as it is, never changed or removed here.
   echo ".venv exists but has no pip, so Streamlit cannot be installed into it. Install pip into"
   echo "it or remove it, then run this again. The API is served without the UI."
   exit 1
 fi
-# A .venv that this run created and that got no Streamlit would only clutter the checkout.
-# An interrupt exits through the same path, so Ctrl-C at the prompt removes it too.
-trap '[[ $? -ne 0 && $created == 1 ]] && rm -rf .venv' EXIT
-trap 'exit 130' INT TERM
 
 # `pip index` queries the configured package index without downloading anything.
 if ! timeout 20 .venv/bin/pip index versions streamlit --timeout 5 --retries 0 >/dev/null 2>&1; then

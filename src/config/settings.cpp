@@ -355,7 +355,8 @@ settings::settings() {
   // Lets typical JSON and small file responses be queued whole without a wait, while a slow
   // client costs at most 1 MiB of memory per request.
   asgi_send_high_water_bytes = 1 * mib;
-  // The same bound for request bodies: reading pauses until the app has consumed 1 MiB.
+  // The same bound for request bodies: reading pauses until the app has consumed 1 MiB. The
+  // mark is checked before each piece of body is read, so one piece (up to 64 KiB) may pass it.
   asgi_receive_high_water_bytes = 1 * mib;
   // The same bound uvicorn applies by default, because a message is held whole before the app
   // receives it.

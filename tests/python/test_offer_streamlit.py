@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "offer-streamlit.sh"
@@ -53,3 +55,19 @@ def test_pipless_venv_untouched(tmp_path: Path) -> None:
     assert "has no pip" in completed.stdout
     assert notes.read_text() == "mine\n"
     assert (tmp_path / ".venv" / "pyvenv.cfg").read_text() == config
+
+
+
+def test_interrupted_creation_cleaned(tmp_path: Path) -> None:
+    # A .venv left half-made by an interrupt would look like someone else's to the next run.
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(SCRIPT, tmp_path / "scripts" / SCRIPT.name)
+    process = subprocess.Popen(["bash", str(tmp_path / "scripts" / SCRIPT.name)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / ".venv").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (tmp_path / ".venv").exists(), "the script created no .venv"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert not (tmp_path / ".venv").exists()

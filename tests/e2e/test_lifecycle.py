@@ -152,13 +152,8 @@ def test_draining_server_refuses_new_requests(launcher: harness.Launcher) -> Non
     assert server.wait_exit() == 0
 
 
-def test_second_sigint_stops_at_once(launcher: harness.Launcher) -> None:
-    server = launcher.start()
-    streamlit_pid = server.streamlit_pid()
-    # A stream of 100 lines 100 ms apart keeps the drain busy for about ten seconds.
-    reader = StreamReader(server.api_url("/stream?chunks=100&delay_ms=100"))
-    reader.start()
-
+def stop_with_second_sigint(server: harness.Fluxlit, streamlit_pid: int | None) -> None:
+    """Send SIGINT, then a second one once the drain began, and check a quick, clean stop."""
     server.send_signal(signal.SIGINT)
     server.wait_for_log("draining")
     second_signal_at = time.monotonic()
@@ -171,6 +166,16 @@ def test_second_sigint_stops_at_once(launcher: harness.Launcher) -> None:
     assert server.wait_leftovers_gone() == []
     assert streamlit_pid is not None
     assert not harness.is_running(harness.read_process(streamlit_pid))
+
+
+def test_second_sigint_stops_at_once(launcher: harness.Launcher) -> None:
+    server = launcher.start()
+    streamlit_pid = server.streamlit_pid()
+    # A stream of 100 lines 100 ms apart keeps the drain busy for about ten seconds.
+    reader = StreamReader(server.api_url("/stream?chunks=100&delay_ms=100"))
+    reader.start()
+
+    stop_with_second_sigint(server, streamlit_pid)
     reader.join(5)
     assert reader.body != expected_lines(100)
 
@@ -366,10 +371,15 @@ def open_mixed_traffic(
     return results, threads
 
 
-def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> None:
+def start_drain_server(launcher: harness.Launcher, tmp_path) -> harness.Fluxlit:
+    """Start the drain app with a grace period of 8 s."""
     app_file = tmp_path / "drain_app.py"
     app_file.write_text(DRAIN_APP)
-    server = launcher.start("--shutdown-grace-ms", "8000", target=f"{app_file}:app")
+    return launcher.start("--shutdown-grace-ms", "8000", target=f"{app_file}:app")
+
+
+def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> None:
+    server = start_drain_server(launcher, tmp_path)
     streamlit_pid = server.streamlit_pid()
     results, threads = open_mixed_traffic(server)
 
@@ -394,28 +404,16 @@ def test_sigterm_drains_mixed_traffic(launcher: harness.Launcher, tmp_path) -> N
 
 
 def test_second_sigint_ends_mixed_traffic(launcher: harness.Launcher, tmp_path) -> None:
-    # The drain would wait for all three exchanges; a second signal must cut it short and
+    # The drain would wait for all three exchanges. A second signal must cut it short and
     # still leave no process behind.
-    app_file = tmp_path / "drain_app.py"
-    app_file.write_text(DRAIN_APP)
-    server = launcher.start("--shutdown-grace-ms", "8000", target=f"{app_file}:app")
+    server = start_drain_server(launcher, tmp_path)
     streamlit_pid = server.streamlit_pid()
     results, threads = open_mixed_traffic(server)
 
-    server.send_signal(signal.SIGINT)
-    server.wait_for_log("draining")
-    second_signal_at = time.monotonic()
-    server.send_signal(signal.SIGINT)
-    status = server.wait_exit(timeout=10)
-    elapsed = time.monotonic() - second_signal_at
+    stop_with_second_sigint(server, streamlit_pid)
     for thread in threads:
         thread.join(10)
 
-    assert elapsed < 3.0, f"exit took {elapsed:.2f} s after the second SIGINT"
-    assert status != 0, "a forced stop must not report success"
     assert not any(thread.is_alive() for thread in threads), results
     slow = results.get("slow")
     assert not (isinstance(slow, httpx.Response) and slow.status_code == 200), results
-    assert server.wait_leftovers_gone() == []
-    assert streamlit_pid is not None
-    assert not harness.is_running(harness.read_process(streamlit_pid))

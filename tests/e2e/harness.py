@@ -473,6 +473,7 @@ class RawClient:
     """One TCP connection with helpers to read whole responses."""
 
     def __init__(self, server: Fluxlit, timeout: float = 5.0) -> None:
+        self.server = server
         self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
         self.buffer = b""
 
@@ -491,8 +492,8 @@ class RawClient:
         self.buffer += piece
         return bool(piece)
 
-    def response(self) -> tuple[str, dict[str, str], bytes]:
-        """Read one response with a Content-Length body: status line, headers, body."""
+    def read_head(self) -> tuple[str, dict[str, str]]:
+        """Read one response head: the status line, and the headers with lower-case names."""
         while b"\r\n\r\n" not in self.buffer:
             assert self.fill(), f"connection closed inside a response head: {self.buffer!r}"
         head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
@@ -501,11 +502,16 @@ class RawClient:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
+        return lines[0], headers
+
+    def response(self) -> tuple[str, dict[str, str], bytes]:
+        """Read one response with a Content-Length body: status line, headers, body."""
+        status_line, headers = self.read_head()
         length = int(headers.get("content-length", "0"))
         while len(self.buffer) < length:
             assert self.fill(), "connection closed inside a response body"
         body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return lines[0], headers, body
+        return status_line, headers, body
 
     def closed_within(self, seconds: float) -> bool:
         """Return whether the server closes the connection within `seconds`."""

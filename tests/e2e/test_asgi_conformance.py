@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -58,45 +57,23 @@ def run(coroutine: Coroutine[Any, Any, ResultT]) -> ResultT:
     return asyncio.run(asyncio.wait_for(coroutine, timeout=20))
 
 
-class RawClient:
-    """One TCP connection that reads responses framed by Content-Length or chunked encoding."""
-
-    def __init__(self, server: harness.Fluxlit, timeout: float = 5.0) -> None:
-        self.server = server
-        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
-        self.buffer = b""
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+class RawClient(harness.RawClient):
+    """A raw connection that also reads chunked bodies and bodies that end with the connection."""
 
     def request(self, method: str, path: str, extra: str = "", body: bytes = b"") -> None:
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.server.authority}\r\n{extra}\r\n"
         self.send(head.encode() + body)
 
     def fill(self) -> bool:
+        """Read more bytes into the buffer; return False at the end of the stream or a reset."""
         try:
-            piece = self.sock.recv(65536)
+            return super().fill()
         except ConnectionResetError:
             return False
-        self.buffer += piece
-        return bool(piece)
 
     def head(self) -> tuple[int, dict[str, str]]:
-        while b"\r\n\r\n" not in self.buffer:
-            assert self.fill(), f"connection closed inside a response head: {self.buffer!r}"
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return int(lines[0].split(" ")[1]), headers
+        status_line, headers = self.read_head()
+        return int(status_line.split(" ")[1]), headers
 
     def take(self, count: int) -> bytes:
         while len(self.buffer) < count:
@@ -126,15 +103,6 @@ class RawClient:
             pass
         body, self.buffer = self.buffer, b""
         return status, headers, body
-
-    def closed_within(self, seconds: float) -> bool:
-        self.sock.settimeout(seconds)
-        try:
-            while self.fill():
-                pass
-        except socket.timeout:
-            return False
-        return True
 
 
 def records(server: harness.Fluxlit) -> dict[str, Any]:

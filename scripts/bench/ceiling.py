@@ -50,7 +50,7 @@ def make_scope(method: str, path: str, body: bytes | None) -> dict:
 
 async def run_requests(method: str, path: str, body: bytes | None, count: int,
                        app: Any = None) -> int:
-    """Call `app` (the benchmark app by default) `count` times; return the last body's size."""
+    """Call `app` (the benchmark app by default) `count` times and return the last body's size."""
     app = app or asgi_app.app
     template = make_scope(method, path, body)
     request_message = {"type": "http.request", "body": body or b"", "more_body": False}

@@ -30,7 +30,7 @@ import ceiling  # noqa: E402
 
 LOOP_WARMUP_CALLS = 2000
 LOOP_CALLS = 20000
-# Calls kept for the median; a 20 s load at 20,000 requests per second fits.
+# Calls kept for the median. A 20 s load at 20,000 requests per second fits.
 MAX_SAMPLES = 500_000
 
 
@@ -61,7 +61,7 @@ class CallTimer:
 
 
 def _clock_cost_us() -> float:
-    """Return the CPU time of one pair of thread-clock reads in µs, which every sample holds."""
+    """Return the CPU time of one pair of thread-clock reads in µs, which every sample contains."""
     reads = []
     for _ in range(2000):
         started = time.thread_time_ns()
@@ -85,7 +85,7 @@ async def _reply(send: Any, result: dict) -> None:
 
 
 async def _loop_cpu(path: str) -> float:
-    """Time the app's calls for `path` in a loop with no sockets; return the median in µs."""
+    """Time the app's calls for `path` in a loop with no sockets and return the median in µs."""
     routes = {route_path: (method, sends_body) for _, method, route_path, sends_body
               in asgi_app.ROUTES}
     method, sends_body = routes[path]

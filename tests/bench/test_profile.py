@@ -138,8 +138,8 @@ def test_app_mode_splits_cpu() -> None:
 
 
 def test_app_mode_rejects_route_outside_app() -> None:
-    # The loop inside the server only knows the benchmark app's routes, so a route that
-    # answers but is not one of them must stop the script before any load runs.
+    # The loop inside the server can run only the benchmark app's routes, so any other route
+    # must stop the script before any load runs.
     completed = subprocess.run(
         [PYTHON, str(BENCH_DIR / "profile.py"), "app", "api", "/openapi.json", "--seconds", "1"],
         capture_output=True, text=True, timeout=60,

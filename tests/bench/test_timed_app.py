@@ -74,6 +74,6 @@ def test_app_cpu_route_resets() -> None:
 def test_loop_route_times_calls() -> None:
     messages = asyncio.run(call(timed_app.app, "/_loop_cpu", b"path=/trivial"))
     median = reported_median(messages)
-    # A FastAPI call costs tens of µs on the machines this runs on; far from either bound.
+    # A FastAPI call costs tens of µs on the machines this runs on, far from either bound.
     assert 1 < median < 10_000
     assert timed_app.timed.take_median_us() == 0.0  # the loop's calls are kept apart

@@ -574,7 +574,7 @@ def test_fastapi_docs_name_spec_under_prefix(fastapi_server: harness.Fluxlit) ->
     assert not any(path.startswith("/api/") for path in spec.json()["paths"])
 
 
-def test_docs_under_public_prefix_name_full_spec_path(launcher: harness.Launcher) -> None:
+def test_docs_behind_prefix_name_spec(launcher: harness.Launcher) -> None:
     # Behind a proxy that publishes the app under /tools/app, the browser must fetch the spec
     # through that prefix, or the docs page loads and then fails to find its spec.
     server = launcher.start("--no-ui", "--root-path", "/tools/app", target=FASTAPI_TARGET,

@@ -131,7 +131,7 @@ def resident_bytes(pid: int) -> int:
 
 def test_large_chunked_upload_streams_through(server: harness.Fluxlit) -> None:
     # 96 MiB in chunks with pauses, as a browser on a slow link sends a big file: it must
-    # arrive whole while the gateway holds only a relay buffer's worth of it at a time.
+    # arrive whole while the gateway keeps only a relay buffer's worth of it at a time.
     block = os.urandom(MEBIBYTE)
     blocks = 96
     digest = hashlib.sha256()

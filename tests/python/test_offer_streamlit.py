@@ -13,7 +13,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "offer-streamlit.sh"
 
 
 def run_offer(checkout: Path) -> subprocess.CompletedProcess:
-    """Run a copy of the script in `checkout`, declining the install, as a script would."""
+    """Run a copy of the script in `checkout` without a terminal, so the install is declined."""
     (checkout / "scripts").mkdir(exist_ok=True)
     shutil.copy(SCRIPT, checkout / "scripts" / SCRIPT.name)
     environment = {name: value for name, value in os.environ.items()
@@ -43,8 +43,8 @@ def test_existing_venv_is_kept(tmp_path: Path) -> None:
 
 
 def test_pipless_venv_untouched(tmp_path: Path) -> None:
-    # A venv made without pip (python -m venv --without-pip, uv venv) is the user's: the
-    # script must neither rebuild it nor remove it.
+    # A venv made without pip (python -m venv --without-pip) is the user's. The script must
+    # neither rebuild it nor remove it.
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(tmp_path / ".venv")],
                    check=True)
     config = (tmp_path / ".venv" / "pyvenv.cfg").read_text()

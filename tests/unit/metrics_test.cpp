@@ -7,7 +7,7 @@
 namespace fluxlit::observability {
 namespace {
 
-// The value of the sample line that starts with `prefix` (name and labels), or -1.
+// Returns the value of the sample line that starts with `prefix` (name and labels), or -1.
 double sample(const std::string& text, const std::string& prefix) {
   const auto at = text.find(prefix + " ");
   if (at == std::string::npos) return -1;

@@ -238,7 +238,7 @@ class exchange_queues {
       inbound_next_ = 0;
     } else if (inbound_next_ >= min_compacted_events && inbound_next_ * 2 >= inbound_.size()) {
       // A client that stays ahead of the app never lets the queue drain. Dropping the read
-      // events once they are half the vector keeps its size within twice the unread events.
+      // events once they are half the vector keeps its size near twice the unread events.
       const auto read_end = inbound_.begin() + static_cast<std::ptrdiff_t>(inbound_next_);
       inbound_.erase(inbound_.begin(), read_end);
       inbound_next_ = 0;
@@ -252,7 +252,7 @@ class exchange_queues {
   }
 
  private:
-  // Shared, so that a side can call it after unlocking without copying the function.
+  // A notification callback, shared so that a caller can run it after unlocking without a copy.
   using notify_function = std::shared_ptr<const std::function<void()>>;
 
   void wake_python_if_waiting(std::unique_lock<std::mutex>& lock) {

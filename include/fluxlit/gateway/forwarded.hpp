@@ -43,7 +43,7 @@ client_identity resolve_client(const forwarded_policy& policy, const boost::asio
                                std::string_view peer_text, std::uint16_t peer_port,
                                const incoming_forwarded_headers& headers);
 
-// An address as a client or server host: an IPv4-mapped IPv6 address as plain IPv4.
+// Formats an address as a client or server host, an IPv4-mapped IPv6 address as plain IPv4.
 std::string address_text(const boost::asio::ip::address& address);
 
 inline client_identity resolve_client(const forwarded_policy& policy,

@@ -1,8 +1,8 @@
 """Compare FluxLit's API path with uvicorn on the same FastAPI app, and with the in-process
-ceiling of that app.
+ceiling of that app, and with the socket floor: nginx sending the same bytes.
 
-Both servers run at once, pinned to CPU 0, and wrk (one thread) loads one of them at a time
-from CPU 1. Each round runs every route against both servers, in an order that alternates
+The three servers run at once, pinned to CPU 0, and wrk (one thread) loads one of them at a
+time from CPU 1. Each round runs every route against both servers, in an order that alternates
 between rounds so that drift of the machine hits both alike, and then runs ceiling.py on CPU 0.
 The report takes the median over the rounds. Run it through scripts/bench/asgi.sh.
 """
@@ -30,6 +30,10 @@ API_PREFIX = "/api"
 WARMUP_SECONDS = 2
 FLUXLIT = "fluxlit"
 UVICORN = "uvicorn"
+FLOOR = "nginx"
+# The nginx floor answers from its configuration when the body fits in one of its parameters
+# (nginx reads configuration tokens into a 4 KiB buffer), and from a file otherwise.
+FLOOR_INLINE_MAX_BYTES = 3072
 
 # Targets for FluxLit, as ratios measured on a 2-core machine.
 TRIVIAL_THROUGHPUT_TARGET = 1.25
@@ -55,7 +59,9 @@ class Sample:
 
 @dataclass
 class RouteResults:
-    samples: dict[str, list[Sample]] = field(default_factory=lambda: {FLUXLIT: [], UVICORN: []})
+    samples: dict[str, list[Sample]] = field(
+        default_factory=lambda: {FLUXLIT: [], UVICORN: [], FLOOR: []}
+    )
     ceiling: list[dict] = field(default_factory=list)
     # The same ceiling under interpreters built from libpython3.11 as fluxlit embeds it, by the
     # name of the library (see python_main.c).
@@ -114,8 +120,14 @@ def start_uvicorn(work_directory: Path, app: str = "asgi_app:app") -> tuple[Serv
     return server, base
 
 
-def check_same_responses(bases: dict[str, str], echo_body: bytes) -> None:
-    """Fail unless both servers return 200 and the same body on every route."""
+def check_same_responses(
+    bases: dict[str, str], echo_body: bytes
+) -> dict[str, tuple[bytes, str]]:
+    """Fail unless every server returns 200 and the same body on every route.
+
+    Returns the body and the content type of each route's response, by path.
+    """
+    responses = {}
     for _, method, path, sends_body in asgi_app.ROUTES:
         bodies = {}
         for name, base in bases.items():
@@ -129,18 +141,65 @@ def check_same_responses(bases: dict[str, str], echo_body: bytes) -> None:
                 if response.status != 200:
                     raise RuntimeError(f"{name} returned {response.status} for {method} {path}")
                 bodies[name] = response.read()
+                content_type = response.headers.get("content-type", "application/octet-stream")
         if len(set(bodies.values())) != 1:
             raise RuntimeError(f"the servers return different bodies for {method} {path}")
+        responses[path] = (bodies.popitem()[1], content_type)
+    return responses
+
+
+def floor_locations(responses: dict[str, tuple[bytes, str]], directory: Path) -> str:
+    """Write nginx locations that answer each route with its response's bytes."""
+    directory.mkdir()
+    directory.chmod(0o755)
+    methods = {path: method for _, method, path, _ in asgi_app.ROUTES}
+    blocks = []
+    for path, (body, content_type) in responses.items():
+        location = API_PREFIX + path
+        inline = (
+            len(body) <= FLOOR_INLINE_MAX_BYTES
+            and body.isascii()
+            and not any(character in body for character in (b"'", b"\\", b"$", b"\n"))
+        )
+        if inline:
+            answer = f"return 200 '{body.decode()}';"
+        elif methods[path] == "GET":
+            body_path = directory / path.strip("/").replace("/", "_")
+            body_path.write_bytes(body)
+            body_path.chmod(0o644)
+            answer = f"alias {body_path};"
+        else:
+            # nginx serves files to GET and HEAD only, and the body cannot go inline.
+            raise RuntimeError(f"the nginx floor cannot answer {methods[path]} {path}: its "
+                               f"{len(body)}-byte response does not fit in its configuration")
+        blocks.append(f"        location = {location} {{\n"
+                      f"            default_type {content_type.split(';')[0]};\n"
+                      f"            {answer}\n"
+                      f"        }}")
+    return "\n".join(blocks)
+
+
+def start_floor(work_directory: Path, responses: dict[str, tuple[bytes, str]]
+                ) -> tuple[Server, str, int]:
+    locations = floor_locations(responses, work_directory / "floor-bodies")
+    first_get = next(path for _, method, path, _ in asgi_app.ROUTES if method == "GET")
+    server, base, worker = benchlib.start_nginx(
+        FLOOR, work_directory, "nginx-floor.conf.template", {"LOCATIONS": locations},
+        API_PREFIX + first_get,
+    )
+    return server, base + API_PREFIX, worker
 
 
 def measure_round(
-    server: Server, url: str, arguments: argparse.Namespace, body_file: Path | None
+    server: Server, url: str, arguments: argparse.Namespace, body_file: Path | None,
+    cpu_pid: int,
 ) -> Sample:
+    """Load `url` once; CPU and RSS are those of `cpu_pid` (nginx's worker, not its master)."""
     server.check_alive()
-    cpu_before = benchlib.cpu_seconds(server.pid)
-    with benchlib.OtherLoad([server.pid]) as other_load:
+    cpu_before = benchlib.cpu_seconds(cpu_pid)
+    with benchlib.OtherLoad(sorted({server.pid, cpu_pid})) as other_load:
         result = benchlib.run_wrk(url, arguments.duration, arguments.connections, body_file)
-    cpu_after = benchlib.cpu_seconds(server.pid)
+    cpu_after = benchlib.cpu_seconds(cpu_pid)
     if other_load.cpu_fraction > OTHER_LOAD_WARNING:
         print(f"warning: other processes used {other_load.cpu_fraction:.0%} of a CPU during "
               f"the run against {server.name} at {url}; its numbers are skewed",
@@ -152,7 +211,7 @@ def measure_round(
         p50_us=result.p50_us,
         p99_us=result.p99_us,
         cpu_us_per_request=(cpu_after - cpu_before) / result.requests * 1e6,
-        rss_bytes=benchlib.rss_bytes(server.pid),
+        rss_bytes=benchlib.rss_bytes(cpu_pid),
         load_cpu_fraction=result.load_cpu_fraction,
         other_load=other_load.cpu_fraction,
     )
@@ -213,11 +272,14 @@ def linked_cost_text(route: RouteResults, library: str, ceiling_cpu: float) -> s
     return f"{linked_cpu:.1f} ({linked_cpu - ceiling_cpu:+.1f})"
 
 
-def bridge_only_cost_text(route: RouteResults) -> str:
+def bridge_only_cost_text(route: RouteResults, floor: bool = False) -> str:
     linked_cpu = route.linked_ceiling_median(STATIC_LIBRARY, "cpu_us_per_request")
     if linked_cpu is None:
         return "not measured"
-    return f"{route.median(FLUXLIT, 'cpu_us_per_request') - linked_cpu:.1f}"
+    cost = route.median(FLUXLIT, "cpu_us_per_request") - linked_cpu
+    if floor:
+        cost -= route.median(FLOOR, "cpu_us_per_request")
+    return f"{cost:.1f}"
 
 
 def status_text(met: bool, value: str) -> str:
@@ -238,7 +300,11 @@ def build_report(
         f"Medians of {arguments.rounds} interleaved rounds of {arguments.duration} s per server "
         f"and route, wrk with 1 thread and {arguments.connections} connections on CPU 1, "
         "servers on CPU 0. CPU is the server process's user plus system time divided by the "
-        "requests served.",
+        "requests served. The nginx rows are the socket floor: one nginx worker that answers "
+        "each route with the bytes the app returns (from its configuration, or from a file "
+        "through sendfile for the 100 KiB body), with no app and no Python. It is the least "
+        "CPU a server spends to read these requests and send these responses on this machine, "
+        "so FluxLit's CPU per request cannot go below the ceiling's plus the floor's.",
         "",
         server_table(results),
         "",
@@ -250,8 +316,9 @@ def build_report(
         "against libpython3.11.a, as fluxlit embeds it by default, and against "
         "libpython3.11.so, its fallback (python_main.c). The archive runs the same Python code "
         "slower than /usr/bin/python3, whose build inlined more of the interpreter, so the "
-        "last column is FluxLit's CPU per request minus the libpython3.11.a ceiling: the cost "
-        "of the bridge itself.",
+        "next column is FluxLit's CPU per request minus the libpython3.11.a ceiling: the cost "
+        "of the bridge itself. The last column subtracts the nginx floor from that as well: "
+        "what the bridge costs beyond reading and writing the sockets.",
         "",
         ceiling_table(results),
         "",
@@ -263,16 +330,19 @@ def build_report(
     samples = [
         sample
         for route in results.values()
-        for server_samples in route.samples.values()
-        for sample in server_samples
+        for server in (FLUXLIT, UVICORN)
+        for sample in route.samples[server]
     ]
     load = max(sample.load_cpu_fraction for sample in samples)
-    other = [sample.other_load for sample in samples]
+    other = [sample.other_load for route in results.values()
+             for server_samples in route.samples.values() for sample in server_samples]
     lines += [
         "",
-        f"Highest CPU use of wrk on CPU 1 in any run: {load:.0%}. CPU used by other processes "
-        f"during a run, as a share of one CPU: median {benchlib.median(other):.1%}, "
-        f"highest {max(other):.1%}.",
+        f"Highest CPU use of wrk on CPU 1 in any run against FluxLit or uvicorn: {load:.0%}. "
+        "Against the nginx floor wrk uses its whole CPU, so the floor's req/s is wrk's limit, "
+        "and its CPU per request is if anything higher than at full load, when nginx handles "
+        "more requests per wake-up. CPU used by other processes during a run, as a share of "
+        f"one CPU: median {benchlib.median(other):.1%}, highest {max(other):.1%}.",
     ]
     return "\n".join(lines)
 
@@ -281,7 +351,7 @@ def server_table(results: dict[str, RouteResults]) -> str:
     rows = []
     for label, _, path, _ in asgi_app.ROUTES:
         route = results[path]
-        for server in (FLUXLIT, UVICORN):
+        for server in (FLUXLIT, UVICORN, FLOOR):
             rps = route.median(server, "requests_per_second")
             p99 = route.median(server, "p99_us")
             per_round = [sample.requests_per_second for sample in route.samples[server]]
@@ -320,13 +390,15 @@ def ceiling_table(results: dict[str, RouteResults]) -> str:
             linked_cost_text(route, STATIC_LIBRARY, ceiling_cpu),
             linked_cost_text(route, SHARED_LIBRARY, ceiling_cpu),
             bridge_only_cost_text(route),
+            bridge_only_cost_text(route, floor=True),
         ])
     return benchlib.markdown_table(
         ["Route", "Ceiling req/s", "Ceiling CPU µs/req", "FluxLit vs ceiling",
          "FluxLit bridge cost µs/req", "uvicorn server cost µs/req",
          f"{STATIC_LIBRARY} ceiling CPU µs/req (extra)",
          f"{SHARED_LIBRARY} ceiling CPU µs/req (extra)",
-         f"FluxLit cost over the {STATIC_LIBRARY} ceiling µs/req"],
+         f"FluxLit cost over the {STATIC_LIBRARY} ceiling µs/req",
+         f"FluxLit cost over the {STATIC_LIBRARY} ceiling and the nginx floor µs/req"],
         rows,
     )
 
@@ -362,8 +434,10 @@ def target_rows(results: dict[str, RouteResults]) -> list[list[str]]:
         cost = route.median(FLUXLIT, "cpu_us_per_request") - route.ceiling_median(
             "cpu_us_per_request"
         )
+        floor = route.median(FLOOR, "cpu_us_per_request")
         rows.append([f"{path} bridge cost <= {BRIDGE_COST_TARGET_US:.0f} µs/req",
-                     status_text(cost <= BRIDGE_COST_TARGET_US, f"{cost:.1f} µs")])
+                     status_text(cost <= BRIDGE_COST_TARGET_US,
+                                 f"{cost:.1f} µs; the nginx floor alone takes {floor:.1f} µs")])
     return rows
 
 
@@ -398,9 +472,15 @@ def main() -> None:
 
         linked_pythons = build_linked_pythons(work_directory)
         servers: dict[str, tuple[Server, str]] = {}
+        cpu_pids: dict[str, int] = {}
         try:
             servers[FLUXLIT] = start_fluxlit(arguments.binary, work_directory)
             servers[UVICORN] = start_uvicorn(work_directory)
+            responses = check_same_responses(
+                {name: base for name, (_, base) in servers.items()}, echo_body
+            )
+            floor_server, floor_base, cpu_pids[FLOOR] = start_floor(work_directory, responses)
+            servers[FLOOR] = (floor_server, floor_base)
             check_same_responses({name: base for name, (_, base) in servers.items()}, echo_body)
 
             for _, _, path, sends_body in asgi_app.ROUTES:
@@ -408,13 +488,14 @@ def main() -> None:
                     benchlib.run_wrk(base + path, WARMUP_SECONDS, arguments.connections,
                                      body_file if sends_body else None)
 
-            order = [FLUXLIT, UVICORN]
+            order = [FLUXLIT, UVICORN, FLOOR]
             for round_number in range(arguments.rounds):
                 for label, _, path, sends_body in asgi_app.ROUTES:
                     for name in order:
                         server, base = servers[name]
                         sample = measure_round(server, base + path, arguments,
-                                               body_file if sends_body else None)
+                                               body_file if sends_body else None,
+                                               cpu_pids.get(name, server.pid))
                         results[path].samples[name].append(sample)
                         print(f"round {round_number + 1} {label:<28} {name:<8} "
                               f"{sample.requests_per_second:>9,.0f} req/s  "

@@ -155,6 +155,47 @@ def descendant_pids(root_pid: int) -> list[int]:
     return found
 
 
+def start_nginx(
+    name: str, work_directory: Path, template: str, fields: dict[str, str], ready_path: str
+) -> tuple[Server, str, int]:
+    """Start nginx with one worker from the template file `template` in this directory.
+
+    The template's @PREFIX@, @NOFILE@, @WORKER_CONNECTIONS@ and @LISTEN_PORT@ are filled here and
+    the other @NAME@ fields from `fields`. Returns the server (the master process), its base
+    URL once `ready_path` answers 200, and the pid of its worker.
+    """
+    prefix = work_directory / name
+    prefix.mkdir()
+    # nginx's worker runs as `nobody` when started by root and must reach its files.
+    for directory in (work_directory, prefix):
+        directory.chmod(0o755)
+    port = free_port()
+    _, hard_limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nofile = min(65536, hard_limit if hard_limit != resource.RLIM_INFINITY else 65536)
+    config = (
+        (BENCH_DIR / template).read_text()
+        .replace("@PREFIX@", str(prefix))
+        .replace("@NOFILE@", str(nofile))
+        .replace("@WORKER_CONNECTIONS@", str(min(8192, nofile // 2)))
+        .replace("@LISTEN_PORT@", str(port))
+    )
+    for field_name, value in fields.items():
+        config = config.replace(f"@{field_name}@", value)
+    (prefix / "nginx.conf").write_text(config)
+    server = Server(
+        name,
+        ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
+         str(prefix / "error.log")],
+        work_directory / f"{name}.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for_http(base + ready_path, server)
+    workers = descendant_pids(server.pid)
+    if len(workers) != 1:
+        raise RuntimeError(f"expected one nginx worker below pid {server.pid}, found {workers}")
+    return server, base, workers[0]
+
+
 # --- /proc sampling ------------------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -101,35 +100,11 @@ def start_upstream(work_directory: Path) -> Gateway:
 
 
 def start_nginx(work_directory: Path, upstream: Gateway) -> Gateway:
-    prefix = work_directory / "nginx"
-    prefix.mkdir()
-    # nginx's worker runs as `nobody` when started by root and must reach its temporary files.
-    for directory in (work_directory, prefix):
-        directory.chmod(0o755)
-    port = benchlib.free_port()
-    soft_limit, hard_limit = resource.getrlimit(resource.RLIMIT_NOFILE)
-    nofile = min(65536, hard_limit if hard_limit != resource.RLIM_INFINITY else 65536)
-    template = (benchlib.BENCH_DIR / "nginx.conf.template").read_text()
-    config = (
-        template.replace("@PREFIX@", str(prefix))
-        .replace("@NOFILE@", str(nofile))
-        .replace("@WORKER_CONNECTIONS@", str(min(8192, nofile // 2)))
-        .replace("@UPSTREAM_PORT@", upstream.base.rsplit(":", 1)[1])
-        .replace("@LISTEN_PORT@", str(port))
+    server, base, worker = benchlib.start_nginx(
+        NGINX, work_directory, "nginx.conf.template",
+        {"UPSTREAM_PORT": upstream.base.rsplit(":", 1)[1]}, HEALTH,
     )
-    (prefix / "nginx.conf").write_text(config)
-    server = Server(
-        NGINX,
-        ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
-         str(prefix / "error.log")],
-        work_directory / "nginx.log",
-    )
-    base = f"http://127.0.0.1:{port}"
-    benchlib.wait_for_http(base + HEALTH, server)
-    workers = benchlib.descendant_pids(server.pid)
-    if len(workers) != 1:
-        raise RuntimeError(f"expected one nginx worker below pid {server.pid}, found {workers}")
-    return Gateway(server, base, workers[0], [server.pid, workers[0], *upstream.pids])
+    return Gateway(server, base, worker, [server.pid, worker, *upstream.pids])
 
 
 def start_fluxlit(binary: Path, work_directory: Path) -> Gateway:

@@ -2,8 +2,9 @@
 ceiling of that app, and with the socket floor: nginx sending the same bytes.
 
 The three servers run at once, pinned to CPU 0, and wrk (one thread) loads one of them at a
-time from CPU 1. Each round runs every route against both servers, in an order that alternates
-between rounds so that drift of the machine hits both alike, and then runs ceiling.py on CPU 0.
+time from CPU 1. Each round runs every route against every server, in an order that reverses
+from round to round so that drift of the machine hits all alike, and then runs ceiling.py on
+CPU 0.
 The report takes the median over the rounds. Run it through scripts/bench/asgi.sh.
 """
 
@@ -15,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -98,9 +100,10 @@ def start_fluxlit(binary: Path, work_directory: Path) -> tuple[Server, str]:
         environment=server_environment(),
         working_directory=work_directory,
     )
-    port = benchlib.wait_for_port_line(server)
-    base = f"http://127.0.0.1:{port}{API_PREFIX}"
-    benchlib.wait_for_http(f"{base}/readyz", server)
+    with benchlib.stop_on_failure(server):
+        port = benchlib.wait_for_port_line(server)
+        base = f"http://127.0.0.1:{port}{API_PREFIX}"
+        benchlib.wait_for_http(f"{base}/readyz", server)
     return server, base
 
 
@@ -116,20 +119,22 @@ def start_uvicorn(work_directory: Path, app: str = "asgi_app:app") -> tuple[Serv
         working_directory=work_directory,
     )
     base = f"http://127.0.0.1:{port}"
-    benchlib.wait_for_http(f"{base}/trivial", server)
+    with benchlib.stop_on_failure(server):
+        benchlib.wait_for_http(f"{base}/trivial", server)
     return server, base
 
 
 def check_same_responses(
     bases: dict[str, str], echo_body: bytes
 ) -> dict[str, tuple[bytes, str]]:
-    """Fail unless every server returns 200 and the same body on every route.
+    """Fail unless every server returns 200, the same body and the same Content-Type on every
+    route.
 
     Returns the body and the content type of each route's response, by path.
     """
     responses = {}
     for _, method, path, sends_body in asgi_app.ROUTES:
-        bodies = {}
+        answers: dict[str, tuple[bytes, str]] = {}
         for name, base in bases.items():
             request = urllib.request.Request(
                 base + path,
@@ -137,14 +142,17 @@ def check_same_responses(
                 method=method,
                 headers={"Content-Type": "application/json"} if sends_body else {},
             )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                if response.status != 200:
-                    raise RuntimeError(f"{name} returned {response.status} for {method} {path}")
-                bodies[name] = response.read()
-                content_type = response.headers.get("content-type", "application/octet-stream")
-        if len(set(bodies.values())) != 1:
-            raise RuntimeError(f"the servers return different bodies for {method} {path}")
-        responses[path] = (bodies.popitem()[1], content_type)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    answers[name] = (response.read(), response.headers.get("content-type", ""))
+            except urllib.error.HTTPError as error:
+                raise RuntimeError(f"{name} returned {error.code} for {method} {base + path}; "
+                                   "its log in the benchmark directory says why") from error
+        if len(set(answers.values())) != 1:
+            described = ", ".join(f"{name}: {len(body)} bytes of {content_type or 'no type'}"
+                                  for name, (body, content_type) in answers.items())
+            raise RuntimeError(f"the servers answer {method} {path} differently ({described})")
+        responses[path] = next(iter(answers.values()))
     return responses
 
 
@@ -154,7 +162,7 @@ def floor_locations(responses: dict[str, tuple[bytes, str]], directory: Path) ->
     directory.chmod(0o755)
     methods = {path: method for _, method, path, _ in asgi_app.ROUTES}
     blocks = []
-    for path, (body, content_type) in responses.items():
+    for index, (path, (body, content_type)) in enumerate(responses.items()):
         location = API_PREFIX + path
         inline = (
             len(body) <= FLOOR_INLINE_MAX_BYTES
@@ -164,7 +172,7 @@ def floor_locations(responses: dict[str, tuple[bytes, str]], directory: Path) ->
         if inline:
             answer = f"return 200 '{body.decode()}';"
         elif methods[path] == "GET":
-            body_path = directory / path.strip("/").replace("/", "_")
+            body_path = directory / f"body-{index}"
             body_path.write_bytes(body)
             body_path.chmod(0o644)
             answer = f"alias {body_path};"
@@ -173,7 +181,7 @@ def floor_locations(responses: dict[str, tuple[bytes, str]], directory: Path) ->
             raise RuntimeError(f"the nginx floor cannot answer {methods[path]} {path}: its "
                                f"{len(body)}-byte response does not fit in its configuration")
         blocks.append(f"        location = {location} {{\n"
-                      f"            default_type {content_type.split(';')[0]};\n"
+                      f'            default_type "{content_type}";\n'
                       f"            {answer}\n"
                       f"        }}")
     return "\n".join(blocks)
@@ -302,9 +310,12 @@ def build_report(
         "servers on CPU 0. CPU is the server process's user plus system time divided by the "
         "requests served. The nginx rows are the socket floor: one nginx worker that answers "
         "each route with the bytes the app returns (from its configuration, or from a file "
-        "through sendfile for the 100 KiB body), with no app and no Python. It is the least "
-        "CPU a server spends to read these requests and send these responses on this machine, "
-        "so FluxLit's CPU per request cannot go below the ceiling's plus the floor's.",
+        "through sendfile for the 100 KiB body), with no app and no Python. Its CPU per "
+        "request estimates the least that a server spends on this machine to read these "
+        "requests and send these responses, so a server of the app needs about the ceiling's "
+        "CPU plus the floor's. wrk on CPU 1 limits these runs before nginx is saturated, and "
+        "nginx then handles fewer requests per wake-up than at full load, so the estimate is, "
+        "if anything, high. Its ratios to uvicorn are left out.",
         "",
         server_table(results),
         "",
@@ -327,22 +338,19 @@ def build_report(
         benchlib.markdown_table(["Target", "Result"], target_rows(results)),
     ]
 
-    samples = [
-        sample
-        for route in results.values()
-        for server in (FLUXLIT, UVICORN)
-        for sample in route.samples[server]
-    ]
-    load = max(sample.load_cpu_fraction for sample in samples)
-    other = [sample.other_load for route in results.values()
-             for server_samples in route.samples.values() for sample in server_samples]
+    def samples_of(servers: tuple[str, ...]) -> list[Sample]:
+        return [sample for route in results.values() for server in servers
+                for sample in route.samples[server]]
+
+    load = max(sample.load_cpu_fraction for sample in samples_of((FLUXLIT, UVICORN)))
+    floor_load = min(sample.load_cpu_fraction for sample in samples_of((FLOOR,)))
+    other = [sample.other_load for sample in samples_of((FLUXLIT, UVICORN, FLOOR))]
     lines += [
         "",
-        f"Highest CPU use of wrk on CPU 1 in any run against FluxLit or uvicorn: {load:.0%}. "
-        "Against the nginx floor wrk uses its whole CPU, so the floor's req/s is wrk's limit, "
-        "and its CPU per request is if anything higher than at full load, when nginx handles "
-        "more requests per wake-up. CPU used by other processes during a run, as a share of "
-        f"one CPU: median {benchlib.median(other):.1%}, highest {max(other):.1%}.",
+        f"Highest CPU use of wrk on CPU 1 in any run against FluxLit or uvicorn: {load:.0%}; "
+        f"lowest in any run against the nginx floor: {floor_load:.0%}. CPU used by other "
+        f"processes during a run, as a share of one CPU: median {benchlib.median(other):.1%}, "
+        f"highest {max(other):.1%}.",
     ]
     return "\n".join(lines)
 
@@ -355,6 +363,10 @@ def server_table(results: dict[str, RouteResults]) -> str:
             rps = route.median(server, "requests_per_second")
             p99 = route.median(server, "p99_us")
             per_round = [sample.requests_per_second for sample in route.samples[server]]
+            ratios = [
+                benchlib.format_ratio(rps / route.median(UVICORN, "requests_per_second")),
+                benchlib.format_ratio(p99 / route.median(UVICORN, "p99_us")),
+            ] if server != FLOOR else ["", ""]
             rows.append([
                 label if server == FLUXLIT else "",
                 server,
@@ -364,8 +376,7 @@ def server_table(results: dict[str, RouteResults]) -> str:
                 benchlib.format_ms(p99),
                 f"{route.median(server, 'cpu_us_per_request'):.1f}",
                 f"{route.median(server, 'rss_bytes') / 2**20:.1f}",
-                benchlib.format_ratio(rps / route.median(UVICORN, "requests_per_second")),
-                benchlib.format_ratio(p99 / route.median(UVICORN, "p99_us")),
+                *ratios,
             ])
     return benchlib.markdown_table(
         ["Route", "Server", "req/s", "req/s range", "p50 ms", "p99 ms", "CPU µs/req",
@@ -459,7 +470,7 @@ def main() -> None:
     facts = benchlib.machine_facts(
         arguments.binary,
         ["fastapi", "pydantic", "starlette", "uvicorn", "uvloop", "httptools"],
-        ["wrk"],
+        ["wrk", "nginx"],
     )
     print(benchlib.facts_markdown(facts), flush=True)
 

@@ -6,6 +6,7 @@ Every server these helpers start listens on 127.0.0.1 and every load goes to 127
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parents[1]
@@ -102,6 +103,20 @@ class Server:
         except ProcessLookupError:
             pass
         self._log.close()
+
+
+@contextlib.contextmanager
+def stop_on_failure(server: Server) -> Iterator[Server]:
+    """Stop `server` if the block raises, Ctrl-C included.
+
+    Wrap the wait for a server that has just started: until its start function returns, no
+    caller holds the server to stop it.
+    """
+    try:
+        yield server
+    except BaseException:
+        server.stop()
+        raise
 
 
 def wait_for_port_line(server: Server, timeout: float = 30.0) -> int:
@@ -189,10 +204,11 @@ def start_nginx(
         work_directory / f"{name}.log",
     )
     base = f"http://127.0.0.1:{port}"
-    wait_for_http(base + ready_path, server)
-    workers = descendant_pids(server.pid)
-    if len(workers) != 1:
-        raise RuntimeError(f"expected one nginx worker below pid {server.pid}, found {workers}")
+    with stop_on_failure(server):
+        wait_for_http(base + ready_path, server)
+        workers = descendant_pids(server.pid)
+        if len(workers) != 1:
+            raise RuntimeError(f"expected one nginx worker below pid {server.pid}, found {workers}")
     return server, base, workers[0]
 
 

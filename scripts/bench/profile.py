@@ -69,9 +69,10 @@ def start(mode: str, kind: str, binary: Path, directory: Path,
                    f"--callgrind-out-file={directory / 'callgrind.out'}", *command]
     server = Server("fluxlit", command, directory / "fluxlit.log", environment=environment,
                     working_directory=directory)
-    port = benchlib.wait_for_port_line(server, timeout=180)
-    base = f"http://127.0.0.1:{port}"
-    benchlib.wait_for_http(base + "/api/readyz", server, timeout=180)
+    with benchlib.stop_on_failure(server):
+        port = benchlib.wait_for_port_line(server, timeout=180)
+        base = f"http://127.0.0.1:{port}"
+        benchlib.wait_for_http(base + "/api/readyz", server, timeout=180)
     return server, base
 
 

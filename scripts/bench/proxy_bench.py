@@ -95,7 +95,8 @@ def start_upstream(work_directory: Path) -> Gateway:
         environment=server_environment(),
     )
     base = f"http://127.0.0.1:{port}"
-    benchlib.wait_for_http(base + HEALTH, server)
+    with benchlib.stop_on_failure(server):
+        benchlib.wait_for_http(base + HEALTH, server)
     return Gateway(server, base, None, [server.pid])
 
 
@@ -122,9 +123,10 @@ def start_fluxlit(binary: Path, work_directory: Path) -> Gateway:
         environment=environment,
         working_directory=work_directory,
     )
-    port = benchlib.wait_for_port_line(server)
-    base = f"http://127.0.0.1:{port}"
-    benchlib.wait_for_http(base + "/api/readyz", server)
+    with benchlib.stop_on_failure(server):
+        port = benchlib.wait_for_port_line(server)
+        base = f"http://127.0.0.1:{port}"
+        benchlib.wait_for_http(base + "/api/readyz", server)
     return Gateway(server, base, server.pid, [server.pid, *benchlib.descendant_pids(server.pid)])
 
 

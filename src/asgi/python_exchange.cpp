@@ -119,6 +119,37 @@ void set_item(py::dict& scope, const py::str& key, const py::handle& value) {
   if (PyDict_SetItem(scope.ptr(), key.ptr(), value.ptr()) != 0) throw py::error_already_set();
 }
 
+// A dict with room for `keys` entries, so that filling a scope never resizes it.
+py::dict presized_dict(Py_ssize_t keys) {
+  PyObject* dict = _PyDict_NewPresized(keys);
+  if (dict == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::dict>(dict);
+}
+
+// A message's "type": the str, held so that the app cannot free it while the message is
+// parsed, and a view of its UTF-8 text. For the ASCII names of ASGI that text is the string's
+// own data, so reading it copies and allocates nothing.
+struct message_type {
+  py::object held;
+  std::string_view text;
+};
+
+message_type read_message_type(const py::dict& message) {
+  PyObject* type = PyDict_GetItemWithError(message.ptr(), names().type.ptr());
+  if (type == nullptr) {
+    if (PyErr_Occurred() != nullptr) throw py::error_already_set();
+    throw py::value_error("ASGI message has no 'type' key");
+  }
+  if (!PyUnicode_Check(type)) {
+    throw py::type_error(std::string("an ASGI message's 'type' must be a str, not ") +
+                         Py_TYPE(type)->tp_name);
+  }
+  Py_ssize_t size = 0;
+  const char* text = PyUnicode_AsUTF8AndSize(type, &size);
+  if (text == nullptr) throw py::error_already_set();
+  return {py::reinterpret_borrow<py::object>(type), {text, static_cast<std::size_t>(size)}};
+}
+
 // Fills the keys that HTTP and WebSocket scopes share.
 void fill_common_scope(py::dict& scope, const http_request_head& head) {
   const auto& n = names();
@@ -259,7 +290,8 @@ response_body response_sequence::parse_body(const py::dict& message, const char*
 
 py::dict python_exchange::scope() const {
   const auto& n = names();
-  py::dict scope;
+  // type, method, the eleven common keys and state.
+  auto scope = presized_dict(14);
   set_item(scope, n.type, n.http);
   set_item(scope, n.method, common_str(shared_->head().method, n.method_get, n.method_post));
   fill_common_scope(scope, shared_->head());
@@ -289,9 +321,8 @@ py::object python_exchange::receive_nowait() {
 }
 
 bool python_exchange::send(const py::dict& message) {
-  const auto& n = names();
-  if (!message.contains(n.type)) throw py::value_error("ASGI message has no 'type' key");
-  const auto type = py::str(message[n.type]).cast<std::string>();
+  const auto message_type = read_message_type(message);
+  const auto type = message_type.text;
 
   if (type == "http.response.start") {
     // The body usually follows at once, so the connection is notified of both together. See
@@ -313,7 +344,8 @@ bool python_exchange::send(const py::dict& message) {
     const auto size = body.size();
     return shared_->py_send(std::move(body), size);
   }
-  throw py::value_error("unexpected ASGI message type for an HTTP connection: " + type);
+  throw py::value_error("unexpected ASGI message type for an HTTP connection: " +
+                        std::string(type));
 }
 
 bool python_exchange::take_flush_owed() {
@@ -379,10 +411,10 @@ py::object python_websocket_exchange::receive_nowait() {
 
 bool python_websocket_exchange::send(const py::dict& message) {
   const auto& n = names();
-  if (!message.contains(n.type)) throw py::value_error("ASGI message has no 'type' key");
-  const auto type = py::str(message[n.type]).cast<std::string>();
-  const auto reject = [&type](const char* state) {
-    return std::runtime_error(type + " is not allowed " + state);
+  const auto message_type = read_message_type(message);
+  const auto type = message_type.text;
+  const auto reject = [type](const char* state) {
+    return std::runtime_error(std::string(type) + " is not allowed " + state);
   };
 
   if (type == "websocket.accept") {
@@ -422,15 +454,16 @@ bool python_websocket_exchange::send(const py::dict& message) {
   if (type == "websocket.http.response.start") {
     if (phase_ != phase::handshake) throw reject("after the handshake");
     phase_ = phase::denial;
-    return shared_->py_push(denial_.parse_start(message, type.c_str()), 0);
+    return shared_->py_push(denial_.parse_start(message, "websocket.http.response.start"), 0);
   }
   if (type == "websocket.http.response.body") {
     if (phase_ != phase::denial) throw reject("before websocket.http.response.start");
-    auto body = denial_.parse_body(message, type.c_str(), false);
+    auto body = denial_.parse_body(message, "websocket.http.response.body", false);
     const auto size = body.data.size();
     return shared_->py_push(std::move(body), size);
   }
-  throw py::value_error("unexpected ASGI message type for a WebSocket connection: " + type);
+  throw py::value_error("unexpected ASGI message type for a WebSocket connection: " +
+                        std::string(type));
 }
 
 void python_websocket_exchange::finish(const std::string& error) {

@@ -303,6 +303,8 @@ def test_send_after_response_end_raises(raw: harness.Fluxlit) -> None:
         ("no-status", "has no 'status'"),
         ("str-header", "must be bytes"),
         ("wrong-type", "unexpected ASGI message type"),
+        ("no-type", "ASGI message has no 'type' key"),
+        ("bytes-type", "'type' must be a str, not bytes"),
     ],
 )
 def test_invalid_response_start_is_500_with_reason(

@@ -161,6 +161,10 @@ def invalid_start(kind: str) -> dict[str, Any]:
         return {"type": "http.response.start", "headers": []}
     if kind == "str-header":
         return {"type": "http.response.start", "status": 200, "headers": [("x-name", "value")]}
+    if kind == "no-type":
+        return {"status": 200, "headers": []}
+    if kind == "bytes-type":
+        return {"type": b"http.response.start", "status": 200, "headers": []}
     return {"type": "http.response.sent-by-mistake", "status": 200}
 
 

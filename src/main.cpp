@@ -1,11 +1,13 @@
 // The fluxlit binary: one command-line front end for every subcommand.
 #include <CLI/CLI.hpp>
-
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <system_error>
+#include <vector>
 
+#include "cli/command_support.hpp"
 #include "cli/commands.hpp"
 #include "fluxlit/asgi/bridge.hpp"
 #include "fluxlit/config/settings.hpp"
@@ -21,6 +23,35 @@ int report(const char* kind, const std::exception& error, int status) {
   std::fflush(stdout);
   std::fprintf(stderr, "fluxlit: %s: %s\n", kind, error.what());
   return status;
+}
+
+// After a parse error, names the option or command that each unexpected argument of the last
+// command on the line was probably meant to be: "--prot" gets "did you mean --port?".
+void suggest_names(const CLI::App& app) {
+  const CLI::App* command = &app;
+  while (!command->get_subcommands().empty()) command = command->get_subcommands().back();
+  std::vector<std::string> options;
+  for (const auto* option : command->get_options()) {
+    for (const auto& name : option->get_lnames()) options.push_back("--" + name);
+  }
+  std::vector<std::string> commands;
+  for (const auto* sub : command->get_subcommands([](const CLI::App*) { return true; })) {
+    commands.push_back(sub->get_name());
+  }
+  std::string path = command->get_name();
+  for (const auto* parent = command->get_parent(); parent != nullptr;
+       parent = parent->get_parent()) {
+    path = parent->get_name() + " " + path;
+  }
+  for (const auto& given : command->remaining()) {
+    const bool option = given.starts_with("--");
+    if (!option && given.starts_with('-')) continue;  // short flags are too short to guess
+    if (auto name = fluxlit::cli::closest_name(given, option ? options : commands)) {
+      const auto typed = given.substr(0, given.find('='));
+      std::fprintf(stderr, "fluxlit: %s is not %s of '%s'; did you mean %s?\n", typed.c_str(),
+                   option ? "an option" : "a command", path.c_str(), name->c_str());
+    }
+  }
 }
 
 }  // namespace
@@ -49,6 +80,7 @@ int main(int argc, char** argv) {
     return app.exit(done);
   } catch (const CLI::ParseError& error) {
     app.exit(error);
+    suggest_names(app);
     return exit_usage;
   } catch (const fluxlit::config::config_error& error) {
     return report("configuration error", error, exit_usage);

@@ -200,8 +200,8 @@ header_list parse_headers(const py::handle& value, std::optional<std::uint64_t>*
     auto header_value = bytes_of(items[1], "a response header value");
     // A token has no separators or control bytes; a value has no control bytes but tab.
     const auto control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
-    const bool bad_name = name.empty() || name.find_first_of(":\"(),/;<=>?@[\\]{} ") !=
-                                              std::string::npos ||
+    const bool bad_name = name.empty() ||
+                          name.find_first_of(":\"(),/;<=>?@[\\]{} ") != std::string::npos ||
                           std::any_of(name.begin(), name.end(), control);
     const bool bad_value = std::any_of(header_value.begin(), header_value.end(),
                                        [&](unsigned char c) { return c != '\t' && control(c); });

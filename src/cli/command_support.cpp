@@ -1,5 +1,6 @@
 #include "cli/command_support.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -62,6 +63,46 @@ void print_json(const nlohmann::ordered_json& document) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
+}
+
+namespace {
+
+// Edits that turn `from` into `to`: insertions, deletions, replacements and swaps of two
+// neighbouring characters (the optimal string alignment distance).
+std::size_t edit_distance(std::string_view from, std::string_view to) {
+  const auto width = to.size() + 1;
+  std::vector<std::size_t> cost((from.size() + 1) * width);
+  const auto at = [&](std::size_t i, std::size_t j) -> std::size_t& { return cost[i * width + j]; };
+  for (std::size_t i = 0; i <= from.size(); ++i) at(i, 0) = i;
+  for (std::size_t j = 0; j <= to.size(); ++j) at(0, j) = j;
+  for (std::size_t i = 1; i <= from.size(); ++i) {
+    for (std::size_t j = 1; j <= to.size(); ++j) {
+      const std::size_t replace = from[i - 1] == to[j - 1] ? 0 : 1;
+      at(i, j) = std::min({at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + replace});
+      if (i > 1 && j > 1 && from[i - 1] == to[j - 2] && from[i - 2] == to[j - 1]) {
+        at(i, j) = std::min(at(i, j), at(i - 2, j - 2) + 1);
+      }
+    }
+  }
+  return at(from.size(), to.size());
+}
+
+}  // namespace
+
+std::optional<std::string> closest_name(std::string_view given,
+                                        const std::vector<std::string>& names) {
+  given = given.substr(0, given.find('='));
+  const auto letters = given.size() - std::min(given.find_first_not_of('-'), given.size());
+  std::optional<std::string> best;
+  std::size_t best_distance = 3;  // more than two edits is another word
+  for (const auto& name : names) {
+    const auto distance = edit_distance(given, name);
+    if (distance < best_distance && distance * 2 < letters) {
+      best = name;
+      best_distance = distance;
+    }
+  }
+  return best;
 }
 
 }  // namespace fluxlit::cli

@@ -4,7 +4,10 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "fluxlit/config/settings.hpp"
 #include "fluxlit/config/target.hpp"
@@ -35,5 +38,11 @@ std::string python_target_text(const config::app_target& target);
 
 // Writes `document` to stdout as JSON indented by two spaces, with a final newline.
 void print_json(const nlohmann::ordered_json& document);
+
+// Returns the name in `names` closest to the mistyped `given` ("--prot" gives "--port"), or
+// nothing when no name is close: at most two edits, a swap of neighbours counting as one, and
+// fewer than half the letters of `given`. Text after an "=" in `given` is ignored.
+std::optional<std::string> closest_name(std::string_view given,
+                                        const std::vector<std::string>& names);
 
 }  // namespace fluxlit::cli

@@ -9,10 +9,12 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/container/small_vector.hpp>
+#include <cctype>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "fluxlit/asgi/bridge.hpp"
@@ -65,6 +67,33 @@ std::string json_reply(int status, std::string_view reason, std::string_view det
   nlohmann::json body = {{"status", status}, {"reason", reason}};
   if (!detail.empty()) body["detail"] = detail;
   return body.dump() + "\n";
+}
+
+// Names a size limit for the client, with its value: "max_header_bytes (65536 bytes)".
+std::string limit_detail(std::string_view setting, std::uint64_t bytes) {
+  return std::string(setting) + " (" + std::to_string(bytes) + " bytes)";
+}
+
+// Tells the operator how to raise a size limit, by flag, variable and configuration key.
+std::string raise_hint(std::string_view setting) {
+  std::string flag = "--";
+  std::string variable = "FLUXLIT_";
+  for (const char c : setting) {
+    flag += c == '_' ? '-' : c;
+    variable += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return "raise it with " + flag + ", " + variable + " or " + std::string(setting) +
+         " in fluxlit.toml if clients need more";
+}
+
+// Logs a request that broke the size limit `setting`, with how to raise it, and returns the
+// JSON reply that names the limit for the client. `what` names the part and the comparison:
+// "request header larger".
+std::string over_limit(std::string_view tag, int status, std::string_view reason,
+                       std::string_view what, std::string_view setting, std::uint64_t bytes) {
+  observability::logger("fluxlit")->warn("{} {} than {} ({} bytes); answering {}; {}", tag, what,
+                                         setting, bytes, status, raise_hint(setting));
+  return json_reply(status, reason, std::string(what) + " than " + limit_detail(setting, bytes));
 }
 
 // True when a head that broke `max_header_bytes` did so within its request line. Beast sets
@@ -241,11 +270,9 @@ asio::awaitable<void> connection::run() {
       stream_.expires_after(header_timeout);
       if (error == http::error::header_limit &&
           request_line_too_long(parser, buffer_, settings.max_header_bytes)) {
-        observability::logger("fluxlit")->warn(
-            "{} request line longer than max_header_bytes ({} bytes); answering 414", tag_,
-            settings.max_header_bytes);
-        co_await reply_locally(rejected, 414, "uri_too_long", "application/json",
-                               json_reply(414, "uri_too_long", "max_header_bytes"));
+        const auto reply = over_limit(tag_, 414, "uri_too_long", "request line longer",
+                                      "max_header_bytes", settings.max_header_bytes);
+        co_await reply_locally(rejected, 414, "uri_too_long", "application/json", reply);
       } else if (error == http::error::header_limit && parser.field_too_large()) {
         observability::logger("fluxlit")->warn(
             "{} request header field larger than {} bytes, the maximum that Boost.Beast can "
@@ -256,15 +283,16 @@ asio::awaitable<void> connection::run() {
         co_await reply_locally(rejected, 431, "request_header_too_large", "application/json",
                                json_reply(431, "request_header_too_large", detail));
       } else if (error == http::error::header_limit) {
-        observability::logger("fluxlit")->warn(
-            "{} request header larger than max_header_bytes ({} bytes); raise the setting if "
-            "clients need more",
-            tag_, settings.max_header_bytes);
+        const auto reply =
+            over_limit(tag_, 431, "request_header_too_large", "request header larger",
+                       "max_header_bytes", settings.max_header_bytes);
         co_await reply_locally(rejected, 431, "request_header_too_large", "application/json",
-                               json_reply(431, "request_header_too_large", "max_header_bytes"));
+                               reply);
       } else if (error == http::error::body_limit) {
-        co_await reply_locally(rejected, 413, "request_body_too_large", "application/json",
-                               json_reply(413, "request_body_too_large", "max_request_body_bytes"));
+        const auto reply =
+            over_limit(tag_, 413, "request_body_too_large", "declared request body larger",
+                       "max_request_body_bytes", settings.max_request_body_bytes);
+        co_await reply_locally(rejected, 413, "request_body_too_large", "application/json", reply);
       } else if (error == beast::error::timeout) {
         // The timeout closed the socket, so no reply can be sent; only count it.
         context_.metrics.count_local_reply("header_read_timeout");
@@ -321,9 +349,9 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
   // A proxy chain may add its hops as separate lines; each list header is read as one list.
   const auto forwarded_for = joined_field(message, "x-forwarded-for");
   const auto forwarded_proto = joined_field(message, "x-forwarded-proto");
-  request.client = resolve_client(context_.forwarding, peer_.address(), peer_host_, peer_.port(),
-                                  {forwarded_for, forwarded_proto, message["x-forwarded-host"],
-                                   message[http::field::host]});
+  request.client = resolve_client(
+      context_.forwarding, peer_.address(), peer_host_, peer_.port(),
+      {forwarded_for, forwarded_proto, message["x-forwarded-host"], message[http::field::host]});
   request.destination = route_target(context_.routes, request.target);
   request.head_only = message.method() == http::verb::head;
   request.has_body = message.chunked() ||
@@ -531,8 +559,8 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
     if (error) {
       if (error == http::error::body_limit) {
         observability::logger("fluxlit")->warn(
-            "{} request body larger than max_request_body_bytes ({} bytes); answering 413", tag_,
-            context_.settings.max_request_body_bytes);
+            "{} request body larger than max_request_body_bytes ({} bytes); answering 413; {}",
+            tag_, context_.settings.max_request_body_bytes, raise_hint("max_request_body_bytes"));
         body_error_ = 413;
       } else if (error.category() == http::make_error_code(http::error::bad_chunk).category()) {
         body_error_ = 400;  // a malformed body, such as an invalid chunk size
@@ -607,8 +635,7 @@ asgi::http_request_head connection::make_asgi_head(proxy::request_parser& parser
 // Routes the exchange's notifications to this connection's executor and resets the signals.
 template <typename Exchange>
 void connection::connect_exchange(Exchange& exchange) {
-  exchange.io_set_notify(
-      [weak = weak_from_this(), wakeups = wakeups_] { wakeups->request(weak); });
+  exchange.io_set_notify([weak = weak_from_this(), wakeups = wakeups_] { wakeups->request(weak); });
   response_pending_ = false;
   body_pending_ = false;
   pump_done_ = false;
@@ -828,9 +855,14 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     const bool too_large = body_error_ == 413;
     const char* reason = too_large ? "request_body_too_large" : "bad_request_body";
     body_error_ = 0;
-    auto reply = co_await reply_locally(
-        request, too_large ? 413 : 400, reason, "application/json",
-        json_reply(too_large ? 413 : 400, reason, too_large ? "max_request_body_bytes" : ""));
+    // Built before the co_await: GCC 12 miscompiles a conditional with class temporaries there.
+    std::string detail;
+    if (too_large) {
+      detail = "request body larger than " +
+               limit_detail("max_request_body_bytes", context_.settings.max_request_body_bytes);
+    }
+    auto reply = co_await reply_locally(request, too_large ? 413 : 400, reason, "application/json",
+                                        json_reply(too_large ? 413 : 400, reason, detail));
     reply.keep_alive = false;
     co_return reply;
   }

@@ -368,7 +368,9 @@ def test_default_header_limit_gets_431_and_close(server: harness.Fluxlit) -> Non
     assert status == 431
     assert headers["connection"] == ["close"]
     assert headers["x-fluxlit-reason"] == ["request_header_too_large"]
-    assert "(65536 bytes)" in server.wait_for_log("larger than max_header_bytes")
+    line = server.wait_for_log("larger than max_header_bytes")
+    assert "(65536 bytes)" in line
+    assert "raise it with --max-header-bytes, FLUXLIT_MAX_HEADER_BYTES or max_header_bytes" in line
 
 
 def test_upload_204_keeps_connection_usable(server: harness.Fluxlit) -> None:

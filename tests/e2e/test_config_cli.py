@@ -40,6 +40,30 @@ def test_bad_port_flag_names_value(tmp_path: Path) -> None:
     assert finished.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("arguments", "hint"),
+    [
+        (["run", harness.HELLO_TARGET, "--prot", "8000"],
+         "--prot is not an option of 'fluxlit run'; did you mean --port?"),
+        (["dev", harness.HELLO_TARGET, "--api-prefx=/v1"],
+         "--api-prefx is not an option of 'fluxlit dev'; did you mean --api-prefix?"),
+        (["rnu", harness.HELLO_TARGET], "rnu is not a command of 'fluxlit'; did you mean run?"),
+        (["pages", "manifst"], "manifst is not a command of 'fluxlit pages'; did you mean manifest?"),
+    ],
+)
+def test_mistyped_name_gets_suggestion(tmp_path: Path, arguments: list[str], hint: str) -> None:
+    finished = harness.run_to_exit(arguments, cwd=tmp_path)
+    assert finished.status == 2
+    assert hint in finished.stderr
+
+
+def test_unlike_name_gets_no_suggestion(tmp_path: Path) -> None:
+    finished = harness.run_to_exit(["run", harness.HELLO_TARGET, "--zzzzzz"], cwd=tmp_path)
+    assert finished.status == 2
+    assert "--zzzzzz" in finished.stderr
+    assert "did you mean" not in finished.stderr
+
+
 def test_bad_port_variable_names_value(tmp_path: Path) -> None:
     environment = harness.base_environment()
     environment["FLUXLIT_PORT"] = "eighty"

@@ -113,8 +113,13 @@ def test_oversized_body_gets_413(server: harness.Fluxlit) -> None:
     size = BODY_LIMIT + 1
     with harness.RawClient(server) as client:
         client.send(request(server, "POST", "/api/echo", f"Content-Length: {size}\r\n"))
-        status, _, _ = client.response()
+        status, _, body = client.response()
     assert status.startswith("HTTP/1.1 413 ")
+    # The client learns the limit; the operator's log says how to raise it.
+    detail = f"declared request body larger than max_request_body_bytes ({BODY_LIMIT} bytes)"
+    assert json.loads(body)["detail"] == detail
+    line = server.wait_for_log("declared request body larger than max_request_body_bytes")
+    assert "--max-request-body-bytes, FLUXLIT_MAX_REQUEST_BODY_BYTES" in line
 
 
 def test_oversized_upload_to_ui_gets_413(server: harness.Fluxlit) -> None:
@@ -142,8 +147,11 @@ def test_oversized_chunked_body_gets_413(server: harness.Fluxlit) -> None:
     with harness.RawClient(server) as client:
         client.send(request(server, "POST", "/api/echo", "Transfer-Encoding: chunked\r\n"))
         client.send(chunks + b"0\r\n\r\n")
-        status, _, _ = client.response()
+        status, _, body = client.response()
     assert status.startswith("HTTP/1.1 413 ")
+    assert f"({BODY_LIMIT} bytes)" in json.loads(body)["detail"]
+    line = server.wait_for_log("request body larger than max_request_body_bytes")
+    assert "max_request_body_bytes in fluxlit.toml" in line
 
 
 def test_slow_header_is_cut_off(server: harness.Fluxlit) -> None:

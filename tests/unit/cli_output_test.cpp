@@ -1,11 +1,12 @@
-// Tests for the pure helpers behind command output: secret redaction, aligned tables and
-// doctor rows.
+// Tests for the pure helpers behind command output: secret redaction, aligned tables, doctor
+// rows and the names suggested for a mistyped option.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "cli/command_support.hpp"
 #include "cli/doctor_checks.hpp"
 #include "cli/redaction.hpp"
 #include "cli/text_table.hpp"
@@ -106,6 +107,32 @@ TEST(DoctorRows, StatusTextIsUpperCase) {
   EXPECT_EQ(status_text(check_status::pass), "PASS");
   EXPECT_EQ(status_text(check_status::warn), "WARN");
   EXPECT_EQ(status_text(check_status::fail), "FAIL");
+}
+
+TEST(ClosestName, SwappedLettersAreOneEdit) {
+  const std::vector<std::string> names = {"--host", "--port", "--reload"};
+  EXPECT_EQ(closest_name("--prot", names), "--port");
+  EXPECT_EQ(closest_name("--hots", names), "--host");
+}
+
+TEST(ClosestName, ValueAfterEqualsIsIgnored) {
+  const std::vector<std::string> names = {"--api-prefix", "--no-ui"};
+  EXPECT_EQ(closest_name("--api-prefx=/v1", names), "--api-prefix");
+}
+
+TEST(ClosestName, PicksTheNearestOfSeveral) {
+  const std::vector<std::string> names = {"--workers", "--worker-timeout", "--no-ui"};
+  EXPECT_EQ(closest_name("--worker", names), "--workers");
+  EXPECT_EQ(closest_name("--no-iu", names), "--no-ui");
+}
+
+TEST(ClosestName, FarOrShortNamesGetNothing) {
+  const std::vector<std::string> names = {"--port", "--host", "run", "dev"};
+  EXPECT_EQ(closest_name("--zzzzzz", names), std::nullopt);
+  EXPECT_EQ(closest_name("--pt", names), std::nullopt);  // two of its two letters differ
+  EXPECT_EQ(closest_name("xyz", names), std::nullopt);
+  EXPECT_EQ(closest_name("rnu", names), "run");
+  EXPECT_EQ(closest_name("", names), std::nullopt);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks FluxLit's API path against uvicorn serving the same FastAPI app, plus the app's
 # in-process ceiling. Servers run on CPU 0 and wrk on CPU 1, all on 127.0.0.1. A full run
-# takes about 7 minutes plus the build. Extra arguments go to asgi_bench.py: --rounds,
+# takes about 8 minutes plus the build. Extra arguments go to asgi_bench.py: --rounds,
 # --duration, --connections, --ceiling-requests, --binary, --output FILE, --append FILE (for
 # example --append docs/benchmarks.md).
 set -euo pipefail

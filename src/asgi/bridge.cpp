@@ -59,8 +59,10 @@ class bridge::impl {
 
   ~impl() { close(wake_fd_); }
 
-  // Safe from any thread. Writes the eventfd only when the queue was empty, so a burst of
-  // requests costs the Python thread one wake-up.
+  // Safe from any thread. Wakes the Python thread only when the queue was empty, so a burst of
+  // requests costs it one wake-up. With deferred wake-ups, an event queued on the I/O thread
+  // wakes it once the I/O thread has run its ready handlers. Only the first event after a
+  // drain posts the wake-up, so a run of handlers usually posts one.
   void push(handoff_event event) {
     bool was_empty = false;
     {
@@ -68,12 +70,19 @@ class bridge::impl {
       was_empty = pending_.empty();
       pending_.push_back(std::move(event));
     }
-    if (was_empty) {
-      const std::uint64_t one = 1;
-      // A full eventfd counter still wakes the reader, so a failed write loses nothing.
-      [[maybe_unused]] const auto written = write(wake_fd_, &one, sizeof one);
-    }
+    if (!was_empty) return;
+    if (post_on_io_thread_ && post_on_io_thread_([this] { wake_python(); })) return;
+    wake_python();
   }
+
+  void wake_python() {
+    const std::uint64_t one = 1;
+    // A full eventfd counter still wakes the reader, so a failed write loses nothing.
+    [[maybe_unused]] const auto written = write(wake_fd_, &one, sizeof one);
+  }
+
+  // Set before the I/O thread runs; see bridge::defer_wakeups.
+  std::function<bool(std::function<void()>)> post_on_io_thread_;
 
   // Called on the Python thread with the GIL held. Returns (kind, exchange) pairs, and for a new
   // HTTP request (kind, exchange, scope, receive, send), where the scope's "state" is a copy of
@@ -343,6 +352,10 @@ handoff_event make_request_event(bridge::impl* owner, std::shared_ptr<Exchange> 
 }
 
 }  // namespace
+
+void bridge::defer_wakeups(std::function<bool(std::function<void()>)> post) {
+  impl_->post_on_io_thread_ = std::move(post);
+}
 
 void bridge::submit(std::shared_ptr<http_exchange> exchange) {
   impl_->push(make_request_event<python_exchange>(impl_.get(), std::move(exchange)));

@@ -43,14 +43,24 @@ UI_LATENCY_LIMIT_S = 0.5
 BLOCK_SECONDS = 5.0
 
 
-@pytest.fixture(scope="module")
-def raw(module_launcher: harness.Launcher) -> harness.Fluxlit:
-    return module_launcher.start("--no-ui", target=RAW_TARGET, expected_errors=RAW_APP_ERRORS)
+# Every test of the two shared servers runs under both policies of the I/O thread. Under
+# SCHED_BATCH the I/O thread wakes the Python thread once per run of its ready handlers instead
+# of at once, which changes when each request, body piece and disconnect reaches the app.
+IO_SCHEDULING = ["normal", "batch"]
 
 
-@pytest.fixture(scope="module")
-def fastapi_server(module_launcher: harness.Launcher) -> harness.Fluxlit:
-    return module_launcher.start("--no-ui", target=FASTAPI_TARGET)
+@pytest.fixture(scope="module", params=IO_SCHEDULING)
+def raw(module_launcher: harness.Launcher, request: pytest.FixtureRequest) -> harness.Fluxlit:
+    return module_launcher.start("--no-ui", "--io-scheduling", request.param, target=RAW_TARGET,
+                                 expected_errors=RAW_APP_ERRORS)
+
+
+@pytest.fixture(scope="module", params=IO_SCHEDULING)
+def fastapi_server(
+    module_launcher: harness.Launcher, request: pytest.FixtureRequest
+) -> harness.Fluxlit:
+    return module_launcher.start("--no-ui", "--io-scheduling", request.param,
+                                 target=FASTAPI_TARGET)
 
 
 def run(coroutine: Coroutine[Any, Any, ResultT]) -> ResultT:

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -65,6 +66,14 @@ class bridge {
   // lifespan startup. Blocks until that is done; throws startup_error with the app's message
   // or traceback. Call once, from the main thread, before any I/O thread runs.
   void start(const bridge_options& options);
+
+  // Makes the I/O thread wake the Python thread once per run of its ready handlers rather than
+  // at the first event of the run. `post` runs its argument later on the I/O thread and returns
+  // true, or returns false when called on another thread, which then wakes the Python thread at
+  // once. Meant for a Python thread that shares one CPU with the I/O thread: there the first
+  // wake-up of a run preempts the I/O thread and the Python thread gets one request at a time.
+  // Call before any I/O thread runs.
+  void defer_wakeups(std::function<bool(std::function<void()>)> post);
 
   // Hands a request to the app. Safe from any thread; never calls back inline.
   void submit(std::shared_ptr<http_exchange> exchange);

@@ -1,8 +1,10 @@
 // The fluxlit binary: one command-line front end for every subcommand.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -25,31 +27,66 @@ int report(const char* kind, const std::exception& error, int status) {
   return status;
 }
 
-// After a parse error, names the option or command that each unexpected argument of the last
-// command on the line was probably meant to be: "--prot" gets "did you mean --port?".
-void suggest_names(const CLI::App& app) {
-  const CLI::App* command = &app;
-  while (!command->get_subcommands().empty()) command = command->get_subcommands().back();
-  std::vector<std::string> options;
-  for (const auto* option : command->get_options()) {
-    for (const auto& name : option->get_lnames()) options.push_back("--" + name);
-  }
-  std::vector<std::string> commands;
-  for (const auto* sub : command->get_subcommands([](const CLI::App*) { return true; })) {
-    commands.push_back(sub->get_name());
-  }
-  std::string path = command->get_name();
-  for (const auto* parent = command->get_parent(); parent != nullptr;
+// Returns a command's name as typed on the command line: "fluxlit run".
+std::string command_path(const CLI::App& command) {
+  std::string path = command.get_name();
+  for (const auto* parent = command.get_parent(); parent != nullptr;
        parent = parent->get_parent()) {
     path = parent->get_name() + " " + path;
   }
-  for (const auto& given : command->remaining()) {
-    const bool option = given.starts_with("--");
-    if (!option && given.starts_with('-')) continue;  // short flags are too short to guess
-    if (auto name = fluxlit::cli::closest_name(given, option ? options : commands)) {
+  return path;
+}
+
+// After a parse error, names the option or command that each unexpected argument was probably
+// meant to be: "--prot" gets "did you mean --port?". An option may belong to a later command of
+// the line, as `--port` given before `run` does.
+void suggest_names(const CLI::App& app) {
+  std::vector<const CLI::App*> chain{&app};
+  while (!chain.back()->get_subcommands().empty()) {
+    chain.push_back(chain.back()->get_subcommands().back());
+  }
+  // The options of every command on the line, the last command's first, and their owners.
+  std::vector<std::string> options;
+  std::vector<const CLI::App*> owners;
+  for (auto command = chain.rbegin(); command != chain.rend(); ++command) {
+    for (const auto* option : (*command)->get_options()) {
+      for (const auto& name : option->get_lnames()) {
+        options.push_back("--" + name);
+        owners.push_back(*command);
+      }
+    }
+  }
+  std::set<std::string> said;
+  for (const auto* command : chain) {
+    std::vector<std::string> commands;
+    for (const auto* sub : command->get_subcommands([](const CLI::App*) { return true; })) {
+      commands.push_back(sub->get_name());
+    }
+    for (const auto& given : command->remaining()) {
       const auto typed = given.substr(0, given.find('='));
-      std::fprintf(stderr, "fluxlit: %s is not %s of '%s'; did you mean %s?\n", typed.c_str(),
-                   option ? "an option" : "a command", path.c_str(), name->c_str());
+      const bool option = typed.starts_with("--");
+      if (!option && typed.starts_with('-')) continue;  // short flags are too short to guess
+      if (!said.insert(typed).second) continue;
+      const auto name = fluxlit::cli::closest_name(typed, option ? options : commands);
+      if (!name) continue;
+      const auto where = command_path(*command);
+      if (!option) {
+        std::fprintf(stderr, "fluxlit: %s is not a command of '%s'; did you mean %s?\n",
+                     typed.c_str(), where.c_str(), name->c_str());
+        continue;
+      }
+      const auto* owner = owners[static_cast<std::size_t>(
+          std::find(options.begin(), options.end(), *name) - options.begin())];
+      if (owner == command) {
+        std::fprintf(stderr, "fluxlit: %s is not an option of '%s'; did you mean %s?\n",
+                     typed.c_str(), where.c_str(), name->c_str());
+      } else {
+        std::fprintf(stderr,
+                     "fluxlit: %s is not an option of '%s'; %s is an option of '%s', and goes "
+                     "after '%s'\n",
+                     typed.c_str(), where.c_str(), name->c_str(), command_path(*owner).c_str(),
+                     owner->get_name().c_str());
+      }
     }
   }
 }

@@ -126,6 +126,37 @@ py::dict presized_dict(Py_ssize_t keys) {
   return py::reinterpret_steal<py::dict>(dict);
 }
 
+// Refuses a send() that starts on a connection while another send() of the same connection
+// is still reading its message. Reading a message can run the app's Python code (a key's
+// __eq__, a header list's iterator), and a send() from there would pass the state checks
+// that the outer call has not yet recorded: a second response start, a second accept.
+class send_guard {
+ public:
+  explicit send_guard(bool& sending) : sending_(sending) {
+    if (sending_) {
+      throw std::runtime_error(
+          "send() was called from Python code that ran while another send() of the same "
+          "connection read its message; await each send() before the next");
+    }
+    sending_ = true;
+  }
+  ~send_guard() { sending_ = false; }
+  send_guard(const send_guard&) = delete;
+  send_guard& operator=(const send_guard&) = delete;
+
+ private:
+  bool& sending_;
+};
+
+// Names a message type in an error: its repr, shortened, so that a NUL, a control character
+// or a huge string shows as what it is.
+std::string type_for_error(const py::object& type) {
+  constexpr std::size_t shown = 80;
+  auto text = py::repr(type).cast<std::string>();
+  if (text.size() > shown) text = text.substr(0, shown) + "...";
+  return text;
+}
+
 // A message's "type": the str, held so that the app cannot free it while the message is
 // parsed, and a view of its UTF-8 text. For the ASCII names of ASGI that text is the string's
 // own data, so reading it copies and allocates nothing.
@@ -146,7 +177,11 @@ message_type read_message_type(const py::dict& message) {
   }
   Py_ssize_t size = 0;
   const char* text = PyUnicode_AsUTF8AndSize(type, &size);
-  if (text == nullptr) throw py::error_already_set();
+  if (text == nullptr) {
+    PyErr_Clear();
+    throw py::value_error("an ASGI message's 'type' is not valid UTF-8: " +
+                          type_for_error(py::reinterpret_borrow<py::object>(type)));
+  }
   return {py::reinterpret_borrow<py::object>(type), {text, static_cast<std::size_t>(size)}};
 }
 
@@ -321,6 +356,7 @@ py::object python_exchange::receive_nowait() {
 }
 
 bool python_exchange::send(const py::dict& message) {
+  const send_guard guard(sending_);
   const auto message_type = read_message_type(message);
   const auto type = message_type.text;
 
@@ -345,7 +381,7 @@ bool python_exchange::send(const py::dict& message) {
     return shared_->py_send(std::move(body), size);
   }
   throw py::value_error("unexpected ASGI message type for an HTTP connection: " +
-                        std::string(type));
+                        type_for_error(message_type.held));
 }
 
 bool python_exchange::take_flush_owed() {
@@ -410,6 +446,7 @@ py::object python_websocket_exchange::receive_nowait() {
 }
 
 bool python_websocket_exchange::send(const py::dict& message) {
+  const send_guard guard(sending_);
   const auto& n = names();
   const auto message_type = read_message_type(message);
   const auto type = message_type.text;
@@ -463,7 +500,7 @@ bool python_websocket_exchange::send(const py::dict& message) {
     return shared_->py_push(std::move(body), size);
   }
   throw py::value_error("unexpected ASGI message type for a WebSocket connection: " +
-                        std::string(type));
+                        type_for_error(message_type.held));
 }
 
 void python_websocket_exchange::finish(const std::string& error) {

@@ -65,6 +65,7 @@ class python_exchange {
   std::shared_ptr<http_exchange> shared_;
   response_sequence response_;
   bool flush_owed_ = false;
+  bool sending_ = false;  // see send_guard in python_exchange.cpp
 };
 
 class python_websocket_exchange {
@@ -88,6 +89,7 @@ class python_websocket_exchange {
   std::shared_ptr<websocket_exchange> shared_;
   phase phase_ = phase::handshake;
   response_sequence denial_;
+  bool sending_ = false;  // see send_guard in python_exchange.cpp
 };
 
 // Releases the Python objects whose last C++ owner let go of them on another thread, such as the

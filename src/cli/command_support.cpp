@@ -1,6 +1,7 @@
 #include "cli/command_support.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -91,13 +92,15 @@ std::size_t edit_distance(std::string_view from, std::string_view to) {
 
 std::optional<std::string> closest_name(std::string_view given,
                                         const std::vector<std::string>& names) {
-  given = given.substr(0, given.find('='));
-  const auto letters = given.size() - std::min(given.find_first_not_of('-'), given.size());
+  std::string typed(given.substr(0, given.find('=')));
+  std::transform(typed.begin(), typed.end(), typed.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const auto letters = typed.size() - std::min(typed.find_first_not_of('-'), typed.size());
   std::optional<std::string> best;
   std::size_t best_distance = 3;  // more than two edits is another word
   for (const auto& name : names) {
-    const auto distance = edit_distance(given, name);
-    if (distance < best_distance && distance * 2 < letters) {
+    const auto distance = edit_distance(typed, name);
+    if (distance < best_distance && distance * 2 <= letters) {
       best = name;
       best_distance = distance;
     }

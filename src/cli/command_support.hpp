@@ -41,7 +41,8 @@ void print_json(const nlohmann::ordered_json& document);
 
 // Returns the name in `names` closest to the mistyped `given` ("--prot" gives "--port"), or
 // nothing when no name is close: at most two edits, a swap of neighbours counting as one, and
-// fewer than half the letters of `given`. Text after an "=" in `given` is ignored.
+// at most half the letters of `given`. Case does not count, and text after an "=" in `given`
+// is ignored.
 std::optional<std::string> closest_name(std::string_view given,
                                         const std::vector<std::string>& names);
 

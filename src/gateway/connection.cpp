@@ -86,13 +86,21 @@ std::string raise_hint(std::string_view setting) {
          " in fluxlit.toml if clients need more";
 }
 
-// Logs a request that broke the size limit `setting`, with how to raise it, and returns the
-// JSON reply that names the limit for the client. `what` names the part and the comparison:
-// "request header larger".
+// With the UI on, raising max_header_bytes helps only API routes: Streamlit's own server
+// closes the connection on a request head over 65536 bytes.
+std::string_view ui_header_note(const config::settings& settings) {
+  if (settings.no_ui) return {};
+  return " (API routes only: UI requests stay within Streamlit's limit of 65536 bytes)";
+}
+
+// Logs a request that broke the size limit `setting`, with how to raise it and `note`, and
+// returns the JSON reply that names the limit for the client. `what` names the part and the
+// comparison: "request header larger".
 std::string over_limit(std::string_view tag, int status, std::string_view reason,
-                       std::string_view what, std::string_view setting, std::uint64_t bytes) {
-  observability::logger("fluxlit")->warn("{} {} than {} ({} bytes); answering {}; {}", tag, what,
-                                         setting, bytes, status, raise_hint(setting));
+                       std::string_view what, std::string_view setting, std::uint64_t bytes,
+                       std::string_view note = {}) {
+  observability::logger("fluxlit")->warn("{} {} than {} ({} bytes); answering {}; {}{}", tag, what,
+                                         setting, bytes, status, raise_hint(setting), note);
   return json_reply(status, reason, std::string(what) + " than " + limit_detail(setting, bytes));
 }
 
@@ -270,8 +278,9 @@ asio::awaitable<void> connection::run() {
       stream_.expires_after(header_timeout);
       if (error == http::error::header_limit &&
           request_line_too_long(parser, buffer_, settings.max_header_bytes)) {
-        const auto reply = over_limit(tag_, 414, "uri_too_long", "request line longer",
-                                      "max_header_bytes", settings.max_header_bytes);
+        const auto reply =
+            over_limit(tag_, 414, "uri_too_long", "request line longer", "max_header_bytes",
+                       settings.max_header_bytes, ui_header_note(settings));
         co_await reply_locally(rejected, 414, "uri_too_long", "application/json", reply);
       } else if (error == http::error::header_limit && parser.field_too_large()) {
         observability::logger("fluxlit")->warn(
@@ -285,7 +294,7 @@ asio::awaitable<void> connection::run() {
       } else if (error == http::error::header_limit) {
         const auto reply =
             over_limit(tag_, 431, "request_header_too_large", "request header larger",
-                       "max_header_bytes", settings.max_header_bytes);
+                       "max_header_bytes", settings.max_header_bytes, ui_header_note(settings));
         co_await reply_locally(rejected, 431, "request_header_too_large", "application/json",
                                reply);
       } else if (error == http::error::body_limit) {
@@ -484,9 +493,13 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
     co_return co_await reply_streamlit_not_ready(request);
   }
   if (!outcome.local_reason.empty()) {
-    auto record = co_await reply_locally(
-        request, outcome.status, outcome.local_reason, "application/json",
-        json_reply(outcome.status, outcome.local_reason, outcome.local_detail));
+    const auto reply =
+        outcome.status == 413
+            ? over_limit(tag_, 413, outcome.local_reason, "request body larger",
+                         "max_request_body_bytes", context_.settings.max_request_body_bytes)
+            : json_reply(outcome.status, outcome.local_reason, outcome.local_detail);
+    auto record = co_await reply_locally(request, outcome.status, outcome.local_reason,
+                                         "application/json", reply);
     record.keep_alive = record.keep_alive && outcome.status != 413;
     co_return record;
   }
@@ -558,10 +571,7 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
     if (error == http::error::need_buffer) error = {};
     if (error) {
       if (error == http::error::body_limit) {
-        observability::logger("fluxlit")->warn(
-            "{} request body larger than max_request_body_bytes ({} bytes); answering 413; {}",
-            tag_, context_.settings.max_request_body_bytes, raise_hint("max_request_body_bytes"));
-        body_error_ = 413;
+        body_error_ = 413;  // logged by serve_api, which knows whether a 413 can still be sent
       } else if (error.category() == http::make_error_code(http::error::bad_chunk).category()) {
         body_error_ = 400;  // a malformed body, such as an invalid chunk size
       }
@@ -850,19 +860,25 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     co_await wait_for(pump_timer_, pump_done_);
   }
 
+  if (body_error_ == 413 && started) {
+    observability::logger("fluxlit")->warn(
+        "{} request body larger than max_request_body_bytes ({} bytes) after the response "
+        "started; closing the connection; {}",
+        tag_, context_.settings.max_request_body_bytes, raise_hint("max_request_body_bytes"));
+  }
   if (body_error_ != 0 && !started) {
-    // The body broke a limit or its framing while the app read it; nothing was sent yet.
+    // The body broke a limit or its framing while the app read it; nothing was sent yet. The
+    // reply is built before the co_await: GCC 12 miscompiles a conditional with class
+    // temporaries inside one.
     const bool too_large = body_error_ == 413;
     const char* reason = too_large ? "request_body_too_large" : "bad_request_body";
     body_error_ = 0;
-    // Built before the co_await: GCC 12 miscompiles a conditional with class temporaries there.
-    std::string detail;
-    if (too_large) {
-      detail = "request body larger than " +
-               limit_detail("max_request_body_bytes", context_.settings.max_request_body_bytes);
-    }
-    auto reply = co_await reply_locally(request, too_large ? 413 : 400, reason, "application/json",
-                                        json_reply(too_large ? 413 : 400, reason, detail));
+    const auto body =
+        too_large ? over_limit(tag_, 413, reason, "request body larger", "max_request_body_bytes",
+                               context_.settings.max_request_body_bytes)
+                  : json_reply(400, reason);
+    auto reply =
+        co_await reply_locally(request, too_large ? 413 : 400, reason, "application/json", body);
     reply.keep_alive = false;
     co_return reply;
   }

@@ -492,6 +492,30 @@ def test_websocket_close_before_accept_is_403(raw: harness.Fluxlit) -> None:
     assert run(scenario()) == 403
 
 
+def test_send_nested_in_send_raises(raw: harness.Fluxlit) -> None:
+    # The app's own code runs inside send() while the bridge reads the message; a second
+    # send() from there must not slip past the checks, which would write two response heads.
+    with RawClient(raw) as client:
+        client.request("GET", "/api/nested-start")
+        status, _, body = client.response()
+    assert status == 200
+    assert body == b"one response"
+    assert b"201" not in client.buffer
+    record = wait_for_record(raw, "nested_start")
+    assert record["raised"] == "RuntimeError"
+    assert "another send() of the same connection" in record["message"]
+
+
+def test_websocket_accept_nested_in_accept_raises(raw: harness.Fluxlit) -> None:
+    async def exchange() -> list[str]:
+        async with websockets.connect(f"ws://{raw.authority}/api/ws/nested-accept") as socket_:
+            return [message async for message in socket_]
+
+    assert run(exchange()) == ["accepted once"]
+    record = wait_for_record(raw, "nested_accept")
+    assert record["raised"] == "RuntimeError"
+
+
 def test_websocket_denial_response_is_sent(raw: harness.Fluxlit) -> None:
     with RawClient(raw) as client:
         client.request(

@@ -49,12 +49,23 @@ def test_bad_port_flag_names_value(tmp_path: Path) -> None:
          "--api-prefx is not an option of 'fluxlit dev'; did you mean --api-prefix?"),
         (["rnu", harness.HELLO_TARGET], "rnu is not a command of 'fluxlit'; did you mean run?"),
         (["pages", "manifst"], "manifst is not a command of 'fluxlit pages'; did you mean manifest?"),
+        (["--port", "8000", "run", harness.HELLO_TARGET],
+         "--port is not an option of 'fluxlit'; --port is an option of 'fluxlit run', and goes "
+         "after 'run'"),
+        (["run", harness.HELLO_TARGET, "--PROT", "1"], "did you mean --port?"),
     ],
 )
 def test_mistyped_name_gets_suggestion(tmp_path: Path, arguments: list[str], hint: str) -> None:
     finished = harness.run_to_exit(arguments, cwd=tmp_path)
     assert finished.status == 2
     assert hint in finished.stderr
+
+
+def test_repeated_typo_gets_one_suggestion(tmp_path: Path) -> None:
+    arguments = ["run", harness.HELLO_TARGET, "--prot", "1", "--prot", "2"]
+    finished = harness.run_to_exit(arguments, cwd=tmp_path)
+    assert finished.status == 2
+    assert finished.stderr.count("did you mean --port?") == 1
 
 
 def test_unlike_name_gets_no_suggestion(tmp_path: Path) -> None:

@@ -141,15 +141,18 @@ def test_body_at_limit_is_accepted(server: harness.Fluxlit) -> None:
     assert received == body
 
 
-def test_oversized_chunked_body_gets_413(server: harness.Fluxlit) -> None:
+@pytest.mark.parametrize("path", ["/api/echo", "/_standin/headers"], ids=["api", "ui"])
+def test_oversized_chunked_body_gets_413(server: harness.Fluxlit, path: str) -> None:
     piece = b"y" * 8192
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(10))
     with harness.RawClient(server) as client:
-        client.send(request(server, "POST", "/api/echo", "Transfer-Encoding: chunked\r\n"))
+        client.send(request(server, "POST", path, "Transfer-Encoding: chunked\r\n"))
         client.send(chunks + b"0\r\n\r\n")
         status, _, body = client.response()
     assert status.startswith("HTTP/1.1 413 ")
-    assert f"({BODY_LIMIT} bytes)" in json.loads(body)["detail"]
+    assert json.loads(body)["detail"] == (
+        f"request body larger than max_request_body_bytes ({BODY_LIMIT} bytes)"
+    )
     line = server.wait_for_log("request body larger than max_request_body_bytes")
     assert "max_request_body_bytes in fluxlit.toml" in line
 

@@ -115,6 +115,12 @@ TEST(ClosestName, SwappedLettersAreOneEdit) {
   EXPECT_EQ(closest_name("--hots", names), "--host");
 }
 
+TEST(ClosestName, CaseDoesNotCount) {
+  const std::vector<std::string> names = {"--port", "run"};
+  EXPECT_EQ(closest_name("--PROT", names), "--port");
+  EXPECT_EQ(closest_name("RN", names), "run");  // one edit in two letters is close enough
+}
+
 TEST(ClosestName, ValueAfterEqualsIsIgnored) {
   const std::vector<std::string> names = {"--api-prefix", "--no-ui"};
   EXPECT_EQ(closest_name("--api-prefx=/v1", names), "--api-prefix");

@@ -88,6 +88,36 @@ async def record_send_error(name: str, send: Any, message: dict) -> None:
         RECORDS[name] = {"raised": None}
 
 
+class NestedSendKey:
+    """A message key that collides with `collides_with`. Once armed, the next comparison (the
+    bridge's lookup of that key while it reads the message) runs a second send() of the same
+    connection to its end and records what that send() raised."""
+
+    def __init__(self, collides_with: str, record: str) -> None:
+        self.collides_with = collides_with
+        self.pending: tuple[Any, dict] | None = None
+        self.record = record
+
+    def arm(self, send: Any, message: dict) -> None:
+        self.pending = (send, message)
+
+    def __hash__(self) -> int:
+        return hash(self.collides_with)
+
+    def __eq__(self, other: object) -> bool:
+        if self.pending is not None:
+            send, message = self.pending
+            self.pending = None
+            nested = send(message)
+            try:
+                nested.send(None)
+            except StopIteration:
+                RECORDS[self.record] = {"raised": None}
+            except Exception as error:  # noqa: BLE001 - the test reads what send() raised
+                RECORDS[self.record] = {"raised": type(error).__name__, "message": str(error)}
+        return False
+
+
 async def http(scope: dict, receive: Any, send: Any) -> None:
     path = scope["path"]
     if path == "/records":
@@ -133,6 +163,13 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
         await record_send_error(
             "after_end", send, {"type": "http.response.body", "body": b"late"}
         )
+    elif path == "/nested-start":
+        key = NestedSendKey("status", "nested_start")
+        # Armed after the dict is built, since building it compares the keys too.
+        message = {key: 0, "type": "http.response.start", "status": 200, "headers": []}
+        key.arm(send, {"type": "http.response.start", "status": 201, "headers": []})
+        await send(message)
+        await send({"type": "http.response.body", "body": b"one response"})
     elif path.startswith("/invalid-start/"):
         await send(invalid_start(path.rsplit("/", 1)[1]))
     elif path == "/raise-after-start":
@@ -184,6 +221,14 @@ async def websocket(scope: dict, receive: Any, send: Any) -> None:
         return
     if path == "/ws/close-before-accept":
         await send({"type": "websocket.close", "code": 1008})
+        return
+    if path == "/ws/nested-accept":
+        key = NestedSendKey("subprotocol", "nested_accept")
+        message = {key: 0, "type": "websocket.accept"}
+        key.arm(send, {"type": "websocket.accept"})
+        await send(message)
+        await send({"type": "websocket.send", "text": "accepted once"})
+        await send({"type": "websocket.close", "code": 1000})
         return
 
     offered = scope.get("subprotocols", [])

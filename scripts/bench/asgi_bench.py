@@ -33,8 +33,8 @@ WARMUP_SECONDS = 2
 FLUXLIT = "fluxlit"
 UVICORN = "uvicorn"
 FLOOR = "nginx"
-# The nginx floor answers from its configuration when the body fits in one of its parameters
-# (nginx reads configuration tokens into a 4 KiB buffer), and from a file otherwise.
+# The nginx floor returns a body from its configuration when the body fits in one of its
+# parameters (nginx reads configuration tokens into a 4 KiB buffer), and from a file otherwise.
 FLOOR_INLINE_MAX_BYTES = 3072
 
 # Targets for FluxLit, as ratios measured on a 2-core machine.
@@ -151,13 +151,14 @@ def check_same_responses(
         if len(set(answers.values())) != 1:
             described = ", ".join(f"{name}: {len(body)} bytes of {content_type or 'no type'}"
                                   for name, (body, content_type) in answers.items())
-            raise RuntimeError(f"the servers answer {method} {path} differently ({described})")
+            raise RuntimeError(f"the servers return different responses to {method} {path} "
+                               f"({described})")
         responses[path] = next(iter(answers.values()))
     return responses
 
 
 def floor_locations(responses: dict[str, tuple[bytes, str]], directory: Path) -> str:
-    """Write nginx locations that answer each route with its response's bytes."""
+    """Write nginx locations that return each route's response bytes."""
     directory.mkdir()
     directory.chmod(0o755)
     methods = {path: method for _, method, path, _ in asgi_app.ROUTES}
@@ -178,7 +179,7 @@ def floor_locations(responses: dict[str, tuple[bytes, str]], directory: Path) ->
             answer = f"alias {body_path};"
         else:
             # nginx serves files to GET and HEAD only, and the body cannot go inline.
-            raise RuntimeError(f"the nginx floor cannot answer {methods[path]} {path}: its "
+            raise RuntimeError(f"the nginx floor cannot serve {methods[path]} {path}: its "
                                f"{len(body)}-byte response does not fit in its configuration")
         blocks.append(f"        location = {location} {{\n"
                       f'            default_type "{content_type}";\n'

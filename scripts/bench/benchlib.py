@@ -110,7 +110,7 @@ def stop_on_failure(server: Server) -> Iterator[Server]:
     """Stop `server` if the block raises, Ctrl-C included.
 
     Wrap the wait for a server that has just started: until its start function returns, no
-    caller holds the server to stop it.
+    caller has the server to stop it.
     """
     try:
         yield server
@@ -177,7 +177,7 @@ def start_nginx(
 
     The template's @PREFIX@, @NOFILE@, @WORKER_CONNECTIONS@ and @LISTEN_PORT@ are filled here and
     the other @NAME@ fields from `fields`. Returns the server (the master process), its base
-    URL once `ready_path` answers 200, and the pid of its worker.
+    URL once `ready_path` returns 200, and the pid of its worker.
     """
     prefix = work_directory / name
     prefix.mkdir()

@@ -81,7 +81,7 @@ class bridge::impl {
     [[maybe_unused]] const auto written = write(wake_fd_, &one, sizeof one);
   }
 
-  // Set before the I/O thread runs; see bridge::defer_wakeups.
+  // Set before the I/O thread runs (see bridge::defer_wakeups).
   std::function<bool(std::function<void()>)> post_on_io_thread_;
 
   // Called on the Python thread with the GIL held. Returns (kind, exchange) pairs, and for a new

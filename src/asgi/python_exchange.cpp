@@ -126,10 +126,10 @@ py::dict presized_dict(Py_ssize_t keys) {
   return py::reinterpret_steal<py::dict>(dict);
 }
 
-// Refuses a send() that starts on a connection while another send() of the same connection
-// is still reading its message. Reading a message can run the app's Python code (a key's
-// __eq__, a header list's iterator), and a send() from there would pass the state checks
-// that the outer call has not yet recorded: a second response start, a second accept.
+// Rejects a send() that starts on a connection while another send() of the same connection
+// is still reading its message. Reading a message can run the app's Python code, such as a
+// key's __eq__ or a header list's iterator. A send() from there would pass the state checks
+// that the outer call has not yet recorded, and send a second response start or accept.
 class send_guard {
  public:
   explicit send_guard(bool& sending) : sending_(sending) {
@@ -151,9 +151,9 @@ class send_guard {
 // Names a message type in an error: its repr, shortened, so that a NUL, a control character
 // or a huge string shows as what it is.
 std::string type_for_error(const py::object& type) {
-  constexpr std::size_t shown = 80;
+  constexpr std::size_t max_length = 80;
   auto text = py::repr(type).cast<std::string>();
-  if (text.size() > shown) text = text.substr(0, shown) + "...";
+  if (text.size() > max_length) text = text.substr(0, max_length) + "...";
   return text;
 }
 

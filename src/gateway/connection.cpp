@@ -571,7 +571,7 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
     if (error == http::error::need_buffer) error = {};
     if (error) {
       if (error == http::error::body_limit) {
-        body_error_ = 413;  // logged by serve_api, which knows whether a 413 can still be sent
+        body_error_ = 413;  // serve_api logs it once it can tell whether a 413 can still be sent
       } else if (error.category() == http::make_error_code(http::error::bad_chunk).category()) {
         body_error_ = 400;  // a malformed body, such as an invalid chunk size
       }

@@ -1,5 +1,5 @@
-"""scripts/bench/asgi_bench.py: the nginx socket floor answers with the app's bytes, the
-response check, and the cost arithmetic of the report."""
+"""scripts/bench/asgi_bench.py: the nginx socket floor returns the app's bytes, the response
+check, and the cost arithmetic of the report."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_floor_serves_unquotable_get_body_from_file(tmp_path: Path) -> None:
 
 def test_floor_refuses_post_body_it_cannot_hold(tmp_path: Path) -> None:
     responses = dict(RESPONSES, **{"/echo": (b"x" * 5000, "application/json")})
-    with pytest.raises(RuntimeError, match=r"cannot answer POST /echo: its 5000-byte response"):
+    with pytest.raises(RuntimeError, match=r"cannot serve POST /echo: its 5000-byte response"):
         asgi_bench.floor_locations(responses, tmp_path / "bodies")
 
 
@@ -120,7 +120,7 @@ def test_same_responses_returned_by_path() -> None:
 def test_different_bodies_name_each_server() -> None:
     changed = dict(app_bodies(), **{"/echo": b"other"})
     with answering(app_bodies()) as first, answering(changed) as second:
-        with pytest.raises(RuntimeError, match=r"answer POST /echo differently \(a: 10 bytes "
+        with pytest.raises(RuntimeError, match=r"different responses to POST /echo \(a: 10 bytes "
                            r"of application/json, b: 5 bytes of application/json\)"):
             asgi_bench.check_same_responses({"a": first, "b": second}, ECHO_BODY)
 

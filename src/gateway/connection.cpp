@@ -76,14 +76,9 @@ std::string limit_detail(std::string_view setting, std::uint64_t bytes) {
 
 // Tells the operator how to raise a size limit, by flag, variable and configuration key.
 std::string raise_hint(std::string_view setting) {
-  std::string flag = "--";
-  std::string variable = "FLUXLIT_";
-  for (const char c : setting) {
-    flag += c == '_' ? '-' : c;
-    variable += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return "raise it with " + flag + ", " + variable + " or " + std::string(setting) +
-         " in fluxlit.toml if clients need more";
+  const auto* key = config::find_key(setting);
+  return "raise it with " + std::string(key->cli_flag) + ", " + std::string(key->env) + " or " +
+         std::string(setting) + " in fluxlit.toml if clients need more";
 }
 
 // With the UI on, raising max_header_bytes helps only API routes: Streamlit's own server

@@ -56,7 +56,7 @@ void suggest_names(const CLI::App& app) {
       }
     }
   }
-  std::set<std::string> said;
+  std::set<std::string> suggested;
   for (const auto* command : chain) {
     std::vector<std::string> commands;
     for (const auto* sub : command->get_subcommands([](const CLI::App*) { return true; })) {
@@ -66,7 +66,7 @@ void suggest_names(const CLI::App& app) {
       const auto typed = given.substr(0, given.find('='));
       const bool option = typed.starts_with("--");
       if (!option && typed.starts_with('-')) continue;  // short flags are too short to guess
-      if (!said.insert(typed).second) continue;
+      if (!suggested.insert(typed).second) continue;
       const auto name = fluxlit::cli::closest_name(typed, option ? options : commands);
       if (!name) continue;
       const auto where = command_path(*command);

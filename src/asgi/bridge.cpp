@@ -76,9 +76,9 @@ class bridge::impl {
   }
 
   void wake_python() {
-    const std::uint64_t one = 1;
+    const std::uint64_t increment = 1;
     // A full eventfd counter still wakes the reader, so a failed write loses nothing.
-    [[maybe_unused]] const auto written = write(wake_fd_, &one, sizeof one);
+    [[maybe_unused]] const auto written = write(wake_fd_, &increment, sizeof increment);
   }
 
   // Set before the I/O thread runs (see bridge::defer_wakeups).

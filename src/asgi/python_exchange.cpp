@@ -157,11 +157,11 @@ std::string type_for_error(const py::object& type) {
   return text;
 }
 
-// A message's "type": the str, held so that the app cannot free it while the message is
+// A message's "type": the str, referenced so that the app cannot free it while the message is
 // parsed, and a view of its UTF-8 text. For the ASCII names of ASGI that text is the string's
 // own data, so reading it copies and allocates nothing.
 struct message_type {
-  py::object held;
+  py::object object;
   std::string_view text;
 };
 
@@ -381,7 +381,7 @@ bool python_exchange::send(const py::dict& message) {
     return shared_->py_send(std::move(body), size);
   }
   throw py::value_error("unexpected ASGI message type for an HTTP connection: " +
-                        type_for_error(message_type.held));
+                        type_for_error(message_type.object));
 }
 
 bool python_exchange::take_flush_owed() {
@@ -500,7 +500,7 @@ bool python_websocket_exchange::send(const py::dict& message) {
     return shared_->py_push(std::move(body), size);
   }
   throw py::value_error("unexpected ASGI message type for a WebSocket connection: " +
-                        type_for_error(message_type.held));
+                        type_for_error(message_type.object));
 }
 
 void python_websocket_exchange::finish(const std::string& error) {

@@ -184,8 +184,8 @@ int serve_process::run() {
         "the I/O thread runs under SCHED_BATCH (io_scheduling = {}), so its wake-ups do not "
         "preempt the Python thread on a shared CPU",
         settings_.io_scheduling);
-    // The reverse holds too: the Python thread's normal policy lets its wake-up preempt the
-    // I/O thread, so the I/O thread wakes it once it has handled everything that is ready.
+    // The Python thread keeps the normal policy, so its wake-up still preempts the I/O thread.
+    // The I/O thread therefore wakes it once it has handled every event that is ready.
     bridge_.defer_wakeups([this](std::function<void()> wake) {
       if (!io_.get_executor().running_in_this_thread()) return false;
       asio::post(io_, std::move(wake));

@@ -60,7 +60,7 @@ def check_floor(base: str, master: int, worker: int) -> None:
     assert worker != master
 
 
-def test_floor_serves_unquotable_get_body_from_file(tmp_path: Path) -> None:
+def test_unquotable_get_body_uses_file(tmp_path: Path) -> None:
     locations = asgi_bench.floor_locations(RESPONSES, tmp_path / "bodies")
     for index, path in enumerate(RESPONSES):
         block = locations[locations.index(f"location = /api{path} "):].splitlines()
@@ -72,18 +72,18 @@ def test_floor_serves_unquotable_get_body_from_file(tmp_path: Path) -> None:
             assert block[2].strip() == f"return 200 '{RESPONSES[path][0].decode()}';"
 
 
-def test_floor_refuses_post_body_it_cannot_hold(tmp_path: Path) -> None:
+def test_floor_rejects_oversized_post_body(tmp_path: Path) -> None:
     responses = dict(RESPONSES, **{"/echo": (b"x" * 5000, "application/json")})
     with pytest.raises(RuntimeError, match=r"cannot serve POST /echo: its 5000-byte response"):
         asgi_bench.floor_locations(responses, tmp_path / "bodies")
 
 
 @contextmanager
-def answering(bodies: dict[str, bytes], status: int = 200) -> Iterator[str]:
+def serving(bodies: dict[str, bytes], status: int = 200) -> Iterator[str]:
     """Serve `bodies` by path on 127.0.0.1, to GET and POST alike; yield the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
-        def answer(self) -> None:
+        def respond(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             body = bodies.get(self.path, b"")
             self.send_response(status)
@@ -92,7 +92,7 @@ def answering(bodies: dict[str, bytes], status: int = 200) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = answer
+        do_GET = do_POST = respond
 
         def log_message(self, *arguments: object) -> None:
             pass
@@ -112,21 +112,21 @@ def app_bodies() -> dict[str, bytes]:
 
 
 def test_same_responses_returned_by_path() -> None:
-    with answering(app_bodies()) as first, answering(app_bodies()) as second:
+    with serving(app_bodies()) as first, serving(app_bodies()) as second:
         responses = asgi_bench.check_same_responses({"a": first, "b": second}, ECHO_BODY)
     assert responses == {path: (body, "application/json") for path, body in app_bodies().items()}
 
 
 def test_different_bodies_name_each_server() -> None:
     changed = dict(app_bodies(), **{"/echo": b"other"})
-    with answering(app_bodies()) as first, answering(changed) as second:
+    with serving(app_bodies()) as first, serving(changed) as second:
         with pytest.raises(RuntimeError, match=r"different responses to POST /echo \(a: 10 bytes "
                            r"of application/json, b: 5 bytes of application/json\)"):
             asgi_bench.check_same_responses({"a": first, "b": second}, ECHO_BODY)
 
 
 def test_error_status_names_the_server() -> None:
-    with answering(app_bodies()) as first, answering(app_bodies(), status=403) as second:
+    with serving(app_bodies()) as first, serving(app_bodies(), status=403) as second:
         with pytest.raises(RuntimeError, match=r"^b returned 403 for GET http://127"):
             asgi_bench.check_same_responses({"a": first, "b": second}, ECHO_BODY)
 

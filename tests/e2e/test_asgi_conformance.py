@@ -493,8 +493,8 @@ def test_websocket_close_before_accept_is_403(raw: harness.Fluxlit) -> None:
 
 
 def test_send_nested_in_send_raises(raw: harness.Fluxlit) -> None:
-    # The app's own code runs inside send() while the bridge reads the message; a second
-    # send() from there must not slip past the checks, which would write two response heads.
+    # The app's own code runs inside send() while the bridge reads the message. A second send()
+    # from there must not pass the checks, because the client would get two response heads.
     with RawClient(raw) as client:
         client.request("GET", "/api/nested-start")
         status, _, body = client.response()
@@ -506,7 +506,7 @@ def test_send_nested_in_send_raises(raw: harness.Fluxlit) -> None:
     assert "another send() of the same connection" in record["message"]
 
 
-def test_websocket_accept_nested_in_accept_raises(raw: harness.Fluxlit) -> None:
+def test_nested_websocket_accept_raises(raw: harness.Fluxlit) -> None:
     async def exchange() -> list[str]:
         async with websockets.connect(f"ws://{raw.authority}/api/ws/nested-accept") as socket_:
             return [message async for message in socket_]

@@ -115,7 +115,8 @@ def test_oversized_body_gets_413(server: harness.Fluxlit) -> None:
         client.send(request(server, "POST", "/api/echo", f"Content-Length: {size}\r\n"))
         status, _, body = client.response()
     assert status.startswith("HTTP/1.1 413 ")
-    # The client learns the limit; the operator's log says how to raise it.
+    # The reply names the limit for the client, and the log line tells the operator how to
+    # raise it.
     detail = f"declared request body larger than max_request_body_bytes ({BODY_LIMIT} bytes)"
     assert json.loads(body)["detail"] == detail
     line = server.wait_for_log("declared request body larger than max_request_body_bytes")

@@ -378,7 +378,8 @@ bool python_exchange::send(const py::dict& message) {
       throw;
     }
     const auto size = body.size();
-    return shared_->py_send(std::move(body), size);
+    const bool last = !body.more_body;
+    return shared_->py_send(std::move(body), size, true, last);
   }
   throw py::value_error("unexpected ASGI message type for an HTTP connection: " +
                         type_for_error(message_type.object));

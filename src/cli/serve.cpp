@@ -191,6 +191,7 @@ int serve_process::run() {
       asio::post(io_, std::move(wake));
       return true;
     });
+    context_->python_writes_responses = true;
   } else if (scheduling == io_policy::inherited) {
     log->info("the I/O thread keeps the scheduling policy that the process started with; "
               "io_scheduling = {} applies only to the normal policy",

@@ -1,5 +1,8 @@
 #include "gateway/connection.hpp"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,11 +13,13 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/container/small_vector.hpp>
 #include <cctype>
+#include <cerrno>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fluxlit/asgi/bridge.hpp"
@@ -23,6 +28,7 @@
 #include "fluxlit/observability/metrics.hpp"
 #include "fluxlit/proxy/byte_chunk.hpp"
 #include "fluxlit/supervisor/ui_upstream.hpp"
+#include "gateway/response_framer.hpp"
 
 namespace fluxlit::gateway {
 namespace asio = boost::asio;
@@ -111,6 +117,12 @@ bool request_line_too_long(const proxy::request_parser& parser, const beast::fla
   return line_end == std::string_view::npos || line_end >= max_header_bytes;
 }
 
+// Ends an exchange's response when it goes out of scope; see serve_api.
+struct response_end_guard {
+  asgi::http_exchange& exchange;
+  ~response_end_guard() { exchange.io_response_finished(); }
+};
+
 struct framing_error {
   int status;
   const char* reason;
@@ -182,8 +194,38 @@ void connection::start() {
 
 void connection::close() {
   boost::system::error_code ignored;
+  std::lock_guard lock(socket_mutex_);
   stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   stream_.close();
+  socket_closed_ = true;
+}
+
+std::size_t connection::write_now(std::span<const asio::const_buffer> buffers,
+                                  boost::system::error_code& error) {
+  std::array<iovec, 16> vectors{};
+  if (buffers.size() > vectors.size()) return 0;  // the owner writes it all
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    vectors[i].iov_base = const_cast<void*>(buffers[i].data());
+    vectors[i].iov_len = buffers[i].size();
+  }
+  msghdr message{};
+  message.msg_iov = vectors.data();
+  message.msg_iovlen = buffers.size();
+  std::lock_guard lock(socket_mutex_);
+  if (socket_closed_) {
+    error = asio::error::bad_descriptor;
+    return 0;
+  }
+  for (;;) {
+    const auto sent =
+        ::sendmsg(stream_.socket().native_handle(), &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent >= 0) return static_cast<std::size_t>(sent);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      error = boost::system::error_code(errno, boost::system::system_category());
+    }
+    return 0;
+  }
 }
 
 asio::awaitable<void> connection::drain_unread_input() {
@@ -681,29 +723,75 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   record.route = "api";
   record.keep_alive = request.keep_alive;
 
-  enum class framing { none, content_length, chunked, until_close };
-  framing body_framing = framing::none;
-  bool started = false;
-  bool event_stream = false;
-  bool finished = false;
-  bool aborted = false;
-  std::uint64_t declared_length = 0;
-
-  // Kept across batches, so that their storage serves the whole response. A batch usually
-  // contains a response start and one body: a head, a body and at most two framing pieces.
+  response_framer framer(
+      {request.request_id, request.head_only, request.keep_alive, request.version});
+  // Kept across batches, so that their storage serves the whole response.
   std::vector<asgi::response_event> events;
-  std::string head_text;
-  // Framing text, and the bodies that stay in the app's bytes objects until the write ends.
-  boost::container::small_vector<std::string, 4> pieces;
-  boost::container::small_vector<asgi::response_body, 2> kept_bodies;
-  // Per piece of output in order: an index into pieces, or ~index into kept_bodies.
-  boost::container::small_vector<std::ptrdiff_t, 6> order;
+  response_output output;
   boost::container::small_vector<asio::const_buffer, 6> buffers;
-  while (!finished && !aborted && !client_gone_) {
+  // Gathers the output's buffers, leaving out its first `skip` bytes.
+  const auto gather = [&](std::size_t skip) {
+    buffers.clear();
+    output.for_each([&](std::string_view piece) {
+      if (skip >= piece.size()) {
+        skip -= piece.size();
+        return;
+      }
+      piece.remove_prefix(skip);
+      skip = 0;
+      buffers.push_back(asio::buffer(piece.data(), piece.size()));
+    });
+  };
+
+  // On a shared CPU the I/O thread runs only once the Python thread has finished a whole batch
+  // of requests, so a response that waited for it would leave late. The Python thread then
+  // frames and writes a response itself when the app sends its end, provided that this loop
+  // has taken none of it. The framer and the output belong to whichever thread the exchange
+  // gives them to: the writer until this loop takes an event back.
+  struct lent_write {
+    std::size_t total = 0;
+    std::size_t written = 0;
+    boost::system::error_code error;
+  } lent;
+  bool writer_lent = context_.python_writes_responses && !continue_pending_;
+  // Takes the writer back before the locals it uses go, however this coroutine ends.
+  const response_end_guard end_guard{*exchange};
+  if (writer_lent) {
+    exchange->io_lend_writer([this, &framer, &output, &gather, &lent,
+                              &buffers](std::vector<asgi::response_event>& lent_events) {
+      framer.add(lent_events, output, tag_);
+      gather(0);
+      for (const auto& each : buffers) lent.total += each.size();
+      lent.written = write_now(std::span<const asio::const_buffer>(buffers), lent.error);
+    });
+  }
+
+  bool written_by_python = false;
+  bool ended_early = false;  // an event stream that a shutdown ended
+  // While the writer is lent, the framer is not this loop's to read.
+  while (!client_gone_ && (writer_lent || (!framer.finished() && !framer.aborted()))) {
     co_await wait_for(response_timer_, response_pending_);
     response_pending_ = false;
+    events.clear();
+    written_by_python = exchange->io_take_response_events(events);
+    if (written_by_python) {
+      // The Python thread wrote what the socket took at once; the rest goes from here.
+      if (!lent.error && lent.written < lent.total) {
+        gather(lent.written);
+        std::tie(lent.error, std::ignore) =
+            co_await asio::async_write(stream_, std::span<const asio::const_buffer>(buffers),
+                                       write_without_cap, nothrow_awaitable);
+      }
+      if (lent.error) {
+        exchange->io_client_gone();
+        client_gone_ = true;
+        record.keep_alive = false;
+      }
+      break;
+    }
+    if (!events.empty()) writer_lent = false;
     if (client_gone_) break;
-    if (continue_pending_ && exchange->io_receive_requested() && !started) {
+    if (continue_pending_ && exchange->io_receive_requested() && !framer.started()) {
       static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
       auto [error, written] =
           co_await asio::async_write(stream_, asio::buffer(continue_line), nothrow_awaitable);
@@ -715,119 +803,19 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         break;
       }
     }
-    if (shutdown_requested_ && event_stream && body_framing == framing::chunked) {
+    if (shutdown_requested_ && !writer_lent && framer.endless_stream()) {
       // An event stream never ends by itself: end it cleanly and tell the app the client left.
       static constexpr std::string_view last_chunk = "0\r\n\r\n";
       co_await asio::async_write(stream_, asio::buffer(last_chunk), nothrow_awaitable);
       exchange->io_client_gone();
       record.keep_alive = false;
-      finished = true;
+      ended_early = true;
       break;
     }
-
-    events.clear();
-    pieces.clear();
-    kept_bodies.clear();
-    order.clear();
-    exchange->io_take_response_events(events);
-    const auto add_piece = [&](std::string text) {
-      order.push_back(static_cast<std::ptrdiff_t>(pieces.size()));
-      pieces.push_back(std::move(text));
-    };
-    const auto add_body = [&](asgi::response_body& body) {
-      if (!body.kept) return add_piece(std::move(body.data));
-      order.push_back(~static_cast<std::ptrdiff_t>(kept_bodies.size()));
-      kept_bodies.push_back(std::move(body));
-    };
-    std::uint64_t batch_body_bytes = 0;
-
-    for (auto& event : events) {
-      if (finished || aborted) break;
-      if (auto* start = std::get_if<asgi::response_start>(&event)) {
-        started = true;
-        record.status = start->status;
-        bool has_length = false;
-        bool has_date = false;
-        bool has_request_id = false;
-        head_text.clear();
-        head_text.reserve(512);
-        append_status_line(head_text, start->status);
-        for (const auto& [name, value] : start->headers) {
-          if (iequals(name, "connection")) {
-            if (has_token(value, "close")) record.keep_alive = false;
-            continue;
-          }
-          if (iequals(name, "transfer-encoding") || iequals(name, "keep-alive")) continue;
-          if (iequals(name, "content-length")) {
-            has_length = true;
-            declared_length = std::stoull(value);
-          }
-          has_date = has_date || iequals(name, "date");
-          if (iequals(name, "content-type") && value.starts_with("text/event-stream")) {
-            event_stream = true;
-          }
-          has_request_id = has_request_id || iequals(name, "x-request-id");
-          append_header(head_text, name, value);
-        }
-        if (!has_date) append_header(head_text, "date", http_date());
-        if (!has_request_id) append_header(head_text, "x-request-id", request.request_id);
-
-        if (request.head_only || status_forbids_body(start->status)) {
-          body_framing = framing::none;
-        } else if (has_length) {
-          body_framing = framing::content_length;
-        } else if (request.version >= 11) {
-          body_framing = framing::chunked;
-          append_header(head_text, "transfer-encoding", "chunked");
-        } else {
-          body_framing = framing::until_close;
-          record.keep_alive = false;
-        }
-        if (!record.keep_alive) {
-          append_header(head_text, "connection", "close");
-        } else if (request.version == 10) {
-          append_header(head_text, "connection", "keep-alive");
-        }
-        head_text += "\r\n";
-        add_piece(std::move(head_text));
-        head_text.clear();
-      } else if (auto* body = std::get_if<asgi::response_body>(&event)) {
-        const auto size = body->size();
-        batch_body_bytes += size;
-        if (body_framing != framing::none) record.body_bytes += size;
-        if (body_framing == framing::chunked && size != 0) {
-          add_piece(chunk_header(size));
-          add_body(*body);
-          add_piece("\r\n");
-        } else if (body_framing == framing::content_length ||
-                   body_framing == framing::until_close) {
-          add_body(*body);
-        }
-        if (!body->more_body) {
-          finished = true;
-          if (body_framing == framing::chunked) add_piece("0\r\n\r\n");
-          if (body_framing == framing::content_length && record.body_bytes < declared_length) {
-            // Fewer bytes than declared: the client cannot tell the end, so close.
-            record.keep_alive = false;
-          }
-        }
-      } else if (auto* abort = std::get_if<asgi::response_abort>(&event)) {
-        observability::logger("fluxlit")->warn("{} rid={} response aborted: {}", tag_,
-                                               request.request_id, abort->reason);
-        aborted = true;
-      }
-    }
-
-    if (!order.empty()) {
-      buffers.clear();
-      for (const auto index : order) {
-        if (index >= 0) {
-          buffers.push_back(asio::buffer(pieces[static_cast<std::size_t>(index)]));
-        } else {
-          const auto bytes = kept_bodies[static_cast<std::size_t>(~index)].bytes();
-          buffers.push_back(asio::buffer(bytes.data(), bytes.size()));
-        }
-      }
+    // With no events taken, the output may still be the lent writer's.
+    const auto batch_body_bytes = events.empty() ? 0 : framer.add(events, output, tag_);
+    if (!events.empty() && !output.empty()) {
+      gather(0);
       // One gathered write for the head and every body of the batch. async_write copies its
       // buffer sequence, so it gets a span rather than the vector.
       auto [error, written] =
@@ -839,15 +827,24 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         break;
       }
       exchange->io_written(batch_body_bytes);
+      output.clear();
     }
-    if (!finished && !aborted && !response_streaming_) {
+    const bool going_on = writer_lent || (!framer.finished() && !framer.aborted());
+    if (going_on && !response_streaming_) {
       response_streaming_ = true;
       wake(body_timer_, body_pending_);
     }
   }
 
   response_done_ = true;
-  exchange->io_response_finished();
+  // The writer may have sent the response after the loop saw the client go.
+  written_by_python = exchange->io_response_finished() || written_by_python;
+  const bool started = framer.started();
+  const bool finished = framer.finished() || ended_early;
+  const bool aborted = framer.aborted();
+  record.status = framer.status();
+  record.body_bytes = framer.body_bytes();
+  record.keep_alive = record.keep_alive && framer.keep_alive();
   // Stop the body pump or the disconnect watch, and wait until it let go of the parser.
   wake(body_timer_, body_pending_);
   if (!pump_done_) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   void start();
 
-  // Closes the socket; pending reads and writes end with an error. I/O thread only.
+  // Closes the socket; pending reads and writes end with an error. I/O thread only; it waits
+  // for a write of the Python thread (see write_now) to end.
   void close();
 
   bool busy() const { return busy_; }
@@ -121,11 +123,19 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::awaitable<void> wait_for(boost::asio::steady_timer& timer, const bool& flag);
   void wake(boost::asio::steady_timer& timer, bool& flag);
   void log_request(const request_view& request, const request_record& record);
+  // Writes what the socket takes of `buffers` at once, from any thread, unless the socket is
+  // closed. Returns the bytes written, or the error.
+  std::size_t write_now(std::span<const boost::asio::const_buffer> buffers,
+                        boost::system::error_code& error);
   // Wakes whatever waits for the exchange: the response loop and the request body pump.
   void wake_for_exchange();
   friend class connection_wakeups;
 
   boost::beast::tcp_stream stream_;
+  // Held by close() and write_now(), so that the Python thread never writes to a descriptor
+  // that was closed, and perhaps reused by another connection.
+  std::mutex socket_mutex_;
+  bool socket_closed_ = false;  // under socket_mutex_
   boost::beast::flat_buffer buffer_;
   gateway_context& context_;
   std::shared_ptr<connection_wakeups> wakeups_;

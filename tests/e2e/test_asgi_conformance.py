@@ -267,6 +267,45 @@ def test_head_response_has_no_body(raw: harness.Fluxlit) -> None:
     assert head_headers["content-length"] == get_headers["content-length"]
 
 
+# More than a socket takes at once from a client that does not read, so the response is
+# written in several steps.
+LARGE_BODY_BYTES = 8 * 1024 * 1024
+
+
+def sized_body(size: int) -> bytes:
+    """The body of the app's /sized/<size> route: bytes counting up modulo 251."""
+    return (bytes(range(251)) * (size // 251 + 1))[:size]
+
+
+def test_large_body_reaches_a_client_that_reads_late(raw: harness.Fluxlit) -> None:
+    with RawClient(raw, timeout=20) as client:
+        client.request("GET", f"/api/sized/{LARGE_BODY_BYTES}")
+        # The server meets a full socket before the client reads anything.
+        time.sleep(0.5)
+        status, headers, body = client.response()
+        assert status == 200
+        assert headers["content-length"] == str(LARGE_BODY_BYTES)
+        intact = body == sized_body(LARGE_BODY_BYTES)
+        assert intact, f"{len(body)} bytes differ from the {LARGE_BODY_BYTES} bytes sent"
+        # The connection stays usable, and nothing of the first body is left on it.
+        client.request("GET", "/api/sized/10")
+        status, _, body = client.response()
+        assert (status, body) == (200, sized_body(10))
+
+
+def test_client_leaving_during_a_large_body_leaves_the_server_serving(
+    raw: harness.Fluxlit,
+) -> None:
+    for _ in range(3):
+        with RawClient(raw) as client:
+            client.request("GET", f"/api/sized/{LARGE_BODY_BYTES}")
+            status, _ = client.head()
+            assert status == 200
+    response = httpx.get(raw.api_url("/sized/10"), timeout=10)
+    assert response.status_code == 200
+    assert response.content == sized_body(10)
+
+
 def test_body_beyond_content_length_is_rejected(raw: harness.Fluxlit) -> None:
     with RawClient(raw) as client:
         client.request("GET", "/api/too-many-bytes")

@@ -237,6 +237,81 @@ TEST(ExchangeTest, DeferredStartNotifiesWithBody) {
   EXPECT_EQ(take(*exchange).size(), 2u);
 }
 
+// Records what a lent writer was given.
+struct lent_calls {
+  int calls = 0;
+  std::size_t events = 0;
+};
+
+http_exchange::lent_writer recording_writer(lent_calls& seen) {
+  return [&seen](std::vector<response_event>& events) {
+    ++seen.calls;
+    seen.events = events.size();
+  };
+}
+
+TEST(ExchangeTest, LentWriterSendsAWholeResponse) {
+  counters seen;
+  lent_calls writer;
+  auto exchange = make_exchange(seen, 100);
+  exchange->io_lend_writer(recording_writer(writer));
+  exchange->py_send(response_start{200, {}}, 0, false);
+  EXPECT_EQ(writer.calls, 0);
+  EXPECT_FALSE(exchange->py_send(response_body{"ab", false}, 2, true, true));
+  EXPECT_EQ(writer.calls, 1);
+  EXPECT_EQ(writer.events, 2u);
+  EXPECT_EQ(seen.io_notifications, 1);
+  std::vector<response_event> events;
+  EXPECT_TRUE(exchange->io_take_response_events(events));
+  EXPECT_TRUE(events.empty());
+  EXPECT_FALSE(exchange->py_must_wait_for_drain());
+  EXPECT_TRUE(exchange->io_response_finished());
+}
+
+TEST(ExchangeTest, TakingAnEventTakesTheWriterBack) {
+  counters seen;
+  lent_calls writer;
+  auto exchange = make_exchange(seen, 100);
+  exchange->io_lend_writer(recording_writer(writer));
+  exchange->py_send(response_start{200, {}}, 0);
+  exchange->py_send(response_body{"a", true}, 1);
+  EXPECT_EQ(take(*exchange).size(), 2u);
+  exchange->py_send(response_body{"b", false}, 1, true, true);
+  EXPECT_EQ(writer.calls, 0);
+  std::vector<response_event> events;
+  EXPECT_FALSE(exchange->io_take_response_events(events));
+  EXPECT_EQ(events.size(), 1u);
+}
+
+TEST(ExchangeTest, AnEmptyTakeLeavesTheWriterLent) {
+  counters seen;
+  lent_calls writer;
+  auto exchange = make_exchange(seen, 100);
+  exchange->io_lend_writer(recording_writer(writer));
+  EXPECT_TRUE(take(*exchange).empty());
+  exchange->py_send(response_start{200, {}}, 0, false);
+  exchange->py_send(response_body{"a", false}, 1, true, true);
+  EXPECT_EQ(writer.calls, 1);
+}
+
+TEST(ExchangeTest, NoWriterAfterTheExchangeEndsOrTheClientLeaves) {
+  counters seen;
+  lent_calls writer;
+  auto finished = make_exchange(seen, 100);
+  finished->io_lend_writer(recording_writer(writer));
+  EXPECT_FALSE(finished->io_response_finished());
+  finished->py_send(response_start{200, {}}, 0, false);
+  finished->py_send(response_body{"a", false}, 1, true, true);
+
+  auto gone = make_exchange(seen, 100);
+  gone->io_lend_writer(recording_writer(writer));
+  gone->io_client_gone();
+  gone->py_send(response_start{200, {}}, 0, false);
+  gone->py_send(response_body{"a", false}, 1, true, true);
+
+  EXPECT_EQ(writer.calls, 0);
+}
+
 TEST(ExchangeTest, FlushSendsOwedNotification) {
   counters seen;
   auto exchange = make_exchange(seen, 100);

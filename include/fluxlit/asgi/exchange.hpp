@@ -116,10 +116,23 @@ class exchange_queues {
   }
 
   // Moves every event the app queued so far into `events`, which must be empty. Swapping
-  // the vectors lets a connection reuse their storage from one batch to the next.
-  void io_take_events(std::vector<Outbound>& events) {
+  // the vectors lets a connection reuse their storage from one batch to the next. Taking any
+  // event takes back a lent writer. Returns true once a lent writer has sent the response.
+  bool io_take_events(std::vector<Outbound>& events) {
     std::lock_guard lock(mutex_);
+    if (!outbound_.empty()) writer_ = nullptr;
     events.swap(outbound_);
+    return written_by_writer_;
+  }
+
+  // Lends the Python side a writer for the response. When the app sends the last part of a
+  // response that the connection has not taken any of, py_push() hands `writer` every queued
+  // event under the exchange's lock instead of queuing them, and the connection is notified
+  // as usual. Taking an event or io_finished() takes the writer back for good.
+  using lent_writer = std::function<void(std::vector<Outbound>&)>;
+  void io_lend_writer(lent_writer writer) {
+    std::lock_guard lock(mutex_);
+    writer_ = std::move(writer);
   }
 
   // Records that `bytes` of queued output were written to the socket.
@@ -130,12 +143,16 @@ class exchange_queues {
     if (was_above && unsent_bytes_ <= send_high_water_bytes_) wake_python_if_waiting(lock);
   }
 
-  // The connection is done with the exchange; a later receive() reports a disconnect.
-  void io_finished() {
+  // The connection is done with the exchange; a later receive() reports a disconnect. Takes
+  // back a lent writer, and returns whether it sent the response.
+  bool io_finished() {
     std::unique_lock lock(mutex_);
     finished_ = true;
+    writer_ = nullptr;
     unsent_bytes_ = 0;
+    const bool written = written_by_writer_;
     wake_python_if_waiting(lock);
+    return written;
   }
 
   // Queues an event for the app; returns false when the app has not consumed enough and the
@@ -160,12 +177,25 @@ class exchange_queues {
   // Queues an event for the connection; returns true when the app should wait for the output
   // to drain. Events after the client went away are dropped. With `notify_now` false, the
   // notification that the event needs is owed until the next push or py_flush_notify(), so
-  // that a response start and the body right after it reach the connection together.
-  bool py_push(Outbound event, std::uint64_t bytes, bool notify_now = true) {
+  // that a response start and the body right after it reach the connection together. `last`
+  // marks the last event of a response, which a lent writer may send.
+  bool py_push(Outbound event, std::uint64_t bytes, bool notify_now = true, bool last = false) {
     std::unique_lock lock(mutex_);
     if (client_gone_) return false;
     const bool was_empty = outbound_.empty();
     outbound_.push_back(std::move(event));
+    if (last && writer_) {
+      const auto writer = std::move(writer_);
+      writer_ = nullptr;
+      writer(outbound_);
+      outbound_.clear();
+      written_by_writer_ = true;
+      notify_owed_ = false;
+      auto notify = notify_io_;
+      lock.unlock();
+      if (notify) (*notify)();
+      return false;
+    }
     unsent_bytes_ += bytes;
     const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
     notify_function notify;
@@ -280,6 +310,8 @@ class exchange_queues {
   bool python_waiting_ = false;
   bool receive_requested_ = false;
   bool notify_owed_ = false;
+  bool written_by_writer_ = false;
+  lent_writer writer_;
   notify_function notify_io_;
 };
 
@@ -297,8 +329,10 @@ class http_exchange : public exchange_queues<receive_event, response_event> {
     return io_push(receive_event{receive_event::kind::body, std::move(data), more_body}, size);
   }
   bool io_wants_more_body() const { return io_wants_more(); }
-  void io_take_response_events(std::vector<response_event>& events) { io_take_events(events); }
-  void io_response_finished() { io_finished(); }
+  bool io_take_response_events(std::vector<response_event>& events) {
+    return io_take_events(events);
+  }
+  bool io_response_finished() { return io_finished(); }
 
   // Returns the next receive event, or nothing when the app must wait for one.
   std::optional<receive_event> py_receive() {
@@ -309,8 +343,9 @@ class http_exchange : public exchange_queues<receive_event, response_event> {
     return std::nullopt;
   }
 
-  bool py_send(response_event event, std::uint64_t body_bytes, bool notify_now = true) {
-    return py_push(std::move(event), body_bytes, notify_now);
+  bool py_send(response_event event, std::uint64_t body_bytes, bool notify_now = true,
+               bool last = false) {
+    return py_push(std::move(event), body_bytes, notify_now, last);
   }
 
  private:

@@ -176,6 +176,17 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"partial", "more_body": True})
         raise RuntimeError("conformance: failure after the response started")
+    elif path.startswith("/sized/"):
+        # One body message of the given size, larger than a socket takes at once when big.
+        size = int(path.rsplit("/", 1)[1])
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(size).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": sized_body(size)})
     elif path == "/slow":
         await asyncio.sleep(SLOW_RESPONSE_S)
         await send_json(send, {"path": path})
@@ -189,6 +200,11 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
         await send_json(
             send, {"path": path, "http_version": scope["http_version"], "asgi": scope["asgi"]}
         )
+
+
+def sized_body(size: int) -> bytes:
+    """Return `size` bytes that count up modulo 251, so that a lost or repeated piece shows."""
+    return (bytes(range(251)) * (size // 251 + 1))[:size]
 
 
 def invalid_start(kind: str) -> dict[str, Any]:

@@ -203,7 +203,8 @@ void connection::close() {
 std::size_t connection::write_now(std::span<const asio::const_buffer> buffers,
                                   boost::system::error_code& error) {
   std::array<iovec, 16> vectors{};
-  if (buffers.size() > vectors.size()) return 0;  // the owner writes it all
+  // More pieces than this are left to the I/O thread, which writes whatever is left.
+  if (buffers.size() > vectors.size()) return 0;
   for (std::size_t i = 0; i < buffers.size(); ++i) {
     vectors[i].iov_base = const_cast<void*>(buffers[i].data());
     vectors[i].iov_len = buffers[i].size();

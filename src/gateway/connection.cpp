@@ -764,6 +764,8 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
       gather(0);
       for (const auto& each : buffers) lent.total += each.size();
       lent.written = write_now(std::span<const asio::const_buffer>(buffers), lent.error);
+      // After an error nothing more is written, and the app need not wait.
+      return lent.error ? 0 : lent.total - lent.written;
     });
   }
 
@@ -782,6 +784,10 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         std::tie(lent.error, std::ignore) =
             co_await asio::async_write(stream_, std::span<const asio::const_buffer>(buffers),
                                        write_without_cap, nothrow_awaitable);
+        if (!lent.error) {
+          exchange->io_written(lent.total - lent.written);
+          lent.written = lent.total;
+        }
       }
       if (lent.error) {
         exchange->io_client_gone();
@@ -841,11 +847,14 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   // The writer may have sent the response after the loop saw the client go.
   written_by_python = exchange->io_response_finished() || written_by_python;
   const bool started = framer.started();
-  const bool finished = framer.finished() || ended_early;
+  // A response that the Python thread began to write is finished only once all of it went.
+  const bool lent_complete = !lent.error && lent.written == lent.total;
+  const bool finished = (framer.finished() && (!written_by_python || lent_complete)) || ended_early;
   const bool aborted = framer.aborted();
   record.status = framer.status();
   record.body_bytes = framer.body_bytes();
-  record.keep_alive = record.keep_alive && framer.keep_alive();
+  record.keep_alive =
+      record.keep_alive && framer.keep_alive() && (!written_by_python || lent_complete);
   // Stop the body pump or the disconnect watch, and wait until it let go of the parser.
   wake(body_timer_, body_pending_);
   if (!pump_done_) {

@@ -293,6 +293,19 @@ def test_large_body_reaches_a_client_that_reads_late(raw: harness.Fluxlit) -> No
         assert (status, body) == (200, sized_body(10))
 
 
+def test_last_send_waits_for_a_late_reader(raw: harness.Fluxlit) -> None:
+    with RawClient(raw, timeout=20) as client:
+        client.request("GET", f"/api/sized/{LARGE_BODY_BYTES}?record=late_reader")
+        time.sleep(1.0)
+        reading_from = time.monotonic()
+        status, _, body = client.response()
+    assert status == 200
+    assert len(body) == LARGE_BODY_BYTES
+    # Most of the body could not leave before the client read, so the app's send() waited.
+    sent_at = wait_for_record(raw, "late_reader")["at"]
+    assert sent_at >= reading_from - 0.05
+
+
 def test_client_leaving_mid_body_keeps_server_up(raw: harness.Fluxlit) -> None:
     for _ in range(3):
         with RawClient(raw) as client:

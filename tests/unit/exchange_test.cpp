@@ -243,10 +243,12 @@ struct lent_calls {
   std::size_t events = 0;
 };
 
-http_exchange::lent_writer recording_writer(lent_calls& seen) {
-  return [&seen](std::vector<response_event>& events) {
+// A writer that records its calls and leaves `unsent` bytes for the connection.
+http_exchange::lent_writer recording_writer(lent_calls& seen, std::uint64_t unsent = 0) {
+  return [&seen, unsent](std::vector<response_event>& events) {
     ++seen.calls;
     seen.events = events.size();
+    return unsent;
   };
 }
 
@@ -266,6 +268,20 @@ TEST(ExchangeTest, LentWriterSendsAWholeResponse) {
   EXPECT_TRUE(events.empty());
   EXPECT_FALSE(exchange->py_must_wait_for_drain());
   EXPECT_TRUE(exchange->io_response_finished());
+}
+
+TEST(ExchangeTest, LentWriterRestCountsAsUnsent) {
+  counters seen;
+  lent_calls writer;
+  auto exchange = make_exchange(seen, 10);
+  exchange->io_lend_writer(recording_writer(writer, 50));
+  exchange->py_send(response_start{200, {}}, 0, false);
+  EXPECT_TRUE(exchange->py_send(response_body{"body", false}, 4, true, true));
+  EXPECT_TRUE(exchange->py_must_wait_for_drain());
+  exchange->py_set_waiting(true);
+  exchange->io_written(50);
+  EXPECT_FALSE(exchange->py_must_wait_for_drain());
+  EXPECT_EQ(seen.python_wakes, 1);
 }
 
 TEST(ExchangeTest, TakingAnEventTakesTheWriterBack) {

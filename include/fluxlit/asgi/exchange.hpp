@@ -128,8 +128,10 @@ class exchange_queues {
   // Lends the Python side a writer for the response. When the app sends the last part of a
   // response that the connection has not taken any of, py_push() hands `writer` every queued
   // event under the exchange's lock instead of queuing them, and the connection is notified
-  // as usual. Taking an event or io_finished() takes the writer back for good.
-  using lent_writer = std::function<void(std::vector<Outbound>&)>;
+  // as usual. The writer returns the bytes that it left for the connection to write, which
+  // count as unsent output until io_written() reports them. Taking an event or io_finished()
+  // takes the writer back for good.
+  using lent_writer = std::function<std::uint64_t(std::vector<Outbound>&)>;
   void io_lend_writer(lent_writer writer) {
     std::lock_guard lock(mutex_);
     writer_ = std::move(writer);
@@ -187,14 +189,15 @@ class exchange_queues {
     if (last && writer_) {
       const auto writer = std::move(writer_);
       writer_ = nullptr;
-      writer(outbound_);
+      unsent_bytes_ = writer(outbound_);
       outbound_.clear();
       written_by_writer_ = true;
       notify_owed_ = false;
+      const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
       auto notify = notify_io_;
       lock.unlock();
       if (notify) (*notify)();
-      return false;
+      return must_wait;
     }
     unsent_bytes_ += bytes;
     const bool must_wait = unsent_bytes_ > send_high_water_bytes_;

@@ -187,6 +187,10 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
             }
         )
         await send({"type": "http.response.body", "body": sized_body(size)})
+        # With ?record=NAME, note when the last send() returned.
+        query = scope["query_string"].decode()
+        if query.startswith("record="):
+            RECORDS[query.split("=", 1)[1]] = {"at": time.monotonic()}
     elif path == "/slow":
         await asyncio.sleep(SLOW_RESPONSE_S)
         await send_json(send, {"path": path})

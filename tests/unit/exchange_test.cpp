@@ -299,7 +299,7 @@ TEST(ExchangeTest, TakingAnEventTakesTheWriterBack) {
   EXPECT_EQ(events.size(), 1u);
 }
 
-TEST(ExchangeTest, AnEmptyTakeLeavesTheWriterLent) {
+TEST(ExchangeTest, EmptyTakeKeepsWriterLent) {
   counters seen;
   lent_calls writer;
   auto exchange = make_exchange(seen, 100);
@@ -310,7 +310,7 @@ TEST(ExchangeTest, AnEmptyTakeLeavesTheWriterLent) {
   EXPECT_EQ(writer.calls, 1);
 }
 
-TEST(ExchangeTest, NoWriterAfterTheExchangeEndsOrTheClientLeaves) {
+TEST(ExchangeTest, NoWriterAfterEndOrClientGone) {
   counters seen;
   lent_calls writer;
   auto finished = make_exchange(seen, 100);

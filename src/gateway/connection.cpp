@@ -770,7 +770,8 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   }
 
   bool written_by_python = false;
-  bool ended_early = false;  // an event stream that a shutdown ended
+  bool ended_early = false;   // an event stream that a shutdown ended
+  bool write_failed = false;  // a write of this loop failed, so the response did not all go
   // While the writer is lent, the framer is not this loop's to read.
   while (!client_gone_ && (writer_lent || (!framer.finished() && !framer.aborted()))) {
     co_await wait_for(response_timer_, response_pending_);
@@ -831,6 +832,7 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
       if (error) {
         exchange->io_client_gone();
         client_gone_ = true;
+        write_failed = true;
         break;
       }
       exchange->io_written(batch_body_bytes);
@@ -847,14 +849,14 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   // The writer may have sent the response after the loop saw the client go.
   written_by_python = exchange->io_response_finished() || written_by_python;
   const bool started = framer.started();
-  // A response that the Python thread began to write is finished only once all of it went.
+  // A response is finished only once all of it went, whichever thread wrote it.
   const bool lent_complete = !lent.error && lent.written == lent.total;
-  const bool finished = (framer.finished() && (!written_by_python || lent_complete)) || ended_early;
+  const bool all_written = !write_failed && (!written_by_python || lent_complete);
+  const bool finished = (framer.finished() && all_written) || ended_early;
   const bool aborted = framer.aborted();
   record.status = framer.status();
   record.body_bytes = framer.body_bytes();
-  record.keep_alive =
-      record.keep_alive && framer.keep_alive() && (!written_by_python || lent_complete);
+  record.keep_alive = record.keep_alive && framer.keep_alive() && all_written;
   // Stop the body pump or the disconnect watch, and wait until it let go of the parser.
   wake(body_timer_, body_pending_);
   if (!pump_done_) {

@@ -852,7 +852,9 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   // A response is finished only once all of it went, whichever thread wrote it.
   const bool lent_complete = !lent.error && lent.written == lent.total;
   const bool all_written = !write_failed && (!written_by_python || lent_complete);
-  const bool finished = (framer.finished() && all_written) || ended_early;
+  // A client that leaves after the whole declared body, but before the app's last event, got
+  // the response all the same.
+  const bool finished = (framer.complete_for_client() && all_written) || ended_early;
   const bool aborted = framer.aborted();
   record.status = framer.status();
   record.body_bytes = framer.body_bytes();

@@ -46,6 +46,13 @@ std::uint64_t response_framer::add(std::vector<asgi::response_event>& events, re
   return sent;
 }
 
+bool response_framer::complete_for_client() const {
+  if (finished_) return true;
+  if (!started_) return false;
+  return body_framing_ == framing::none ||
+         (body_framing_ == framing::content_length && body_bytes_ >= declared_length_);
+}
+
 void response_framer::add_start(asgi::response_start& start, response_output& out) {
   started_ = true;
   status_ = start.status;

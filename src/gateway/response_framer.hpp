@@ -66,6 +66,9 @@ class response_framer {
 
   bool started() const { return started_; }
   bool finished() const { return finished_; }
+  // The client has all that the response sends: it finished, its head went and it has no
+  // body, or its body reached the declared Content-Length before the app's last event.
+  bool complete_for_client() const;
   bool aborted() const { return aborted_; }
   // The response is an event stream sent in chunks: a shutdown may end it early.
   bool endless_stream() const { return event_stream_ && body_framing_ == framing::chunked; }

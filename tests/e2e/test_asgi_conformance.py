@@ -326,6 +326,17 @@ def test_client_leaving_mid_body_keeps_server_up(raw: harness.Fluxlit) -> None:
     assert response.content == sized_body(10)
 
 
+def test_client_leaving_after_whole_body_is_logged_200(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("GET", "/api/late-end?whole=1")
+        status, _, body = client.response()
+        assert status == 200
+        assert body == b"y" * 1000
+    # The client closed before the app's empty last event, but it had the whole response.
+    line = raw.wait_for_log(re.compile(r'/api/late-end\?whole=1\\" (\d{3}) '))
+    assert '/api/late-end?whole=1\\" 200 1000 ' in line, line
+
+
 def test_body_beyond_content_length_is_rejected(raw: harness.Fluxlit) -> None:
     with RawClient(raw) as client:
         client.request("GET", "/api/too-many-bytes")

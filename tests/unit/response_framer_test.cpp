@@ -129,6 +129,23 @@ TEST(ResponseFramerTest, ShortBodyEndsKeepAlive) {
   EXPECT_FALSE(framer.keep_alive());
 }
 
+TEST(ResponseFramerTest, DeclaredBodyCompletesForClient) {
+  response_framer sized(request());
+  frame(sized, {start(200, {{"content-length", "3"}}), body("ab", true)});
+  EXPECT_FALSE(sized.complete_for_client());
+  frame(sized, {body("c", true)});
+  EXPECT_FALSE(sized.finished());
+  EXPECT_TRUE(sized.complete_for_client());
+
+  response_framer head(request(11, true));
+  frame(head, {start(200, {{"content-length", "3"}})});
+  EXPECT_TRUE(head.complete_for_client());
+
+  response_framer chunked(request());
+  frame(chunked, {start(200, {}), body("abc", true)});
+  EXPECT_FALSE(chunked.complete_for_client());
+}
+
 TEST(ResponseFramerTest, AbortStopsTheResponse) {
   response_framer framer(request());
   const auto text = frame(framer, {start(200, {{"content-type", "text/event-stream"}}),

@@ -191,6 +191,18 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
         query = scope["query_string"].decode()
         if query.startswith("record="):
             RECORDS[query.split("=", 1)[1]] = {"at": time.monotonic()}
+    elif path == "/late-end":
+        # The whole declared body goes at once, and the empty last event comes later.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"1000")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"y" * 1000, "more_body": True})
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.body", "body": b""})
     elif path == "/slow":
         await asyncio.sleep(SLOW_RESPONSE_S)
         await send_json(send, {"path": path})

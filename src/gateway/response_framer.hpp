@@ -1,6 +1,6 @@
 // Turns an ASGI app's response events into the bytes of an HTTP/1.1 response: the head with
 // the headers the gateway adds, and the body with its framing. The I/O thread frames every
-// response that it writes; on a shared CPU the Python thread frames a whole response that it
+// response that it writes. On a shared CPU the Python thread frames a whole response that it
 // writes itself (see connection::serve_api). Either way one thread at a time uses a framer.
 #pragma once
 
@@ -37,7 +37,7 @@ class response_output {
   }
 
  private:
-  // A batch usually holds a response start and one body: a head, a body and at most two
+  // A batch usually contains a response start and one body: a head, a body and at most two
   // framing pieces.
   boost::container::small_vector<std::string, 4> texts_;
   boost::container::small_vector<asgi::response_body, 2> bodies_;
@@ -45,7 +45,7 @@ class response_output {
   boost::container::small_vector<std::ptrdiff_t, 6> order_;
 };
 
-// What the framer needs to know of the request.
+// The request's properties that decide the response's framing.
 struct framed_request {
   std::string_view request_id;
   bool head_only = false;

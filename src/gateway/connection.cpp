@@ -117,10 +117,13 @@ bool request_line_too_long(const proxy::request_parser& parser, const beast::fla
   return line_end == std::string_view::npos || line_end >= max_header_bytes;
 }
 
-// Ends an exchange's response when it goes out of scope; see serve_api.
+// Ends an exchange's response when it goes out of scope, unless serve_api ended it already.
 struct response_end_guard {
   asgi::http_exchange& exchange;
-  ~response_end_guard() { exchange.io_response_finished(); }
+  bool ended = false;
+  ~response_end_guard() {
+    if (!ended) exchange.io_response_finished();
+  }
 };
 
 struct framing_error {
@@ -756,7 +759,7 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   } lent;
   bool writer_lent = context_.python_writes_responses && !continue_pending_;
   // Takes the writer back before the locals it uses go, however this coroutine ends.
-  const response_end_guard end_guard{*exchange};
+  response_end_guard end_guard{*exchange};
   if (writer_lent) {
     exchange->io_lend_writer([this, &framer, &output, &gather, &lent,
                               &buffers](std::vector<asgi::response_event>& lent_events) {
@@ -848,6 +851,7 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
   response_done_ = true;
   // The writer may have sent the response after the loop saw the client go.
   written_by_python = exchange->io_response_finished() || written_by_python;
+  end_guard.ended = true;
   const bool started = framer.started();
   // A response is finished only once all of it went, whichever thread wrote it.
   const bool lent_complete = !lent.error && lent.written == lent.total;

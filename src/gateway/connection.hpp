@@ -53,8 +53,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   void start();
 
-  // Closes the socket; pending reads and writes end with an error. I/O thread only; it waits
-  // for a write of the Python thread (see write_now) to end.
+  // Closes the socket, so pending reads and writes end with an error. I/O thread only. It
+  // waits for a write of the Python thread (see write_now) to end.
   void close();
 
   bool busy() const { return busy_; }

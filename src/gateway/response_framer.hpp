@@ -24,14 +24,14 @@ class response_output {
   void clear();
   bool empty() const { return order_.empty(); }
 
-  // Calls `each(std::string_view)` for every piece in order.
+  // Calls `visit(std::string_view)` for every piece in order.
   template <typename Visitor>
-  void for_each(Visitor&& each) const {
+  void for_each(Visitor&& visit) const {
     for (const auto index : order_) {
       if (index >= 0) {
-        each(std::string_view(texts_[static_cast<std::size_t>(index)]));
+        visit(std::string_view(texts_[static_cast<std::size_t>(index)]));
       } else {
-        each(bodies_[static_cast<std::size_t>(~index)].bytes());
+        visit(bodies_[static_cast<std::size_t>(~index)].bytes());
       }
     }
   }
@@ -70,12 +70,12 @@ class response_framer {
   // body, or its body reached the declared Content-Length before the app's last event.
   bool complete_for_client() const;
   bool aborted() const { return aborted_; }
-  // The response is an event stream sent in chunks: a shutdown may end it early.
+  // True for an event stream sent in chunks, which a shutdown may end early.
   bool endless_stream() const { return event_stream_ && body_framing_ == framing::chunked; }
   int status() const { return status_; }
   // Body bytes that reach the client (none for HEAD or a status without a body).
   std::uint64_t body_bytes() const { return body_bytes_; }
-  // False once the app asked for Connection: close, the response ends with the connection, or
+  // False once the app requested Connection: close, the response ends with the connection, or
   // a Content-Length was not met.
   bool keep_alive() const { return keep_alive_; }
 

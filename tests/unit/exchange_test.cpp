@@ -319,11 +319,11 @@ TEST(ExchangeTest, NoWriterAfterEndOrClientGone) {
   finished->py_send(response_start{200, {}}, 0, false);
   finished->py_send(response_body{"a", false}, 1, true, true);
 
-  auto gone = make_exchange(seen, 100);
-  gone->io_lend_writer(recording_writer(writer));
-  gone->io_client_gone();
-  gone->py_send(response_start{200, {}}, 0, false);
-  gone->py_send(response_body{"a", false}, 1, true, true);
+  auto client_left = make_exchange(seen, 100);
+  client_left->io_lend_writer(recording_writer(writer));
+  client_left->io_client_gone();
+  client_left->py_send(response_start{200, {}}, 0, false);
+  client_left->py_send(response_body{"a", false}, 1, true, true);
 
   EXPECT_EQ(writer.calls, 0);
 }

@@ -39,9 +39,9 @@ struct gateway_context {
   int ui_unavailable_status = 503;
   // Set when shutdown begins: readiness turns false and keep-alive connections close.
   std::atomic<bool> draining{false};
-  // Set when the I/O thread and the Python thread share a CPU (io_scheduling resolves to
-  // batch): the Python thread then writes a whole response itself when the app sends its end,
-  // rather than leave it until the I/O thread next runs. Set before connections are accepted.
+  // Set before connections are accepted when the I/O thread and the Python thread share a CPU
+  // (io_scheduling resolves to batch). The Python thread then writes a whole response itself
+  // when the app sends its end, rather than leave it until the I/O thread next runs.
   bool python_writes_responses = false;
 };
 

@@ -36,8 +36,8 @@ PyObject* receive_later = nullptr;
 PyObject* drain_later = nullptr;
 PyObject* call_soon = nullptr;       // the loop's call_soon
 PyObject* flush_function = nullptr;  // flush_owed_sends(), scheduled through call_soon
-// The send callables whose response start waits in its queue for the body, with a reference
-// each. One scheduled flush_owed_sends() serves every request of a loop iteration.
+// The send callables whose exchange owes a flush (see python_exchange::take_flush_owed), with a
+// reference each. One scheduled flush_owed_sends() serves every request of a loop iteration.
 std::vector<PyObject*> owed_sends;
 
 PyObject* ready_await(PyObject* self) {
@@ -154,9 +154,10 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     set_python_error();
     return nullptr;
   }
-  if (exchange->take_flush_owed()) {
-    // A response start waits in the queue for its body. Tell the connection after the loop's
-    // current callbacks: by then the body has usually joined it, unless the app suspended.
+  // A response start waits in the queue for its body, or a whole response for a lent writer.
+  // Both go after the loop's current callbacks: by then the body has usually joined the start,
+  // unless the app suspended, and other requests have ended their responses too.
+  if (exchange->take_flush_owed() && (owed_sends.empty() || owed_sends.back() != self)) {
     PyObject* handle = nullptr;
     if (!owed_sends.empty()) {
       handle = Py_NewRef(Py_None);  // a flush is already scheduled
@@ -164,7 +165,7 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
       handle = PyObject_CallOneArg(call_soon, flush_function);
     }
     if (handle == nullptr) {
-      exchange->flush_notify();
+      exchange->flush();
       if (PyErr_Occurred() != nullptr) return nullptr;
     } else {
       Py_DECREF(handle);
@@ -172,7 +173,7 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
         owed_sends.push_back(self);
         Py_INCREF(self);
       } catch (const std::bad_alloc&) {
-        exchange->flush_notify();
+        exchange->flush();
       }
     }
   }
@@ -205,13 +206,14 @@ PyObject* send_finish(PyObject* self, PyObject* error) {
   Py_RETURN_NONE;
 }
 
-// flush_owed_sends(): sends the connection notifications that response starts left owed.
+// flush_owed_sends(): writes the responses that lent writers owe and sends the connection
+// notifications that response starts left owed.
 PyObject* flush_owed_sends(PyObject*, PyObject*) {
   std::vector<PyObject*> sends;
   sends.swap(owed_sends);
   for (PyObject* send : sends) {
     auto* exchange = reinterpret_cast<channel_object*>(send)->exchange;
-    if (exchange != nullptr) exchange->flush_notify();
+    if (exchange != nullptr) exchange->flush();
     Py_DECREF(send);
   }
   // Keep the storage for the next iteration, unless a burst grew it.
@@ -282,7 +284,7 @@ void register_python_callables(py::module_& module) {
   reinterpret_cast<ready_object*>(ready_none)->value = nullptr;
 
   static PyMethodDef flush_definition = {"flush_owed_sends", flush_owed_sends, METH_NOARGS,
-                                         "Notify the connections of queued response starts."};
+                                         "Write owed responses and notify their connections."};
   flush_function = PyCFunction_New(&flush_definition, nullptr);
   if (flush_function == nullptr) throw py::error_already_set();
 

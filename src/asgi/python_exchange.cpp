@@ -379,7 +379,10 @@ bool python_exchange::send(const py::dict& message) {
     }
     const auto size = body.size();
     const bool last = !body.more_body;
-    return shared_->py_send(std::move(body), size, true, last);
+    const bool must_wait = shared_->py_send(std::move(body), size, true, last);
+    // A lent writer sends the response at the flush after the loop's current callbacks.
+    if (last && shared_->py_write_due()) flush_owed_ = true;
+    return must_wait;
   }
   throw py::value_error("unexpected ASGI message type for an HTTP connection: " +
                         type_for_error(message_type.object));
@@ -389,8 +392,8 @@ bool python_exchange::take_flush_owed() {
   return std::exchange(flush_owed_, false);
 }
 
-void python_exchange::flush_notify() {
-  shared_->py_flush_notify();
+void python_exchange::flush() {
+  shared_->py_flush();
 }
 
 void python_exchange::finish(const std::string& error) {
@@ -535,7 +538,7 @@ void register_python_exchanges(py::module_& module) {
       .def("send",
            [](python_exchange& self, const py::dict& message) {
              const bool must_wait = self.send(message);
-             if (self.take_flush_owed()) self.flush_notify();
+             if (self.take_flush_owed()) self.flush();
              return must_wait;
            })
       .def("must_wait", &python_exchange::must_wait)

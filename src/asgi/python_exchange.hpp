@@ -53,10 +53,11 @@ class python_exchange {
   void set_waiting(bool waiting) { shared_->py_set_waiting(waiting); }
   bool client_gone() const { return shared_->py_client_gone(); }
 
-  // True, once, after send() queued a response start without notifying the connection. The
-  // caller must then make sure flush_notify() runs before the app can suspend for long.
+  // True, once, after send() queued a response start without notifying the connection, or
+  // ended a response that a lent writer owes. The caller must then make sure flush() runs
+  // before the app can suspend for long.
   bool take_flush_owed();
-  void flush_notify();
+  void flush();
 
   // Ends the exchange after the app returned or raised; `error` is empty when it returned.
   void finish(const std::string& error);

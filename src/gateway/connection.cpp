@@ -749,9 +749,9 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
 
   // On a shared CPU the I/O thread runs only once the Python thread has finished a whole batch
   // of requests, so a response that waited for it would leave late. The Python thread then
-  // frames and writes a response itself when the app sends its end, provided that this loop
-  // has taken none of it. The framer and the output belong to whichever thread the exchange
-  // gives them to: the writer until this loop takes an event back.
+  // frames and writes a response itself, after the loop iteration in which the app sent its
+  // end, provided that this loop has taken none of it. The framer and the output belong to
+  // whichever thread the exchange gives them to: the writer until this loop takes an event.
   struct lent_write {
     std::size_t total = 0;
     std::size_t written = 0;

@@ -7,6 +7,7 @@ group is checked as well when the server has exited.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -433,6 +434,17 @@ class Fluxlit:
         response = httpx.get(self.url("/_standin/record"), timeout=10)
         assert response.status_code == 200, response.text
         return response.json()
+
+
+@contextlib.contextmanager
+def one_cpu() -> Iterator[None]:
+    """Let processes started inside the block run on one CPU only, as `taskset -c N` does."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def spawn(

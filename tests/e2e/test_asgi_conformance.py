@@ -13,7 +13,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -43,26 +43,37 @@ DISCONNECT_LATENCY_LIMIT_S = 0.1
 # request takes a few milliseconds; the margin covers a shared two-core machine.
 UI_LATENCY_LIMIT_S = 0.5
 BLOCK_SECONDS = 5.0
+# How long an app computes after its last send() without giving the loop a turn.
+BUSY_AFTER_END_S = 2.0
 
 
 # Every test of the two shared servers runs under both policies of the I/O thread. Under
 # SCHED_BATCH the I/O thread wakes the Python thread once per run of its ready handlers instead
-# of at once, which changes when each request, body piece and disconnect reaches the app.
+# of at once, which changes when each request, body piece and disconnect reaches the app, and
+# the Python thread writes the responses that the app ends in one go. The batch servers run on
+# one CPU, where the I/O thread runs only while the Python thread sleeps or has used its turn.
 IO_SCHEDULING = ["normal", "batch"]
+
+
+def start_shared(launcher: harness.Launcher, scheduling: str, target: str,
+                 expected_errors: Sequence[str] = ()) -> harness.Fluxlit:
+    arguments = ("--no-ui", "--io-scheduling", scheduling)
+    if scheduling == "normal":
+        return launcher.start(*arguments, target=target, expected_errors=expected_errors)
+    with harness.one_cpu():
+        return launcher.start(*arguments, target=target, expected_errors=expected_errors)
 
 
 @pytest.fixture(scope="module", params=IO_SCHEDULING)
 def raw(module_launcher: harness.Launcher, request: pytest.FixtureRequest) -> harness.Fluxlit:
-    return module_launcher.start("--no-ui", "--io-scheduling", request.param, target=RAW_TARGET,
-                                 expected_errors=RAW_APP_ERRORS)
+    return start_shared(module_launcher, request.param, RAW_TARGET, RAW_APP_ERRORS)
 
 
 @pytest.fixture(scope="module", params=IO_SCHEDULING)
 def fastapi_server(
     module_launcher: harness.Launcher, request: pytest.FixtureRequest
 ) -> harness.Fluxlit:
-    return module_launcher.start("--no-ui", "--io-scheduling", request.param,
-                                 target=FASTAPI_TARGET)
+    return start_shared(module_launcher, request.param, FASTAPI_TARGET)
 
 
 def run(coroutine: Coroutine[Any, Any, ResultT]) -> ResultT:
@@ -335,6 +346,16 @@ def test_client_leaving_after_whole_body_is_logged_200(raw: harness.Fluxlit) -> 
     # The client closed before the app's empty last event, but it had the whole response.
     line = raw.wait_for_log(re.compile(r'/api/late-end\?whole=1\\" (\d{3}) '))
     assert '/api/late-end?whole=1\\" 200 1000 ' in line, line
+
+
+def test_response_leaves_during_busy_loop(raw: harness.Fluxlit) -> None:
+    started = time.monotonic()
+    response = httpx.get(raw.api_url(f"/busy-after-end?seconds={BUSY_AFTER_END_S}"), timeout=10)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.json() == {"done": True}
+    # The app computes for BUSY_AFTER_END_S after its last send() before it returns.
+    assert elapsed < BUSY_AFTER_END_S / 2, f"the response took {elapsed:.2f} s"
 
 
 def test_body_beyond_content_length_is_rejected(raw: harness.Fluxlit) -> None:

@@ -23,17 +23,6 @@ HEAP_TARGET = f"{harness.APPS_DIR / 'heap_app.py'}:app"
 
 
 @contextlib.contextmanager
-def one_cpu() -> Iterator[None]:
-    """Let processes started inside the block run on one CPU only, as `taskset -c N` does."""
-    allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(allowed)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, allowed)
-
-
-@contextlib.contextmanager
 def started_under_batch() -> Iterator[None]:
     """Start processes inside the block under SCHED_BATCH, as `chrt -b 0` does."""
     policy = os.sched_getscheduler(0)
@@ -56,7 +45,7 @@ def thread_policies(pid: int) -> dict[int, int]:
 def start(launcher: harness.Launcher, *extra: str, single_cpu: bool) -> harness.Fluxlit:
     if not single_cpu:
         return launcher.start(*extra)
-    with one_cpu():
+    with harness.one_cpu():
         return launcher.start(*extra)
 
 
@@ -99,7 +88,7 @@ def test_batch_and_normal_override_auto(launcher: harness.Launcher) -> None:
 
 
 def test_policy_set_by_launcher_is_kept(launcher: harness.Launcher) -> None:
-    with started_under_batch(), one_cpu():
+    with started_under_batch(), harness.one_cpu():
         server = launcher.start("--io-scheduling", "auto")
     # Every thread and the Streamlit child keep the policy that the process started with.
     assert set(thread_policies(server.pid).values()) == {os.SCHED_BATCH}
@@ -109,7 +98,7 @@ def test_policy_set_by_launcher_is_kept(launcher: harness.Launcher) -> None:
 
 
 def test_workers_batch_on_one_cpu_and_keep_name(launcher: harness.Launcher) -> None:
-    with one_cpu():
+    with harness.one_cpu():
         server = launcher.start("--workers", "2")
     parent_name = Path(f"/proc/{server.pid}/comm").read_text().strip()
     workers = [

@@ -252,16 +252,34 @@ http_exchange::lent_writer recording_writer(lent_calls& seen, std::uint64_t unse
   };
 }
 
-TEST(ExchangeTest, LentWriterSendsAWholeResponse) {
+// Sends a response start and its only body, as an app that ends a response in one go does.
+void send_whole_response(http_exchange& exchange, const std::string& body = "ab") {
+  exchange.py_send(response_start{200, {}}, 0, false);
+  exchange.py_send(response_body{body, false}, body.size(), true, true);
+}
+
+// An exchange with a send high-water mark of 100 bytes and a recording writer lent to it.
+class LentWriterTest : public ::testing::Test {
+ protected:
+  LentWriterTest() : exchange(make_exchange(seen, 100)) {
+    exchange->io_lend_writer(recording_writer(writer));
+  }
+
   counters seen;
   lent_calls writer;
-  auto exchange = make_exchange(seen, 100);
-  exchange->io_lend_writer(recording_writer(writer));
+  std::shared_ptr<http_exchange> exchange;
+};
+
+TEST_F(LentWriterTest, SendsResponseAtFlush) {
   exchange->py_send(response_start{200, {}}, 0, false);
-  EXPECT_EQ(writer.calls, 0);
   EXPECT_FALSE(exchange->py_send(response_body{"ab", false}, 2, true, true));
+  EXPECT_EQ(writer.calls, 0);
+  EXPECT_TRUE(exchange->py_write_due());
+  EXPECT_EQ(seen.io_notifications, 1);
+  exchange->py_flush();
   EXPECT_EQ(writer.calls, 1);
   EXPECT_EQ(writer.events, 2u);
+  EXPECT_FALSE(exchange->py_write_due());
   EXPECT_EQ(seen.io_notifications, 1);
   std::vector<response_event> events;
   EXPECT_TRUE(exchange->io_take_response_events(events));
@@ -276,7 +294,8 @@ TEST(ExchangeTest, LentWriterRestCountsAsUnsent) {
   auto exchange = make_exchange(seen, 10);
   exchange->io_lend_writer(recording_writer(writer, 50));
   exchange->py_send(response_start{200, {}}, 0, false);
-  EXPECT_TRUE(exchange->py_send(response_body{"body", false}, 4, true, true));
+  EXPECT_FALSE(exchange->py_send(response_body{"body", false}, 4, true, true));
+  exchange->py_flush();
   EXPECT_TRUE(exchange->py_must_wait_for_drain());
   exchange->py_set_waiting(true);
   exchange->io_written(50);
@@ -284,29 +303,67 @@ TEST(ExchangeTest, LentWriterRestCountsAsUnsent) {
   EXPECT_EQ(seen.python_wakes, 1);
 }
 
-TEST(ExchangeTest, TakingAnEventTakesTheWriterBack) {
+TEST(ExchangeTest, FlushWakesWaitingLastSend) {
   counters seen;
   lent_calls writer;
-  auto exchange = make_exchange(seen, 100);
-  exchange->io_lend_writer(recording_writer(writer));
+  auto exchange = make_exchange(seen, 10);
+  exchange->io_lend_writer(recording_writer(writer, 5));
+  exchange->py_send(response_start{200, {}}, 0, false);
+  EXPECT_TRUE(exchange->py_send(response_body{std::string(20, 'x'), false}, 20, true, true));
+  exchange->py_set_waiting(true);
+  exchange->py_flush();
+  EXPECT_EQ(writer.calls, 1);
+  EXPECT_FALSE(exchange->py_must_wait_for_drain());
+  EXPECT_EQ(seen.python_wakes, 1);
+}
+
+TEST_F(LentWriterTest, ConnectionTakesOwedResponse) {
+  send_whole_response(*exchange);
+  // The connection ran before the flush, as it does when the app's task keeps the loop busy.
+  std::vector<response_event> events;
+  EXPECT_FALSE(exchange->io_take_response_events(events));
+  EXPECT_EQ(events.size(), 2u);
+  EXPECT_FALSE(exchange->py_write_due());
+  exchange->py_flush();
+  EXPECT_EQ(writer.calls, 0);
+}
+
+TEST_F(LentWriterTest, EventAfterEndFollowsOwedResponse) {
+  send_whole_response(*exchange);
+  exchange->py_send(response_abort{"the app sent after the end"}, 0);
+  EXPECT_EQ(writer.calls, 1);
+  EXPECT_EQ(writer.events, 2u);
+  std::vector<response_event> events;
+  EXPECT_TRUE(exchange->io_take_response_events(events));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<response_abort>(events[0]));
+}
+
+TEST_F(LentWriterTest, FlushAfterEndWritesNothing) {
+  send_whole_response(*exchange);
+  EXPECT_FALSE(exchange->io_response_finished());
+  exchange->py_flush();
+  EXPECT_EQ(writer.calls, 0);
+  EXPECT_FALSE(exchange->py_write_due());
+}
+
+TEST_F(LentWriterTest, TakingAnEventTakesTheWriterBack) {
   exchange->py_send(response_start{200, {}}, 0);
   exchange->py_send(response_body{"a", true}, 1);
   EXPECT_EQ(take(*exchange).size(), 2u);
   exchange->py_send(response_body{"b", false}, 1, true, true);
+  EXPECT_FALSE(exchange->py_write_due());
+  exchange->py_flush();
   EXPECT_EQ(writer.calls, 0);
   std::vector<response_event> events;
   EXPECT_FALSE(exchange->io_take_response_events(events));
   EXPECT_EQ(events.size(), 1u);
 }
 
-TEST(ExchangeTest, EmptyTakeKeepsWriterLent) {
-  counters seen;
-  lent_calls writer;
-  auto exchange = make_exchange(seen, 100);
-  exchange->io_lend_writer(recording_writer(writer));
+TEST_F(LentWriterTest, EmptyTakeKeepsWriterLent) {
   EXPECT_TRUE(take(*exchange).empty());
-  exchange->py_send(response_start{200, {}}, 0, false);
-  exchange->py_send(response_body{"a", false}, 1, true, true);
+  send_whole_response(*exchange, "a");
+  exchange->py_flush();
   EXPECT_EQ(writer.calls, 1);
 }
 
@@ -316,14 +373,14 @@ TEST(ExchangeTest, NoWriterAfterEndOrClientGone) {
   auto finished = make_exchange(seen, 100);
   finished->io_lend_writer(recording_writer(writer));
   EXPECT_FALSE(finished->io_response_finished());
-  finished->py_send(response_start{200, {}}, 0, false);
-  finished->py_send(response_body{"a", false}, 1, true, true);
+  send_whole_response(*finished, "a");
+  finished->py_flush();
 
   auto client_left = make_exchange(seen, 100);
   client_left->io_lend_writer(recording_writer(writer));
   client_left->io_client_gone();
-  client_left->py_send(response_start{200, {}}, 0, false);
-  client_left->py_send(response_body{"a", false}, 1, true, true);
+  send_whole_response(*client_left, "a");
+  client_left->py_flush();
 
   EXPECT_EQ(writer.calls, 0);
 }

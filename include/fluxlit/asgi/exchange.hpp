@@ -117,18 +117,25 @@ class exchange_queues {
 
   // Moves every event the app queued so far into `events`, which must be empty. Swapping
   // the vectors lets a connection reuse their storage from one batch to the next. Taking any
-  // event takes back a lent writer. Returns true once a lent writer has sent the response.
+  // event takes back a lent writer, and a response that the writer owes is taken too. Returns
+  // true once a lent writer has sent the response.
   bool io_take_events(std::vector<Outbound>& events) {
     std::lock_guard lock(mutex_);
+    if (lent_write_due_) {
+      // py_push() settles a due write before it queues anything, so the queue is empty.
+      outbound_.swap(lent_events_);
+      lent_write_due_ = false;
+    }
     if (!outbound_.empty()) writer_ = nullptr;
     events.swap(outbound_);
     return written_by_writer_;
   }
 
   // Lends the Python side a writer for the response. When the app sends the last part of a
-  // response that the connection has not taken any of, py_push() hands `writer` every queued
-  // event under the exchange's lock instead of queuing them, and the connection is notified
-  // as usual. The writer returns the bytes that it left for the connection to write, which
+  // response that the connection has not taken any of, py_push() sets the queued events aside
+  // for the writer and notifies the connection, and the next py_flush() hands the events to
+  // the writer under the exchange's lock. A connection that takes its events first gets them
+  // instead. The writer returns the bytes that it left for the connection to write, which
   // count as unsent output until io_written() reports them. Taking an event or io_finished()
   // takes the writer back for good.
   using lent_writer = std::function<std::uint64_t(std::vector<Outbound>&)>;
@@ -178,30 +185,29 @@ class exchange_queues {
 
   // Queues an event for the connection; returns true when the app should wait for the output
   // to drain. Events after the client went away are dropped. With `notify_now` false, the
-  // notification that the event needs is owed until the next push or py_flush_notify(), so
-  // that a response start and the body right after it reach the connection together. `last`
-  // marks the last event of a response, which a lent writer may send.
+  // notification that the event needs is owed until the next push or py_flush(), so that a
+  // response start and the body right after it reach the connection together. `last` marks
+  // the last event of a response, which a lent writer sends at the next py_flush().
   bool py_push(Outbound event, std::uint64_t bytes, bool notify_now = true, bool last = false) {
     std::unique_lock lock(mutex_);
     if (client_gone_) return false;
+    // An event after the end of a response (an abort, when the app breaks the protocol)
+    // follows the response that a lent writer owes.
+    write_lent_events(lock);
     const bool was_empty = outbound_.empty();
     outbound_.push_back(std::move(event));
+    unsent_bytes_ += bytes;
+    const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
+    notify_function notify;
     if (last && writer_) {
-      const auto writer = std::move(writer_);
-      writer_ = nullptr;
-      unsent_bytes_ = writer(outbound_);
-      outbound_.clear();
-      written_by_writer_ = true;
+      lent_events_.swap(outbound_);
+      lent_write_due_ = true;
       notify_owed_ = false;
-      const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
-      auto notify = notify_io_;
+      notify = notify_io_;
       lock.unlock();
       if (notify) (*notify)();
       return must_wait;
     }
-    unsent_bytes_ += bytes;
-    const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
-    notify_function notify;
     if (!notify_now) {
       notify_owed_ = notify_owed_ || was_empty;
     } else if (was_empty || notify_owed_) {
@@ -214,14 +220,26 @@ class exchange_queues {
     return must_wait;
   }
 
+  // True while a lent writer owes the response that the app ended; see py_flush().
+  bool py_write_due() const {
+    std::lock_guard lock(mutex_);
+    return lent_write_due_;
+  }
+
+  // Hands a lent writer the response that the app ended, unless the connection took it, then
+  // sends the notification that a push left owed, if any. Writing here rather than in
+  // py_push() lets the Python thread write the responses of a whole loop iteration together:
+  // a client that sleeps between two of them costs the writing thread a wake-up each.
+  void py_flush() {
+    std::unique_lock lock(mutex_);
+    write_lent_events(lock);
+    notify_if_owed(lock);
+  }
+
   // Sends the notification that a push with `notify_now` false left owed, if any.
   void py_flush_notify() {
     std::unique_lock lock(mutex_);
-    if (!notify_owed_) return;
-    notify_owed_ = false;
-    auto notify = notify_io_;
-    lock.unlock();
-    if (notify) (*notify)();
+    notify_if_owed(lock);
   }
 
   // True while unsent output is above the high-water mark.
@@ -288,6 +306,33 @@ class exchange_queues {
   // A notification callback, shared so that a caller can run it after unlocking without a copy.
   using notify_function = std::shared_ptr<const std::function<void()>>;
 
+  // Hands the events that py_push() set aside to the lent writer, if it is still lent, and
+  // keeps `lock` held.
+  void write_lent_events(std::unique_lock<std::mutex>& lock) {
+    if (!lent_write_due_) return;
+    lent_write_due_ = false;
+    if (writer_) {
+      const auto writer = std::move(writer_);
+      writer_ = nullptr;
+      unsent_bytes_ = writer(lent_events_);
+      written_by_writer_ = true;
+    }
+    lent_events_.clear();
+    // The app's last send() may wait for the output to drain, as after io_written().
+    if (unsent_bytes_ <= send_high_water_bytes_) {
+      wake_python_if_waiting(lock);
+      if (!lock.owns_lock()) lock.lock();
+    }
+  }
+
+  void notify_if_owed(std::unique_lock<std::mutex>& lock) {
+    if (!notify_owed_) return;
+    notify_owed_ = false;
+    auto notify = notify_io_;
+    lock.unlock();
+    if (notify) (*notify)();
+  }
+
   void wake_python_if_waiting(std::unique_lock<std::mutex>& lock) {
     if (!python_waiting_ || !wake_python) return;
     python_waiting_ = false;
@@ -314,6 +359,8 @@ class exchange_queues {
   bool receive_requested_ = false;
   bool notify_owed_ = false;
   bool written_by_writer_ = false;
+  bool lent_write_due_ = false;
+  std::vector<Outbound> lent_events_;  // what py_flush() hands the lent writer
   lent_writer writer_;
   notify_function notify_io_;
 };

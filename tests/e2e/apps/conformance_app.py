@@ -203,6 +203,14 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"y" * 1000, "more_body": True})
         await asyncio.sleep(0.3)
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/busy-after-end":
+        # The response is complete, then the app computes without giving the loop a turn, as
+        # a CPU-bound background task would, for ?seconds=N.
+        await send_json(send, {"done": True})
+        seconds = float(scope["query_string"].decode().split("=", 1)[1])
+        busy_until = time.monotonic() + seconds
+        while time.monotonic() < busy_until:
+            pass
     elif path == "/slow":
         await asyncio.sleep(SLOW_RESPONSE_S)
         await send_json(send, {"path": path})

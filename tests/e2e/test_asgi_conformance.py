@@ -358,6 +358,26 @@ def test_response_leaves_during_busy_loop(raw: harness.Fluxlit) -> None:
     assert elapsed < BUSY_AFTER_END_S / 2, f"the response took {elapsed:.2f} s"
 
 
+def test_body_over_limit_after_start_closes(launcher: harness.Launcher) -> None:
+    limit = 1000
+    server = launcher.start("--no-ui", "--max-request-body-bytes", str(limit),
+                            target=RAW_TARGET)
+    piece = b"b" * 2000
+    with RawClient(server) as client:
+        # Chunked, so that no declared length can be rejected before the app runs.
+        client.request("POST", "/api/respond-then-read", "Transfer-Encoding: chunked\r\n")
+        status, headers = client.head()
+        assert status == 200
+        assert headers["transfer-encoding"] == "chunked"
+        client.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(piece), piece))
+        assert client.closed_within(5)
+    # The chunked body never got its last chunk, so the client can tell it was cut short.
+    assert not client.buffer.endswith(b"0\r\n\r\n")
+    line = server.wait_for_log("after the response started; closing the connection")
+    assert f"request body larger than max_request_body_bytes ({limit} bytes)" in line
+    assert "--max-request-body-bytes" in line
+
+
 def test_body_beyond_content_length_is_rejected(raw: harness.Fluxlit) -> None:
     with RawClient(raw) as client:
         client.request("GET", "/api/too-many-bytes")

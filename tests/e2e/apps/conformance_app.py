@@ -203,6 +203,13 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"y" * 1000, "more_body": True})
         await asyncio.sleep(0.3)
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/respond-then-read":
+        # The response starts before the body is read, so a body over the limit can no longer
+        # get a 413.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"started", "more_body": True})
+        parts = await read_body(receive)
+        await send({"type": "http.response.body", "body": json.dumps(parts).encode()})
     elif path == "/busy-after-end":
         # The response is complete, then the app computes without giving the loop a turn, as
         # a CPU-bound background task would, for ?seconds=N.

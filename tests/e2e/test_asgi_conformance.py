@@ -57,6 +57,7 @@ IO_SCHEDULING = ["normal", "batch"]
 
 def start_shared(launcher: harness.Launcher, scheduling: str, target: str,
                  expected_errors: Sequence[str] = ()) -> harness.Fluxlit:
+    """Start `target` under the I/O policy `scheduling`, on one CPU for the batch policy."""
     arguments = ("--no-ui", "--io-scheduling", scheduling)
     if scheduling == "normal":
         return launcher.start(*arguments, target=target, expected_errors=expected_errors)

@@ -347,7 +347,7 @@ TEST_F(LentWriterTest, FlushAfterEndWritesNothing) {
   EXPECT_FALSE(exchange->py_write_due());
 }
 
-TEST_F(LentWriterTest, TakingAnEventTakesTheWriterBack) {
+TEST_F(LentWriterTest, TakingEventTakesWriterBack) {
   exchange->py_send(response_start{200, {}}, 0);
   exchange->py_send(response_body{"a", true}, 1);
   EXPECT_EQ(take(*exchange).size(), 2u);

@@ -360,7 +360,7 @@ class exchange_queues {
   bool notify_owed_ = false;
   bool written_by_writer_ = false;
   bool lent_write_due_ = false;
-  std::vector<Outbound> lent_events_;  // what py_flush() hands the lent writer
+  std::vector<Outbound> lent_events_;  // the events that py_flush() hands the lent writer
   lent_writer writer_;
   notify_function notify_io_;
 };

@@ -196,6 +196,11 @@ std::vector<key_info> build_keys() {
        "Time an idle keep-alive connection stays open waiting for the next request"},
       "ms", 1, max_duration_ms, &s::keep_alive_timeout_ms));
   all.push_back(unsigned_key(
+      {"send_timeout_ms", "FLUXLIT_SEND_TIMEOUT_MS", "--send-timeout-ms",
+       "Time a client may take no bytes of a response that waits for it before the connection "
+       "is closed (0: no limit)"},
+      "ms", 0, max_duration_ms, &s::send_timeout_ms));
+  all.push_back(unsigned_key(
       {"upstream_connect_timeout_ms", "FLUXLIT_UPSTREAM_CONNECT_TIMEOUT_MS",
        "--upstream-connect-timeout-ms", "Time allowed to connect to the Streamlit child"},
       "ms", 1, max_duration_ms, &s::upstream_connect_timeout_ms));
@@ -338,6 +343,9 @@ settings::settings() {
   header_read_timeout_ms = 10'000;
   // uvicorn's default (--timeout-keep-alive 5), so FastAPI users see the behaviour they know.
   keep_alive_timeout_ms = 5'000;
+  // nginx's send_timeout: a client that takes no bytes for a minute has stopped reading, while
+  // one on a slow link takes some within seconds.
+  send_timeout_ms = 60'000;
   // Streamlit listens on loopback, where a connect either succeeds at once or the child is not
   // listening. The 5 s only cover a machine under heavy load.
   upstream_connect_timeout_ms = 5'000;

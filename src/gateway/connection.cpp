@@ -257,6 +257,26 @@ void connection::begin_shutdown() {
   wake(response_timer_, response_pending_);
 }
 
+void connection::check_send_progress(std::chrono::steady_clock::time_point now,
+                                     std::chrono::steady_clock::duration limit) {
+  if (socket_closed_) return;
+  const auto queue = read_send_queue(stream_.socket().native_handle());
+  if (!queue || !send_progress_.stalled(*queue, now, limit)) return;
+  send_timed_out_ = true;
+  context_.metrics.count_local_reply("send_timeout");
+  observability::logger("fluxlit")->info(
+      "{} closed: the client took none of the response bytes waiting for it ({} unsent) within "
+      "send_timeout_ms ({} ms); {}",
+      tag_, queue->unsent_bytes,
+      std::chrono::duration_cast<std::chrono::milliseconds>(limit).count(),
+      raise_hint("send_timeout_ms"));
+  // A reset frees the unsent bytes at once. After a plain close, the kernel would keep them and
+  // probe a client that reads nothing for minutes, and the response is cut short either way.
+  boost::system::error_code ignored;
+  stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+  close();
+}
+
 asio::awaitable<void> connection::wait_for(asio::steady_timer& timer, const bool& flag) {
   while (!flag) {
     timer.expires_at(asio::steady_timer::time_point::max());
@@ -948,10 +968,12 @@ void connection::log_request(const request_view& request, const request_record& 
   context_.metrics.count_request(record.route, record.status);
   auto access = observability::logger("access");
   if (!access->should_log(spdlog::level::info)) return;
+  const std::string_view reason =
+      record.reason.empty() && send_timed_out_ ? "send_timeout" : std::string_view(record.reason);
   access->info("{} rid={} {} \"{} {}\" {} {} {:.3f}ms route={}{}{}", tag_, request.request_id,
                request.client.client_host, request.method, request.target, record.status,
                record.body_bytes, static_cast<double>(elapsed.count()) / 1000.0, record.route,
-               record.reason.empty() ? "" : " reason=", record.reason);
+               reason.empty() ? "" : " reason=", reason);
 }
 
 }  // namespace fluxlit::gateway

@@ -19,6 +19,7 @@
 #include "fluxlit/asgi/exchange.hpp"
 #include "fluxlit/gateway/context.hpp"
 #include "fluxlit/proxy/upstream.hpp"
+#include "gateway/send_progress.hpp"
 
 namespace fluxlit::gateway {
 
@@ -62,6 +63,11 @@ class connection : public std::enable_shared_from_this<connection> {
   // Starts ending long-lived exchanges for a shutdown: relayed and API WebSockets close with
   // 1001 at a frame boundary, event streams end with their final chunk. I/O thread only.
   void begin_shutdown();
+
+  // Closes the connection when, over the checks so far, bytes waited for the client and it took
+  // none of them for `limit`. `now` is the time of this check. I/O thread only.
+  void check_send_progress(std::chrono::steady_clock::time_point now,
+                           std::chrono::steady_clock::duration limit);
 
  private:
   // The outcome of one request, for the access log.
@@ -167,6 +173,8 @@ class connection : public std::enable_shared_from_this<connection> {
   // to finish sending, so that it reads the response instead of a reset.
   bool lingering_close_ = false;
   bool shutdown_requested_ = false;
+  send_progress send_progress_;
+  bool send_timed_out_ = false;  // check_send_progress closed the connection
   proxy::relay_interrupt relay_interrupt_;
   // The client read that a forwarded response left pending; it reads the next request.
   std::shared_ptr<proxy::client_watch> next_request_watch_;

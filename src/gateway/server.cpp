@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
+#include <chrono>
 #include <map>
 #include <system_error>
 
@@ -14,6 +17,7 @@
 namespace fluxlit::gateway {
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace std::chrono_literals;
 
 class server::impl {
  public:
@@ -21,7 +25,28 @@ class server::impl {
       : io_(io),
         context_(context),
         acceptor_(io),
-        wakeups_(std::make_shared<connection_wakeups>(io.get_executor())) {}
+        wakeups_(std::make_shared<connection_wakeups>(io.get_executor())),
+        send_watch_(io) {}
+
+  // Checks every connection's send queue four times per send_timeout_ms, and at least once a
+  // second. A client that stopped reading is then closed within two check periods after the
+  // limit, never before it. One getsockopt per connection and check costs the I/O thread less
+  // than a timer armed for every write would.
+  void watch_sends() {
+    const auto limit = std::chrono::milliseconds(context_.settings.send_timeout_ms);
+    if (limit.count() == 0) return;
+    const auto period = std::clamp<std::chrono::milliseconds>(limit / 4, 10ms, 1s);
+    send_watch_.expires_after(period);
+    send_watch_.async_wait([this, limit](boost::system::error_code error) {
+      if (error) return;
+      const auto now = std::chrono::steady_clock::now();
+      // close() ends a connection later, on a handler of its own, so the map stays as it is.
+      for (auto& [id, weak] : connections_) {
+        if (auto each = weak.lock()) each->check_send_progress(now, limit);
+      }
+      watch_sends();
+    });
+  }
 
   void accept_next() {
     acceptor_.async_accept([this](boost::system::error_code error, tcp::socket socket) {
@@ -51,6 +76,7 @@ class server::impl {
   std::shared_ptr<connection_wakeups> wakeups_;
   std::uint64_t next_id_ = 0;
   std::map<std::uint64_t, std::weak_ptr<connection>> connections_;
+  asio::steady_timer send_watch_;
 };
 
 server::server(asio::io_context& io, gateway_context& context)
@@ -109,6 +135,7 @@ void server::start_accepting() {
   ::getsockopt(acceptor.native_handle(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &length);
   if (listening == 0) acceptor.listen(asio::socket_base::max_listen_connections);
   impl_->accept_next();
+  impl_->watch_sends();
 }
 
 void server::stop_accepting() {

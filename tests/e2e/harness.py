@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -31,6 +32,9 @@ E2E_DIR = Path(__file__).resolve().parent
 APPS_DIR = E2E_DIR / "apps"
 STANDIN_DIR = REPO_ROOT / "tests" / "standin"
 HELLO_TARGET = f"{REPO_ROOT / 'examples' / 'hello' / 'app.py'}:app"
+
+# The Sec-WebSocket-Key of the sample handshake in RFC 6455 section 1.3.
+RFC_SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 # How long the binary may take to print its listening line after it starts.
 LISTEN_TIMEOUT_SECONDS = 20.0
@@ -684,3 +688,38 @@ def run_to_exit(
         stderr=server.stderr_text(),
         leftovers=left,
     )
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """Encode one final client frame; clients must mask every frame they send."""
+    mask = os.urandom(4)
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    return header + mask + masked
+
+
+def raw_upgrade(
+    server: Fluxlit, origin: str, path: str = "/_stcore/stream"
+) -> tuple[socket.socket, list[str], bytes]:
+    """Send a browser-like upgrade with unusual header case; return the socket and response."""
+    request = (
+        f"GET {path} HTTP/1.1\r\n"
+        f"Host: {server.authority}\r\n"
+        "Upgrade: WebSocket\r\n"
+        "Connection: keep-alive, Upgrade\r\n"
+        f"Sec-WebSocket-Key: {RFC_SAMPLE_KEY}\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: streamlit, PLACEHOLDER_AUTH_TOKEN\r\n"
+        f"Origin: {origin}\r\n"
+        "\r\n"
+    )
+    sock = socket.create_connection((server.host, server.port), timeout=10)
+    sock.sendall(request.encode())
+    lines, rest = read_response_head(sock)
+    return sock, lines, rest

@@ -30,7 +30,7 @@ ResultT = TypeVar("ResultT")
 ASSETS = harness.load_standin_assets()
 MEBIBYTE = 1 << 20
 # The sample handshake key of RFC 6455 and its accept value, base64(SHA-1(key + WEBSOCKET_GUID)).
-RFC_SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+RFC_SAMPLE_KEY = harness.RFC_SAMPLE_KEY
 RFC_SAMPLE_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OPCODE_BINARY = 0x2
@@ -194,20 +194,6 @@ def test_cross_origin_gets_403(server: harness.Fluxlit) -> None:
 # --- raw socket handshake --------------------------------------------------------------------
 
 
-def masked_frame(opcode: int, payload: bytes) -> bytes:
-    """Encode one final client frame; clients must mask every frame they send."""
-    mask = os.urandom(4)
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-    return header + mask + masked
-
-
 class FrameReader:
     """Reads unmasked server frames from a socket, starting with bytes already received."""
 
@@ -234,25 +220,6 @@ class FrameReader:
         return first & 0x0F, self.take(length)
 
 
-def raw_upgrade(server: harness.Fluxlit, origin: str) -> tuple[socket.socket, list[str], bytes]:
-    """Send a browser-like upgrade with unusual header case; return the socket and response."""
-    request = (
-        "GET /_stcore/stream HTTP/1.1\r\n"
-        f"Host: {server.authority}\r\n"
-        "Upgrade: WebSocket\r\n"
-        "Connection: keep-alive, Upgrade\r\n"
-        f"Sec-WebSocket-Key: {RFC_SAMPLE_KEY}\r\n"
-        "Sec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: streamlit, PLACEHOLDER_AUTH_TOKEN\r\n"
-        f"Origin: {origin}\r\n"
-        "\r\n"
-    )
-    sock = socket.create_connection((server.host, server.port), timeout=10)
-    sock.sendall(request.encode())
-    lines, rest = harness.read_response_head(sock)
-    return sock, lines, rest
-
-
 def header_values(lines: list[str], name: str) -> list[str]:
     prefix = name.lower() + ":"
     return [line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith(prefix)]
@@ -264,7 +231,7 @@ def test_sample_accept_value_is_correct() -> None:
 
 
 def test_handshake_accepts_rfc_sample_key(server: harness.Fluxlit) -> None:
-    sock, lines, rest = raw_upgrade(server, f"http://{server.authority}")
+    sock, lines, rest = harness.raw_upgrade(server, f"http://{server.authority}")
     with sock:
         assert lines[0].startswith("HTTP/1.1 101 ")
         assert header_values(lines, "Sec-WebSocket-Accept") == [RFC_SAMPLE_ACCEPT]
@@ -272,21 +239,21 @@ def test_handshake_accepts_rfc_sample_key(server: harness.Fluxlit) -> None:
         assert header_values(lines, "Sec-WebSocket-Protocol") == ["streamlit"]
 
         # The tunnel carries frames both ways after the 101.
-        sock.sendall(masked_frame(OPCODE_BINARY, b"raw hello"))
+        sock.sendall(harness.masked_frame(OPCODE_BINARY, b"raw hello"))
         reader = FrameReader(sock, rest)
         summary_opcode, summary = reader.frame()
         assert summary_opcode == OPCODE_BINARY
         assert json.loads(summary)["type"] == "summary"
         assert reader.frame() == (OPCODE_BINARY, b"raw hello")
 
-        sock.sendall(masked_frame(OPCODE_CLOSE, struct.pack("!H", 1000)))
+        sock.sendall(harness.masked_frame(OPCODE_CLOSE, struct.pack("!H", 1000)))
         opcode, payload = reader.frame()
         assert opcode == OPCODE_CLOSE
         assert struct.unpack("!H", payload[:2]) == (1000,)
 
 
 def test_handshake_with_foreign_origin_gets_403(server: harness.Fluxlit) -> None:
-    sock, lines, _ = raw_upgrade(server, "https://attacker.example")
+    sock, lines, _ = harness.raw_upgrade(server, "https://attacker.example")
     sock.close()
     assert lines[0].startswith("HTTP/1.1 403 ")
     assert header_values(lines, "Sec-WebSocket-Accept") == []
@@ -385,9 +352,9 @@ def test_abrupt_disconnects_free_tunnels(server: harness.Fluxlit) -> None:
     before = open_websockets(server)
     sockets = []
     for _ in range(5):
-        sock, lines, rest = raw_upgrade(server, f"http://{server.authority}")
+        sock, lines, rest = harness.raw_upgrade(server, f"http://{server.authority}")
         assert lines[0].startswith("HTTP/1.1 101 ")
-        sock.sendall(masked_frame(OPCODE_BINARY, b"hello"))
+        sock.sendall(harness.masked_frame(OPCODE_BINARY, b"hello"))
         reader = FrameReader(sock, rest)
         reader.frame()
         reader.frame()

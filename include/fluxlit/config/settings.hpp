@@ -35,6 +35,7 @@ struct settings {
   std::uint64_t max_header_bytes = 0;
   std::uint64_t header_read_timeout_ms = 0;
   std::uint64_t keep_alive_timeout_ms = 0;
+  std::uint64_t send_timeout_ms = 0;
   std::uint64_t upstream_connect_timeout_ms = 0;
   std::uint64_t upstream_response_timeout_ms = 0;
   std::uint64_t upstream_max_idle_connections = 0;

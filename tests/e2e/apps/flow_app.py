@@ -2,6 +2,7 @@
 
 Bodies are a repeating byte pattern, so that a test can check every byte it gets.
 ``/events`` returns what the other routes recorded (such as a disconnect they saw) as JSON.
+Every WebSocket path floods the client with binary messages.
 """
 
 from __future__ import annotations
@@ -43,7 +44,20 @@ async def read_body(receive: Any) -> tuple[bytes, bool]:
             return body, False
 
 
+async def websocket_flood(receive: Any, send: Any) -> None:
+    """Sends 64 binary messages of 1 MiB as fast as send() lets it, and records how it ended."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    for _ in range(64):
+        await send({"type": "websocket.send", "bytes": pattern_bytes(1 << 20)})
+    message = await receive()
+    events.append(f"ws-flood got {message['type']}")
+
+
 async def app(scope: dict, receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":
+        await websocket_flood(receive, send)
+        return
     if scope["type"] != "http":
         return
     path = scope["path"]

@@ -1,0 +1,36 @@
+#include "gateway/send_progress.hpp"
+
+// The kernel's struct tcp_info has the counts used here. glibc's copy of it stops before them.
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+
+namespace fluxlit::gateway {
+
+std::optional<send_queue> read_send_queue(int socket) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (::getsockopt(socket, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return std::nullopt;
+  // An older kernel fills only the fields it has, and returns a shorter length.
+  if (length < offsetof(tcp_info, tcpi_notsent_bytes) + sizeof info.tcpi_notsent_bytes) {
+    return std::nullopt;
+  }
+  return send_queue{info.tcpi_bytes_acked, info.tcpi_notsent_bytes, info.tcpi_unacked};
+}
+
+bool send_progress::stalled(const send_queue& queue, clock::time_point now, clock::duration limit) {
+  // Bytes that a check finds waiting for the first time may have started to wait just before.
+  const bool restart =
+      !waiting_ || !queue.waiting() || queue.acknowledged_bytes != acknowledged_bytes_;
+  waiting_ = queue.waiting();
+  if (restart) {
+    acknowledged_bytes_ = queue.acknowledged_bytes;
+    progress_at_ = now;
+    return false;
+  }
+  return now - progress_at_ >= limit;
+}
+
+}  // namespace fluxlit::gateway

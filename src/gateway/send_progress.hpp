@@ -1,0 +1,41 @@
+// Tells a client that stopped reading from one that reads slowly, from what the kernel reports
+// of its socket: the bytes the client acknowledged so far, and whether bytes still wait for it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace fluxlit::gateway {
+
+struct send_queue {
+  std::uint64_t acknowledged_bytes = 0;  // by the client, since the connection opened
+  std::uint64_t unsent_bytes = 0;        // written by fluxlit, not yet sent to the client
+  std::uint32_t unacknowledged_segments = 0;
+
+  bool waiting() const { return unsent_bytes > 0 || unacknowledged_segments > 0; }
+};
+
+// Reads the kernel's counts for a connected TCP socket. Returns nothing when the kernel does not
+// report them (before Linux 4.6) or the socket is not a connected TCP socket.
+std::optional<send_queue> read_send_queue(int socket);
+
+// Follows one connection's send queue over periodic checks. A client stalls once bytes waited
+// for it and it acknowledged none of them for a whole limit, as nginx's send_timeout counts the
+// time between two writes that make progress rather than the time of the whole response.
+class send_progress {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // Records a check made at `now` and returns whether the client stalled for `limit`. The count
+  // restarts at a check that finds the acknowledged count grown, and at one that finds bytes
+  // waiting where the check before found none.
+  bool stalled(const send_queue& queue, clock::time_point now, clock::duration limit);
+
+ private:
+  bool waiting_ = false;  // the last check found bytes waiting
+  std::uint64_t acknowledged_bytes_ = 0;
+  clock::time_point progress_at_{};  // the check where the count restarted
+};
+
+}  // namespace fluxlit::gateway

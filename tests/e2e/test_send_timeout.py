@@ -1,0 +1,173 @@
+"""send_timeout_ms: a client that stops reading is cut off once it took no bytes for the limit,
+on API and UI routes and on both kinds of WebSocket, while a client that reads slowly keeps
+its connection.
+
+The API routes are those of apps/flow_app.py; the UI routes are the stand-in's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+
+import httpx
+import pytest
+
+import harness
+
+FLOW_TARGET = f"{harness.APPS_DIR / 'flow_app.py'}:app"
+LIMIT_SECONDS = 1.0
+TIMEOUT_ENVIRONMENT = {"FLUXLIT_SEND_TIMEOUT_MS": str(int(LIMIT_SECONDS * 1000))}
+# A client receive buffer this small keeps most of a response in the server's output.
+CLIENT_RECEIVE_BUFFER = 64 * 1024
+CLOSED_LINE = re.compile(r"closed: the client took none of the response bytes .* send_timeout_ms")
+
+
+@pytest.fixture(scope="module")
+def api_server(module_launcher: harness.Launcher) -> harness.Fluxlit:
+    return module_launcher.start(
+        "--no-ui", target=FLOW_TARGET, extra_environment=TIMEOUT_ENVIRONMENT
+    )
+
+
+@pytest.fixture(scope="module")
+def ui_server(module_launcher: harness.Launcher) -> harness.Fluxlit:
+    return module_launcher.start(extra_environment=TIMEOUT_ENVIRONMENT)
+
+
+def open_client(server: harness.Fluxlit, request_line: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CLIENT_RECEIVE_BUFFER)
+    sock.settimeout(10)
+    sock.connect((server.host, server.port))
+    sock.sendall(f"{request_line}\r\nHost: {server.authority}\r\n\r\n".encode())
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> tuple[int, bool]:
+    """Read what the connection still delivers; return its size and whether it ended in a reset."""
+    received = 0
+    try:
+        while piece := sock.recv(1 << 20):
+            received += len(piece)
+    except ConnectionResetError:
+        return received, True
+    return received, False
+
+
+def cut_off_count(server: harness.Fluxlit) -> int:
+    return len(CLOSED_LINE.findall(server.stderr_text()))
+
+
+def expect_cut_off(
+    server: harness.Fluxlit, sock: socket.socket, before: int, started: float
+) -> int:
+    """Wait until the server cuts off the client on `sock`, which has read nothing since
+    `started`, and return the bytes that still arrive. `before` is cut_off_count() at the start.
+    """
+    deadline = started + LIMIT_SECONDS + 10
+    while cut_off_count(server) == before:
+        assert time.monotonic() < deadline, server.stderr_text()
+        time.sleep(0.05)
+    waited = time.monotonic() - started
+    received, reset = read_until_closed(sock)
+    assert waited >= LIMIT_SECONDS, waited
+    assert reset, "the connection should end in a reset, which frees the unsent bytes"
+    return received
+
+
+def wait_for_app_event(server: harness.Fluxlit, prefix: str) -> list[str]:
+    """Return the flow app's events once one of them starts with `prefix`, or after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        events = json.loads(httpx.get(server.api_url("/events")).content)
+        if any(event.startswith(prefix) for event in events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.05)
+
+
+def access_line(server: harness.Fluxlit, target: str) -> str:
+    # The log line is JSON text, where the quotes around the request line appear escaped.
+    return server.wait_for_log(f'GET {target}\\" ')
+
+
+def test_api_stalled_client_cut_off(api_server: harness.Fluxlit) -> None:
+    total = 64 * 256 * 1024  # 16 MiB, far more than the socket buffers hold
+    target = "/api/flood?count=64&size=262144"
+    before = cut_off_count(api_server)
+    started = time.monotonic()
+    with open_client(api_server, f"GET {target} HTTP/1.1") as sock:
+        assert expect_cut_off(api_server, sock, before, started) < total
+    line = access_line(api_server, target)
+    assert '" 499 ' in line, line
+    assert "reason=send_timeout" in line, line
+    # The app's send() no longer waits for the client, so the app runs to its end.
+    assert "flood done" in wait_for_app_event(api_server, "flood done")
+
+
+def test_api_slow_reader_kept(api_server: harness.Fluxlit) -> None:
+    size = 768 * 1024
+    target = f"/api/large?size={size}"
+    before = cut_off_count(api_server)
+    with open_client(api_server, f"GET {target} HTTP/1.1") as sock:
+        data = b""
+        # Pauses of 0.6 s between reads stay within the limit, though the whole response takes
+        # several limits to arrive.
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < size:
+            time.sleep(0.6)
+            piece = sock.recv(128 * 1024)
+            assert piece, f"closed after {len(data)} bytes"
+            data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert body == (bytes(range(256)) * (size // 256 + 1))[:size]
+    line = access_line(api_server, target)
+    assert '" 200 ' in line, line
+    assert "send_timeout" not in line, line
+    assert cut_off_count(api_server) == before
+
+
+def test_ui_stalled_client_cut_off(ui_server: harness.Fluxlit) -> None:
+    total = 16 * 1024 * 1024
+    target = f"/_standin/pieces?bytes={total}"
+    before = cut_off_count(ui_server)
+    started = time.monotonic()
+    with open_client(ui_server, f"GET {target} HTTP/1.1") as sock:
+        assert expect_cut_off(ui_server, sock, before, started) < total
+    line = access_line(ui_server, target)
+    assert "route=ui" in line, line
+    assert "reason=send_timeout" in line, line
+    # The gateway still serves the UI to other clients.
+    assert httpx.get(ui_server.url("/"), timeout=10).status_code == 200
+
+
+def test_relayed_websocket_stalled_client_cut_off(
+    ui_server: harness.Fluxlit,
+) -> None:
+    before = cut_off_count(ui_server)
+    sock, lines, _ = harness.raw_upgrade(ui_server, f"http://{ui_server.authority}")
+    with sock:
+        assert lines[0].startswith("HTTP/1.1 101 "), lines
+        started = time.monotonic()
+        # Each command makes the stand-in send 1 MiB, which the client never reads.
+        for _ in range(32):
+            sock.sendall(harness.masked_frame(0x2, b"send:1048576"))
+        expect_cut_off(ui_server, sock, before, started)
+    line = access_line(ui_server, "/_stcore/stream")
+    assert "reason=send_timeout" in line, line
+
+
+def test_api_websocket_stalled_client_cut_off(api_server: harness.Fluxlit) -> None:
+    before = cut_off_count(api_server)
+    started = time.monotonic()
+    sock, lines, _ = harness.raw_upgrade(
+        api_server, f"http://{api_server.authority}", "/api/ws-flood"
+    )
+    with sock:
+        assert lines[0].startswith("HTTP/1.1 101 "), lines
+        expect_cut_off(api_server, sock, before, started)
+    # The app's send() returns, and its next receive() returns the disconnect.
+    events = wait_for_app_event(api_server, "ws-flood")
+    assert "ws-flood got websocket.disconnect" in events, events

@@ -192,6 +192,11 @@ std::vector<key_info> build_keys() {
        "Time a client has to send the complete headers of a request"},
       "ms", 1, max_duration_ms, &s::header_read_timeout_ms));
   all.push_back(unsigned_key(
+      {"body_read_timeout_ms", "FLUXLIT_BODY_READ_TIMEOUT_MS", "--body-read-timeout-ms",
+       "Time a client may send no bytes while a request body is read before it gets 408 (0: no "
+       "limit)"},
+      "ms", 0, max_duration_ms, &s::body_read_timeout_ms));
+  all.push_back(unsigned_key(
       {"keep_alive_timeout_ms", "FLUXLIT_KEEP_ALIVE_TIMEOUT_MS", "--keep-alive-timeout-ms",
        "Time an idle keep-alive connection stays open waiting for the next request"},
       "ms", 1, max_duration_ms, &s::keep_alive_timeout_ms));
@@ -341,10 +346,14 @@ settings::settings() {
   // Bounds clients that open a connection and trickle headers. A real client on a slow mobile
   // link sends a few kilobytes of headers well within 10 s.
   header_read_timeout_ms = 10'000;
+  // The default of nginx's client_body_timeout. The time counts from each read of the body, so a
+  // slow upload that keeps sending is never cut off, and one that sends nothing for a minute has
+  // stalled.
+  body_read_timeout_ms = 60'000;
   // uvicorn's default (--timeout-keep-alive 5), so FastAPI users see the behaviour they know.
   keep_alive_timeout_ms = 5'000;
-  // nginx's send_timeout: a client that takes no bytes for a minute has stopped reading, while
-  // one on a slow link takes some within seconds.
+  // The default of nginx's send_timeout. A client that takes no bytes for a minute has stopped
+  // reading, while one on a slow link takes some within seconds.
   send_timeout_ms = 60'000;
   // Streamlit listens on loopback, where a connect either succeeds at once or the child is not
   // listening. The 5 s only cover a machine under heavy load.

@@ -87,6 +87,12 @@ std::string raise_hint(std::string_view setting) {
          std::string(setting) + " in fluxlit.toml if clients need more";
 }
 
+// The detail of a 408 for a request body that stalled, for the client.
+std::string body_timeout_detail(const config::settings& settings) {
+  return "no request body bytes arrived within body_read_timeout_ms (" +
+         std::to_string(settings.body_read_timeout_ms) + " ms)";
+}
+
 // With the UI on, raising max_header_bytes helps only API routes: Streamlit's own server
 // closes the connection on a request head over 65536 bytes.
 std::string_view ui_header_note(const config::settings& settings) {
@@ -277,6 +283,21 @@ void connection::check_send_progress(std::chrono::steady_clock::time_point now,
   close();
 }
 
+void connection::check_body_progress(std::chrono::steady_clock::time_point now,
+                                     std::chrono::steady_clock::duration limit) {
+  if (socket_closed_ || body_read_.timed_out || !body_read_.waiting_since) return;
+  if (now - *body_read_.waiting_since < limit) return;
+  body_read_.timed_out = true;
+  observability::logger("fluxlit")->info(
+      "{} the client sent no request body bytes within body_read_timeout_ms ({} ms); answering "
+      "408 if no response started, else closing the connection; {}",
+      tag_, std::chrono::duration_cast<std::chrono::milliseconds>(limit).count(),
+      raise_hint("body_read_timeout_ms"));
+  // The read ends with operation_aborted, and its reader then sees `timed_out`.
+  boost::system::error_code ignored;
+  stream_.socket().cancel(ignored);
+}
+
 asio::awaitable<void> connection::wait_for(asio::steady_timer& timer, const bool& flag) {
   while (!flag) {
     timer.expires_at(asio::steady_timer::time_point::max());
@@ -429,6 +450,7 @@ asio::awaitable<connection::request_record> connection::serve(proxy::request_par
   request.keep_alive = message.keep_alive() && !context_.draining;
   request.upgrade = parser.upgrade();
   request.version = message.version();
+  body_read_ = {};
 
   if (auto problem = framing_problem(message)) {
     auto record =
@@ -533,6 +555,7 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
   relay_interrupt_ = {};
   relay_interrupt_.requested = shutdown_requested_;
   forward.interrupt = &relay_interrupt_;
+  forward.body_read = &body_read_;
   forward.websocket_idle_timeout =
       std::chrono::milliseconds(context_.settings.websocket_idle_timeout_ms);
   forward.websocket_max_lifetime =
@@ -558,6 +581,8 @@ asio::awaitable<connection::request_record> connection::serve_ui(proxy::request_
         outcome.status == 413
             ? over_limit(tag_, 413, outcome.local_reason, "request body larger",
                          "max_request_body_bytes", context_.settings.max_request_body_bytes)
+        : outcome.status == 408
+            ? json_reply(408, outcome.local_reason, body_timeout_detail(context_.settings))
             : json_reply(outcome.status, outcome.local_reason, outcome.local_detail);
     auto record = co_await reply_locally(request, outcome.status, outcome.local_reason,
                                          "application/json", reply);
@@ -627,11 +652,15 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
     auto& body = parser.get().body();
     body.data = chunk->data();
     body.size = chunk->size();
+    body_read_.begin_read();
     auto [error, read] =
         co_await http::async_read_some(stream_, buffer_, parser, nothrow_awaitable);
+    body_read_.end_read();
     if (error == http::error::need_buffer) error = {};
     if (error) {
-      if (error == http::error::body_limit) {
+      if (body_read_.timed_out) {
+        body_error_ = 408;
+      } else if (error == http::error::body_limit) {
         body_error_ = 413;  // serve_api logs it once it can tell whether a 413 can still be sent
       } else if (error.category() == http::make_error_code(http::error::bad_chunk).category()) {
         body_error_ = 400;  // a malformed body, such as an invalid chunk size
@@ -897,18 +926,24 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
         tag_, context_.settings.max_request_body_bytes, raise_hint("max_request_body_bytes"));
   }
   if (body_error_ != 0 && !started) {
-    // The body broke a limit or its framing while the app read it; nothing was sent yet. The
-    // reply is built before the co_await: GCC 12 miscompiles a conditional with class
-    // temporaries inside one.
-    const bool too_large = body_error_ == 413;
-    const char* reason = too_large ? "request_body_too_large" : "bad_request_body";
+    // The body broke a limit, its framing or body_read_timeout_ms while the app read it, and
+    // nothing was sent yet. The reply is built before the co_await: GCC 12 miscompiles a
+    // conditional with class temporaries inside one.
+    const int status = body_error_;
     body_error_ = 0;
-    const auto body =
-        too_large ? over_limit(tag_, 413, reason, "request body larger", "max_request_body_bytes",
-                               context_.settings.max_request_body_bytes)
-                  : json_reply(400, reason);
-    auto reply =
-        co_await reply_locally(request, too_large ? 413 : 400, reason, "application/json", body);
+    std::string reason = "bad_request_body";
+    std::string body;
+    if (status == 413) {
+      reason = "request_body_too_large";
+      body = over_limit(tag_, 413, reason, "request body larger", "max_request_body_bytes",
+                        context_.settings.max_request_body_bytes);
+    } else if (status == 408) {
+      reason = "body_read_timeout";
+      body = json_reply(408, reason, body_timeout_detail(context_.settings));
+    } else {
+      body = json_reply(400, reason);
+    }
+    auto reply = co_await reply_locally(request, status, reason, "application/json", body);
     reply.keep_alive = false;
     co_return reply;
   }
@@ -968,8 +1003,9 @@ void connection::log_request(const request_view& request, const request_record& 
   context_.metrics.count_request(record.route, record.status);
   auto access = observability::logger("access");
   if (!access->should_log(spdlog::level::info)) return;
-  const std::string_view reason =
-      record.reason.empty() && send_timed_out_ ? "send_timeout" : std::string_view(record.reason);
+  std::string_view reason = record.reason;
+  if (reason.empty() && send_timed_out_) reason = "send_timeout";
+  if (reason.empty() && body_read_.timed_out) reason = "body_read_timeout";
   access->info("{} rid={} {} \"{} {}\" {} {} {:.3f}ms route={}{}{}", tag_, request.request_id,
                request.client.client_host, request.method, request.target, record.status,
                record.body_bytes, static_cast<double>(elapsed.count()) / 1000.0, record.route,

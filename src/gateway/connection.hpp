@@ -69,6 +69,11 @@ class connection : public std::enable_shared_from_this<connection> {
   void check_send_progress(std::chrono::steady_clock::time_point now,
                            std::chrono::steady_clock::duration limit);
 
+  // Cancels a read of the request body that has waited `limit` for the client's next bytes, so
+  // that the client gets 408. I/O thread only.
+  void check_body_progress(std::chrono::steady_clock::time_point now,
+                           std::chrono::steady_clock::duration limit);
+
  private:
   // The outcome of one request, for the access log.
   struct request_record {
@@ -174,6 +179,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool lingering_close_ = false;
   bool shutdown_requested_ = false;
   send_progress send_progress_;
+  proxy::body_read_state body_read_;  // of the request being served
   bool send_timed_out_ = false;  // check_send_progress closed the connection
   proxy::relay_interrupt relay_interrupt_;
   // The client read that a forwarded response left pending; it reads the next request.

@@ -26,25 +26,33 @@ class server::impl {
         context_(context),
         acceptor_(io),
         wakeups_(std::make_shared<connection_wakeups>(io.get_executor())),
-        send_watch_(io) {}
+        client_watch_(io) {}
 
-  // Checks every connection's send queue four times per send_timeout_ms, and at least once a
-  // second. A client that stopped reading is then closed within two check periods after the
-  // limit, never before it. One getsockopt per connection and check costs the I/O thread less
-  // than a timer armed for every write would.
-  void watch_sends() {
-    const auto limit = std::chrono::milliseconds(context_.settings.send_timeout_ms);
-    if (limit.count() == 0) return;
-    const auto period = std::clamp<std::chrono::milliseconds>(limit / 4, 10ms, 1s);
-    send_watch_.expires_after(period);
-    send_watch_.async_wait([this, limit](boost::system::error_code error) {
+  // Checks every connection four times per send_timeout_ms or body_read_timeout_ms, whichever
+  // is shorter, and at least once a second. A stalled client is then cut off within two check
+  // periods after its limit, never before it. One pass over the connections costs the I/O
+  // thread less than a timer armed for every read and write would.
+  void watch_clients() {
+    const auto send_limit = std::chrono::milliseconds(context_.settings.send_timeout_ms);
+    const auto body_limit = std::chrono::milliseconds(context_.settings.body_read_timeout_ms);
+    if (send_limit.count() == 0 && body_limit.count() == 0) return;
+    std::chrono::milliseconds shortest = 1s;
+    for (const auto limit : {send_limit, body_limit}) {
+      if (limit.count() != 0) shortest = std::min<std::chrono::milliseconds>(shortest, limit / 4);
+    }
+    client_watch_.expires_after(std::max<std::chrono::milliseconds>(shortest, 10ms));
+    client_watch_.async_wait([this, send_limit, body_limit](boost::system::error_code error) {
       if (error) return;
       const auto now = std::chrono::steady_clock::now();
-      // close() ends a connection later, on a handler of its own, so the map stays as it is.
+      // close() and cancel() end a connection's operations later, on handlers of their own, so
+      // the map stays as it is.
       for (auto& [id, weak] : connections_) {
-        if (auto each = weak.lock()) each->check_send_progress(now, limit);
+        auto each = weak.lock();
+        if (!each) continue;
+        if (body_limit.count() != 0) each->check_body_progress(now, body_limit);
+        if (send_limit.count() != 0) each->check_send_progress(now, send_limit);
       }
-      watch_sends();
+      watch_clients();
     });
   }
 
@@ -76,7 +84,7 @@ class server::impl {
   std::shared_ptr<connection_wakeups> wakeups_;
   std::uint64_t next_id_ = 0;
   std::map<std::uint64_t, std::weak_ptr<connection>> connections_;
-  asio::steady_timer send_watch_;
+  asio::steady_timer client_watch_;
 };
 
 server::server(asio::io_context& io, gateway_context& context)
@@ -135,7 +143,7 @@ void server::start_accepting() {
   ::getsockopt(acceptor.native_handle(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &length);
   if (listening == 0) acceptor.listen(asio::socket_base::max_listen_connections);
   impl_->accept_next();
-  impl_->watch_sends();
+  impl_->watch_clients();
 }
 
 void server::stop_accepting() {

@@ -159,7 +159,8 @@ struct body_copy_result {
 asio::awaitable<body_copy_result> copy_request_body(beast::tcp_stream& client,
                                                     beast::flat_buffer& client_buffer,
                                                     request_parser& parser,
-                                                    beast::tcp_stream& upstream) {
+                                                    beast::tcp_stream& upstream,
+                                                    body_read_state* read_state) {
   body_copy_result result;
   const bool chunked = parser.get().chunked();
   byte_chunk chunk(body_chunk_bytes);
@@ -167,10 +168,13 @@ asio::awaitable<body_copy_result> copy_request_body(beast::tcp_stream& client,
     auto& body = parser.get().body();
     body.data = chunk.data();
     body.size = chunk.size();
-    // A slow upload that keeps making progress is never cut off.
+    // A slow upload that keeps making progress is never cut off: body_read_timeout_ms counts
+    // from the start of each read.
     client.expires_never();
+    if (read_state) read_state->begin_read();
     auto [error, read] =
         co_await http::async_read_some(client, client_buffer, parser, nothrow_awaitable);
+    if (read_state) read_state->end_read();
     if (error == http::error::need_buffer) error = {};
     if (error) {
       result.client_error = error;
@@ -440,7 +444,11 @@ asio::awaitable<forward_outcome> forward_attempts(
     auto write_error = co_await write_text(upstream, head);
     body_copy_result body_result;
     if (!write_error && has_body) {
-      body_result = co_await copy_request_body(client, client_buffer, parser, upstream);
+      body_result =
+          co_await copy_request_body(client, client_buffer, parser, upstream, request.body_read);
+      if (request.body_read && request.body_read->timed_out) {
+        co_return local_failure(408, "body_read_timeout");
+      }
       if (body_result.client_error == http::error::body_limit) {
         auto outcome = local_failure(413, "request_body_too_large");
         co_return outcome;

@@ -485,6 +485,26 @@ def read_response_head(sock: socket.socket) -> tuple[list[str], bytes]:
     return head.decode("latin-1").split("\r\n"), rest
 
 
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read one response with a Content-Length; return its head and body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        assert piece, data
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        piece = sock.recv(1 << 20)
+        assert piece, len(body)
+        body += piece
+    return head, body
+
+
 class RawClient:
     """One TCP connection with helpers to read whole responses."""
 

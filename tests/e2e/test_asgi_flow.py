@@ -52,26 +52,6 @@ def wait_for_event(server: harness.Fluxlit, prefix: str, timeout: float = 10.0) 
     raise AssertionError(f"the app recorded no event starting with {prefix!r}")
 
 
-def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    """Read one response with a Content-Length; return its head and body."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        assert piece, data
-        data += piece
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        piece = sock.recv(1 << 20)
-        assert piece, len(body)
-        body += piece
-    return head, body
-
-
 def test_body_in_several_sends_arrives_whole(server: harness.Fluxlit) -> None:
     response = httpx.get(server.api_url("/pieces"))
     assert response.status_code == 200
@@ -111,7 +91,7 @@ def test_slow_client_holds_back_app(server: harness.Fluxlit) -> None:
         sent = [event for event in events if event.startswith("flood sent")]
         assert "flood done" not in events
         assert len(sent) < count // 2
-        _, body = read_response(sock)
+        _, body = harness.read_response(sock)
     assert len(body) == count * size
     assert body == pattern_bytes(count * size)
     assert wait_for_event(server, "flood done") == "flood done"
@@ -183,7 +163,7 @@ def test_upload_sent_later_reaches_app(server: harness.Fluxlit) -> None:
         )
         time.sleep(0.3)
         sock.sendall(b"0123456789")
-        head, body = read_response(sock)
+        head, body = harness.read_response(sock)
     assert head.startswith(b"HTTP/1.1 200 ")
     assert body == b"0123456789"
 

@@ -126,6 +126,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "max_request_body_bytes",
                                       "max_header_bytes",
                                       "header_read_timeout_ms",
+                                      "body_read_timeout_ms",
                                       "keep_alive_timeout_ms",
                                       "send_timeout_ms",
                                       "upstream_connect_timeout_ms",
@@ -154,7 +155,7 @@ TEST(ConfigKeys, CoverEverySettingsField) {
                                       "reload_debounce_ms"}) {
     EXPECT_NE(find_key(name), nullptr) << name;
   }
-  EXPECT_EQ(keys().size(), 43u);
+  EXPECT_EQ(keys().size(), 44u);
   EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
 
@@ -203,6 +204,7 @@ TEST(ConfigKeys, DocumentedDefaults) {
   EXPECT_EQ(defaults.max_request_body_bytes, 256u * 1024 * 1024);
   EXPECT_EQ(defaults.max_header_bytes, 64u * 1024);
   EXPECT_EQ(defaults.header_read_timeout_ms, 10'000u);
+  EXPECT_EQ(defaults.body_read_timeout_ms, 60'000u);
   EXPECT_EQ(defaults.keep_alive_timeout_ms, 5'000u);
   EXPECT_EQ(defaults.send_timeout_ms, 60'000u);
   EXPECT_EQ(defaults.upstream_connect_timeout_ms, 5'000u);

@@ -34,6 +34,7 @@ struct settings {
   std::uint64_t max_request_body_bytes = 0;
   std::uint64_t max_header_bytes = 0;
   std::uint64_t header_read_timeout_ms = 0;
+  std::uint64_t body_read_timeout_ms = 0;
   std::uint64_t keep_alive_timeout_ms = 0;
   std::uint64_t send_timeout_ms = 0;
   std::uint64_t upstream_connect_timeout_ms = 0;

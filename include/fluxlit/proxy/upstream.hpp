@@ -13,6 +13,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,18 @@ struct relay_interrupt {
   }
 };
 
+// A read of a request body in progress, so that the connection can end one that waits longer
+// than body_read_timeout_ms for the client's next bytes. The code that reads the body sets
+// `waiting_since` before each read and clears it when the read returns. The connection sets
+// `timed_out` and cancels the read. Used on the I/O thread only.
+struct body_read_state {
+  std::optional<std::chrono::steady_clock::time_point> waiting_since;
+  bool timed_out = false;
+
+  void begin_read() { waiting_since = std::chrono::steady_clock::now(); }
+  void end_read() { waiting_since.reset(); }
+};
+
 // The gateway's decisions about one request that goes to the child.
 struct forward_request {
   std::uint16_t port = 0;
@@ -96,6 +109,7 @@ struct forward_request {
   std::string forwarded_prefix;          // X-Forwarded-Prefix, the public root path
   std::string connection_tag;            // "[C12]" for log lines
   relay_interrupt* interrupt = nullptr;  // optional; owned by the connection
+  body_read_state* body_read = nullptr;  // optional; owned by the connection
   // Caps of a WebSocket tunnel; zero means no cap. The tunnel closes with 1001 at a frame
   // boundary once no byte moved for `websocket_idle_timeout`, or once it has been open for
   // `websocket_max_lifetime`.

@@ -100,6 +100,13 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
             return
         await start(send, length=len(body))
         await send({"type": "http.response.body", "body": body})
+    elif path == "/read-later":
+        # Reads the body only after `ms` milliseconds, then returns its size.
+        await asyncio.sleep(query["ms"] / 1000)
+        body, gone = await read_body(receive)
+        payload = str(len(body)).encode()
+        await start(send, length=len(payload))
+        await send({"type": "http.response.body", "body": payload})
     elif path == "/wait-disconnect":
         # After the (empty) body, the next message can only be the disconnect.
         await read_body(receive)

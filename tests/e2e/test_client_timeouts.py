@@ -1,6 +1,7 @@
-"""send_timeout_ms: a client that stops reading is cut off once it took no bytes for the limit,
-on API and UI routes and on both kinds of WebSocket, while a client that reads slowly keeps
-its connection.
+"""Clients that stall. send_timeout_ms: a client that stops reading is cut off once it took no
+bytes for the limit, on API and UI routes and on both kinds of WebSocket, while a client that
+reads slowly keeps its connection. body_read_timeout_ms: a client that stops sending a request
+body gets 408, while a slow upload goes through.
 
 The API routes are those of apps/flow_app.py; the UI routes are the stand-in's.
 """
@@ -19,7 +20,10 @@ import harness
 
 FLOW_TARGET = f"{harness.APPS_DIR / 'flow_app.py'}:app"
 LIMIT_SECONDS = 1.0
-TIMEOUT_ENVIRONMENT = {"FLUXLIT_SEND_TIMEOUT_MS": str(int(LIMIT_SECONDS * 1000))}
+TIMEOUT_ENVIRONMENT = {
+    "FLUXLIT_SEND_TIMEOUT_MS": str(int(LIMIT_SECONDS * 1000)),
+    "FLUXLIT_BODY_READ_TIMEOUT_MS": str(int(LIMIT_SECONDS * 1000)),
+}
 # A client receive buffer this small keeps most of a response in the server's output.
 CLIENT_RECEIVE_BUFFER = 64 * 1024
 CLOSED_LINE = re.compile(r"closed: the client took none of the response bytes .* send_timeout_ms")
@@ -46,12 +50,12 @@ def open_client(server: harness.Fluxlit, request_line: str) -> socket.socket:
     return sock
 
 
-def read_until_closed(sock: socket.socket) -> tuple[int, bool]:
-    """Read what the connection still delivers; return its size and whether it ended in a reset."""
-    received = 0
+def read_until_closed(sock: socket.socket) -> tuple[bytes, bool]:
+    """Read what the connection still delivers; return it and whether it ended in a reset."""
+    received = b""
     try:
         while piece := sock.recv(1 << 20):
-            received += len(piece)
+            received += piece
     except ConnectionResetError:
         return received, True
     return received, False
@@ -75,7 +79,7 @@ def expect_cut_off(
     received, reset = read_until_closed(sock)
     assert waited >= LIMIT_SECONDS, waited
     assert reset, "the connection should end in a reset, which frees the unsent bytes"
-    return received
+    return len(received)
 
 
 def wait_for_app_event(server: harness.Fluxlit, prefix: str) -> list[str]:
@@ -88,9 +92,9 @@ def wait_for_app_event(server: harness.Fluxlit, prefix: str) -> list[str]:
         time.sleep(0.05)
 
 
-def access_line(server: harness.Fluxlit, target: str) -> str:
+def access_line(server: harness.Fluxlit, target: str, method: str = "GET") -> str:
     # The log line is JSON text, where the quotes around the request line appear escaped.
-    return server.wait_for_log(f'GET {target}\\" ')
+    return server.wait_for_log(f'{method} {target}\\" ')
 
 
 def test_api_stalled_client_cut_off(api_server: harness.Fluxlit) -> None:
@@ -171,3 +175,74 @@ def test_api_websocket_stalled_client_cut_off(api_server: harness.Fluxlit) -> No
     # The app's send() returns, and its next receive() returns the disconnect.
     events = wait_for_app_event(api_server, "ws-flood")
     assert "ws-flood got websocket.disconnect" in events, events
+
+
+def send_and_read_all(server: harness.Fluxlit, request: bytes) -> tuple[bytes, float]:
+    """Send `request` and read until the server closes; return what arrived and the seconds."""
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(request)
+        received, _ = read_until_closed(sock)
+        return received, time.monotonic() - started
+
+
+def upload_head(server: harness.Fluxlit, target: str, framing: str) -> bytes:
+    return f"POST {target} HTTP/1.1\r\nHost: {server.authority}\r\n{framing}\r\n\r\n".encode()
+
+
+def expect_408(received: bytes, seconds: float) -> None:
+    assert seconds >= LIMIT_SECONDS, seconds
+    assert received.startswith(b"HTTP/1.1 408 "), received
+    assert b"x-fluxlit-reason: body_read_timeout" in received, received
+    assert b"body_read_timeout_ms (1000 ms)" in received, received
+
+
+@pytest.mark.parametrize(
+    "framing,sent,body_bytes",
+    [
+        ("Content-Length: 1000", b"x" * 10, 10),
+        ("Transfer-Encoding: chunked", b"5\r\nhello\r\n", 5),
+    ],
+)
+def test_api_stalled_upload_gets_408(
+    api_server: harness.Fluxlit, framing: str, sent: bytes, body_bytes: int
+) -> None:
+    request = upload_head(api_server, "/api/upload", framing) + sent
+    received, seconds = send_and_read_all(api_server, request)
+    expect_408(received, seconds)
+    # The app's receive() returned the disconnect after the body bytes that did arrive.
+    events = wait_for_app_event(api_server, f"upload disconnect after {body_bytes} bytes")
+    assert f"upload disconnect after {body_bytes} bytes" in events, events
+
+
+def test_api_slow_upload_goes_through(api_server: harness.Fluxlit) -> None:
+    with socket.create_connection((api_server.host, api_server.port), timeout=10) as sock:
+        sock.sendall(upload_head(api_server, "/api/upload", "Content-Length: 50"))
+        # Pauses of 0.6 s between pieces stay within the limit, though the whole body takes
+        # several limits to arrive.
+        for _ in range(5):
+            time.sleep(0.6)
+            sock.sendall(b"y" * 10)
+        _, body = harness.read_response(sock)
+    assert body == b"y" * 50
+
+
+def test_api_late_reader_not_timed_out(api_server: harness.Fluxlit) -> None:
+    # With Expect: 100-continue the client waits for the app's first receive(), which comes
+    # only after two limits. That wait is the app's, not the client's.
+    with socket.create_connection((api_server.host, api_server.port), timeout=10) as sock:
+        framing = "Content-Length: 4\r\nExpect: 100-continue"
+        sock.sendall(upload_head(api_server, "/api/read-later?ms=2000", framing))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"abcd")
+        head, body = harness.read_response(sock)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert body == b"4"
+
+
+def test_ui_stalled_upload_gets_408(ui_server: harness.Fluxlit) -> None:
+    request = upload_head(ui_server, "/_standin/headers", "Content-Length: 1000") + b"x" * 10
+    received, seconds = send_and_read_all(ui_server, request)
+    expect_408(received, seconds)
+    line = access_line(ui_server, "/_standin/headers", method="POST")
+    assert "reason=body_read_timeout" in line, line

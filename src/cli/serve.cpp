@@ -1,24 +1,21 @@
 // `fluxlit run` and `fluxlit dev`: resolve the settings, start the app in the embedded
 // interpreter, listen, start Streamlit, and serve until a signal requests a stop.
-#include <fmt/ranges.h>
-#include <fcntl.h>
 #include <errno.h>
-#include <unistd.h>
-
-#include <sys/prctl.h>
-
+#include <fcntl.h>
+#include <fmt/ranges.h>
 #include <signal.h>
-
-#include <csignal>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/streambuf.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -42,6 +39,7 @@
 #include "fluxlit/gateway/server.hpp"
 #include "fluxlit/observability/log.hpp"
 #include "fluxlit/observability/metrics.hpp"
+#include "fluxlit/observability/metrics_board.hpp"
 #include "fluxlit/proxy/upstream.hpp"
 #include "fluxlit/supervisor/file_watcher.hpp"
 #include "fluxlit/supervisor/streamlit_supervisor.hpp"
@@ -78,6 +76,7 @@ class serve_process {
   int serve();
   void start_parent_link();
   void read_parent_link();
+  void publish_metrics();
   void on_signal(int signal_number);
   void begin_drain();
   void drain_step();
@@ -102,6 +101,7 @@ class serve_process {
   std::unique_ptr<pid_file> pid_file_;
   asio::signal_set signals_{io_, SIGINT, SIGTERM};
   asio::steady_timer drain_timer_{io_};
+  asio::steady_timer metrics_timer_{io_};
   std::chrono::steady_clock::time_point drain_deadline_;
   std::thread lifespan_shutdown_;
   config::app_target target_;
@@ -163,6 +163,12 @@ int serve_process::run() {
   context_ = std::unique_ptr<gateway::gateway_context>(new gateway::gateway_context{
       settings_, gateway::route_table{settings_.api_prefix, settings_.root_path}, forwarding,
       bridge_, metrics_, *upstreams_});
+
+  if (worker_) {
+    // Before the app starts, so that processes it starts do not inherit the region.
+    ::fcntl(worker_->metrics_fd, F_SETFD, FD_CLOEXEC);
+    metrics_.share(observability::metrics_board::attach(worker_->metrics_fd), worker_->index - 1);
+  }
 
   server_ = std::make_unique<gateway::server>(io_, *context_);
   const auto bound = worker_ ? server_->adopt(worker_->listener_fd)
@@ -262,6 +268,16 @@ void serve_process::start_parent_link() {
   asio::write(*parent_link_, asio::buffer(std::string(ready_message) + "\n"), error);
   observability::logger("fluxlit")->info("worker {} (pid {}) serving", worker_->index, ::getpid());
   read_parent_link();
+  publish_metrics();
+}
+
+void serve_process::publish_metrics() {
+  // The worker that serves a scrape reads the others' slots, so they are at most this old.
+  metrics_.publish();
+  metrics_timer_.expires_after(std::chrono::seconds(1));
+  metrics_timer_.async_wait([this](boost::system::error_code error) {
+    if (!error) publish_metrics();
+  });
 }
 
 void serve_process::read_parent_link() {

@@ -30,21 +30,23 @@ std::optional<Number> parse_number(std::string_view text) {
 
 std::string format_handoff(const worker_handoff& handoff) {
   return std::to_string(handoff.index) + ":" + std::to_string(handoff.listener_fd) + ":" +
-         std::to_string(handoff.control_fd) + ":" + std::to_string(handoff.parent);
+         std::to_string(handoff.control_fd) + ":" + std::to_string(handoff.parent) + ":" +
+         std::to_string(handoff.metrics_fd);
 }
 
 std::optional<worker_handoff> parse_handoff(std::string_view text) {
   const auto fields = split(text, ':');
-  if (fields.size() != 4) return std::nullopt;
+  if (fields.size() != 5) return std::nullopt;
   const auto index = parse_number<unsigned>(fields[0]);
   const auto listener = parse_number<int>(fields[1]);
   const auto control = parse_number<int>(fields[2]);
   const auto parent = parse_number<pid_t>(fields[3]);
-  if (!index || !listener || !control || !parent || *index == 0 || *listener < 0 ||
-      *control < 0 || *parent <= 0) {
+  const auto metrics = parse_number<int>(fields[4]);
+  if (!index || !listener || !control || !parent || !metrics || *index == 0 || *listener < 0 ||
+      *control < 0 || *parent <= 0 || *metrics < 0) {
     return std::nullopt;
   }
-  return worker_handoff{*index, *listener, *control, *parent};
+  return worker_handoff{*index, *listener, *control, *parent, *metrics};
 }
 
 std::string format_ui_update(const ui_update& update) {

@@ -25,17 +25,18 @@ namespace fluxlit::cli {
 inline constexpr const char* worker_variable = "FLUXLIT_WORKER";
 
 // The descriptors and ids a worker inherits, written to worker_variable as
-// "index:listener:control:parent".
+// "index:listener:control:parent:metrics".
 struct worker_handoff {
   unsigned index = 0;  // 1 for the first worker
   int listener_fd = -1;
   int control_fd = -1;
   pid_t parent = -1;
+  int metrics_fd = -1;  // the workers' metrics region (observability::metrics_board)
 };
 
 std::string format_handoff(const worker_handoff& handoff);
 
-// Returns nullopt unless `text` is four numbers in format_handoff's form.
+// Returns nullopt unless `text` is five numbers in format_handoff's form.
 std::optional<worker_handoff> parse_handoff(std::string_view text);
 
 inline constexpr std::string_view ready_message = "ready";

@@ -33,6 +33,7 @@
 #include "fluxlit/config/target.hpp"
 #include "fluxlit/gateway/server.hpp"
 #include "fluxlit/observability/log.hpp"
+#include "fluxlit/observability/metrics_board.hpp"
 #include "fluxlit/supervisor/streamlit_supervisor.hpp"
 #include "supervisor/child_process.hpp"
 
@@ -64,10 +65,12 @@ constexpr int replacement_start_factor = 4;
 // A worker drains for up to shutdown_grace_ms, then runs the lifespan shutdown for up to as
 // long again. This margin on top covers the interpreter's exit before SIGKILL.
 constexpr milliseconds worker_stop_margin{5'000};
-// The descriptor numbers under which a worker finds the listener and its link to the parent.
+// The descriptor numbers under which a worker finds the listener, its link to the parent and
+// the workers' metrics region.
 constexpr int worker_listener_fd = 3;
 constexpr int worker_link_fd = 4;
-// Copies of descriptors made for a spawn get numbers above this, clear of the two above.
+constexpr int worker_metrics_fd = 5;
+// Copies of descriptors made for a spawn get numbers above this, clear of the three above.
 constexpr int spawn_copy_floor = 10;
 
 std::vector<std::string> own_arguments() {
@@ -152,6 +155,7 @@ class worker_parent {
   std::vector<std::unique_ptr<worker>> workers_;
   std::unique_ptr<supervisor::streamlit_supervisor> streamlit_;
   std::unique_ptr<pid_file> pid_file_;
+  std::shared_ptr<observability::metrics_board> metrics_board_;
   asio::signal_set signals_{io_, SIGINT, SIGTERM};
   asio::steady_timer relay_timer_{io_};
   asio::steady_timer stop_deadline_{io_};
@@ -177,6 +181,7 @@ int worker_parent::run() {
   // sockets that listen. One shared socket would not, because every worker's I/O thread is
   // always ready to accept.
   port_ = gateway::open_listener(io_, settings_.host, settings_.port, false).local_endpoint().port();
+  metrics_board_ = observability::metrics_board::create(static_cast<unsigned>(settings_.workers));
   for (unsigned index = 1; index <= settings_.workers; ++index) {
     auto& each = *workers_.emplace_back(std::make_unique<worker>(io_, index));
     each.listener.emplace(gateway::open_listener(io_, settings_.host, port_, true));
@@ -231,21 +236,26 @@ void worker_parent::spawn(worker& each) {
   const int listener_copy =
       ::fcntl(each.listener->native_handle(), F_DUPFD_CLOEXEC, spawn_copy_floor);
   const int link_copy = ::fcntl(worker_end.native_handle(), F_DUPFD_CLOEXEC, spawn_copy_floor);
+  const int metrics_copy = ::fcntl(metrics_board_->fd(), F_DUPFD_CLOEXEC, spawn_copy_floor);
 
   supervisor::detail::spawn_request request;
   request.program = own_executable;
   request.arguments = arguments_;
-  const worker_handoff handoff{each.index, worker_listener_fd, worker_link_fd, ::getpid()};
+  const worker_handoff handoff{each.index, worker_listener_fd, worker_link_fd, ::getpid(),
+                               worker_metrics_fd};
   request.environment =
       supervisor::detail::merge_environment(environ, {{worker_variable, format_handoff(handoff)}});
-  request.inherited = {{listener_copy, worker_listener_fd}, {link_copy, worker_link_fd}};
+  request.inherited = {{listener_copy, worker_listener_fd},
+                       {link_copy, worker_link_fd},
+                       {metrics_copy, worker_metrics_fd}};
   request.share_output = true;
   supervisor::detail::spawned_child child;
-  const auto error = listener_copy < 0 || link_copy < 0
+  const auto error = listener_copy < 0 || link_copy < 0 || metrics_copy < 0
                          ? std::error_code(errno, std::system_category())
                          : supervisor::detail::spawn_process(request, child);
-  if (listener_copy >= 0) ::close(listener_copy);
-  if (link_copy >= 0) ::close(link_copy);
+  for (const int copy : {listener_copy, link_copy, metrics_copy}) {
+    if (copy >= 0) ::close(copy);
+  }
   if (error) {
     // Only resources the machine ran out of (processes, descriptors, memory) get here.
     log->error("cannot start worker {}: {}; trying again in {} ms", each.index, error.message(),
@@ -319,6 +329,9 @@ void worker_parent::on_exit(worker& each, std::uint64_t run) {
   boost::system::error_code ignored;
   each.exit_watch.close(ignored);
   each.link.reset();
+  // Its gauges, such as open connections, no longer hold. A replacement starts its counters
+  // from zero under the same worker label, which Prometheus reads as a counter reset.
+  metrics_board_->clear(each.index - 1);
 
   if (stopping_) {
     log->info("{} stopped ({})", gone, described);

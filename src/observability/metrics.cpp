@@ -10,11 +10,19 @@
 #include <atomic>
 #include <string>
 
+#include "fluxlit/observability/metrics_board.hpp"
+
 namespace fluxlit::observability {
 
 class metrics::impl {
  public:
   prometheus::Registry registry;
+  std::shared_ptr<metrics_board> board;  // set in a `--workers` worker
+  unsigned slot = 0;
+
+  std::string own_text() const {
+    return prometheus::TextSerializer().Serialize(registry.Collect());
+  }
   prometheus::Family<prometheus::Counter>& requests =
       prometheus::BuildCounter()
           .Name("fluxlit_requests_total")
@@ -90,8 +98,20 @@ void metrics::websocket_closed() {
   impl_->open_websockets.Decrement();
 }
 
+void metrics::share(std::shared_ptr<metrics_board> board, unsigned index) {
+  impl_->board = std::move(board);
+  impl_->slot = index;
+  publish();
+}
+
+void metrics::publish() const {
+  if (impl_->board) impl_->board->publish(impl_->slot, impl_->own_text());
+}
+
 std::string metrics::serialize() const {
-  return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
+  if (!impl_->board) return impl_->own_text();
+  publish();
+  return join_worker_metrics(impl_->board->read());
 }
 
 }  // namespace fluxlit::observability

@@ -293,3 +293,42 @@ def test_group_sigterm_keeps_one_streamlit(
     server.finish_output()
     # The child may exit before the server handles its own signal, but no second child starts.
     assert len(server.logged_child_pids()) == 1, server.stderr_text()
+
+
+def api_successes_by_worker(server: harness.Fluxlit) -> dict[str, int]:
+    """Return fluxlit_requests_total for API routes with status 2xx, by worker label."""
+    text = httpx.get(server.api_url("/metrics"), timeout=10).text
+    found = {}
+    for match in re.finditer(
+        r'^fluxlit_requests_total\{worker="(\d+)",route="api",status="2xx"\} (\S+)$', text, re.M
+    ):
+        found[match.group(1)] = int(float(match.group(2)))
+    return found
+
+
+def test_metrics_cover_every_worker(launcher: harness.Launcher) -> None:
+    server = launcher.start("--workers", "2", "--no-ui", target=WORKERS_TARGET)
+    served: dict[int, int] = {}
+    for _ in range(MAX_ATTEMPTS):
+        pid = httpx.get(server.api_url("/pid"), timeout=10).json()["pid"]
+        served[pid] = served.get(pid, 0) + 1
+        if len(served) == 2 and sum(served.values()) >= 20:
+            break
+    assert len(served) == 2, served
+
+    # Each worker publishes its counters at least once a second, and the worker that serves a
+    # scrape reads every worker's. Scrapes are native requests, so the API counts stay put.
+    deadline = time.monotonic() + 5
+    while True:
+        counts = api_successes_by_worker(server)
+        if sorted(counts.values()) == sorted(served.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(counts.values()) == sorted(served.values()), (counts, served)
+    assert set(counts) == {"1", "2"}
+
+    # One HELP and TYPE line per family, and each worker's gauges.
+    text = httpx.get(server.api_url("/metrics"), timeout=10).text
+    assert text.count("# TYPE fluxlit_requests_total counter") == 1, text
+    assert re.search(r'^fluxlit_open_connections\{worker="1"\} \d+$', text, re.M), text
+    assert re.search(r'^fluxlit_open_connections\{worker="2"\} \d+$', text, re.M), text

@@ -9,20 +9,21 @@ namespace {
 using supervisor::child_state;
 
 TEST(WorkerHandoff, RoundTrips) {
-  const worker_handoff sent{3, 3, 4, 4242};
+  const worker_handoff sent{3, 3, 4, 4242, 5};
   const auto text = format_handoff(sent);
-  EXPECT_EQ(text, "3:3:4:4242");
+  EXPECT_EQ(text, "3:3:4:4242:5");
   const auto parsed = parse_handoff(text);
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->index, 3u);
   EXPECT_EQ(parsed->listener_fd, 3);
   EXPECT_EQ(parsed->control_fd, 4);
   EXPECT_EQ(parsed->parent, 4242);
+  EXPECT_EQ(parsed->metrics_fd, 5);
 }
 
 TEST(WorkerHandoff, RejectsMalformedText) {
-  for (const char* text : {"", "1:3:4", "1:3:4:5:6", "0:3:4:5", "1:-3:4:5", "1:3:4:0", "a:3:4:5",
-                           "1:3:4:5 ", "1::4:5"}) {
+  for (const char* text : {"", "1:3:4:5", "1:3:4:5:6:7", "0:3:4:5:6", "1:-3:4:5:6", "1:3:4:0:6",
+                           "a:3:4:5:6", "1:3:4:5:6 ", "1::4:5:6", "1:3:4:5:-6", "1:3:4:5:"}) {
     EXPECT_FALSE(parse_handoff(text).has_value()) << text;
   }
 }

@@ -7,6 +7,8 @@
 
 namespace fluxlit::observability {
 
+class metrics_board;
+
 // Counters and gauges of the gateway. Safe from any thread (prometheus-cpp uses atomics).
 class metrics {
  public:
@@ -24,6 +26,14 @@ class metrics {
   void websocket_opened();
   void websocket_closed();
 
+  // Makes this process a `--workers` worker that owns slot `index` of `board`. serialize() then
+  // returns the metrics of every worker, each sample labelled with its worker.
+  void share(std::shared_ptr<metrics_board> board, unsigned index);
+
+  // Writes this process's metrics to its slot, if it has one. I/O thread only.
+  void publish() const;
+
+  // Returns the Prometheus text of this process, or of every worker after share().
   std::string serialize() const;
 
  private:

@@ -962,6 +962,8 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
       co_return reply;
     }
     record.status = record.status == 0 ? 500 : record.status;
+    // The status line already went out, so the access log names the failure by its reason.
+    record.reason = "app_exception";
   }
   co_return record;
 }

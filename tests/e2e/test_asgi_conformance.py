@@ -448,6 +448,8 @@ def test_exception_after_start_aborts_connection(raw: harness.Fluxlit) -> None:
     # The body never gets its terminating zero-size chunk, so the client sees it as cut off.
     assert b"partial" in client.buffer
     assert not client.buffer.endswith(b"0\r\n\r\n")
+    line = raw.wait_for_log('GET /api/raise-after-start\\" 200 ')
+    assert "reason=app_exception" in line, line
 
 
 def test_pipelined_requests_keep_order(raw: harness.Fluxlit) -> None:

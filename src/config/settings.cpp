@@ -19,6 +19,8 @@ constexpr std::uint64_t no_upper_limit = std::numeric_limits<std::uint64_t>::max
 // Durations stop at 24 hours: a timer that long is indistinguishable from no timer, and the cap
 // keeps `now + duration` far from overflowing the clock's 64-bit tick count.
 constexpr std::uint64_t max_duration_ms = 24 * 60 * 60 * 1000;
+// The shortest send_timeout_ms and body_read_timeout_ms other than 0 (see optional_limit_key).
+constexpr std::uint64_t min_client_limit_ms = 1000;
 
 // Beast's HTTP parser takes its header limit as a 32-bit count.
 constexpr std::uint64_t max_header_limit = std::numeric_limits<std::uint32_t>::max();
@@ -97,6 +99,24 @@ key_info unsigned_key(const key_names& names, std::string_view unit, std::uint64
     values.*field = detail::parse_unsigned(text, minimum, maximum, unit);
   };
   key.format = [field](const settings& values) { return std::to_string(values.*field); };
+  return key;
+}
+
+// A time limit that 0 turns off. Otherwise it is at least `minimum`: the check behind it runs a
+// quarter of the limit apart, and on shorter limits clients whose acknowledgements the kernel
+// delays would count as stalled.
+key_info optional_limit_key(const key_names& names, std::uint64_t minimum, std::uint64_t maximum,
+                            std::uint64_t settings::*field) {
+  key_info key = unsigned_key(names, "ms", 0, maximum, field);
+  key.assign = [field, minimum, maximum](settings& values, std::string_view text) {
+    const auto value = detail::parse_unsigned(text, 0, maximum, "ms");
+    if (value != 0 && value < minimum) {
+      throw std::invalid_argument("expected 0 (no limit) or an integer from " +
+                                  std::to_string(minimum) + " to " + std::to_string(maximum) +
+                                  " (milliseconds)");
+    }
+    values.*field = value;
+  };
   return key;
 }
 
@@ -191,20 +211,20 @@ std::vector<key_info> build_keys() {
       {"header_read_timeout_ms", "FLUXLIT_HEADER_READ_TIMEOUT_MS", "--header-read-timeout-ms",
        "Time a client has to send the complete headers of a request"},
       "ms", 1, max_duration_ms, &s::header_read_timeout_ms));
-  all.push_back(unsigned_key(
+  all.push_back(optional_limit_key(
       {"body_read_timeout_ms", "FLUXLIT_BODY_READ_TIMEOUT_MS", "--body-read-timeout-ms",
        "Time a client may send no bytes while a request body is read before it gets 408 (0: no "
        "limit)"},
-      "ms", 0, max_duration_ms, &s::body_read_timeout_ms));
+      min_client_limit_ms, max_duration_ms, &s::body_read_timeout_ms));
   all.push_back(unsigned_key(
       {"keep_alive_timeout_ms", "FLUXLIT_KEEP_ALIVE_TIMEOUT_MS", "--keep-alive-timeout-ms",
        "Time an idle keep-alive connection stays open waiting for the next request"},
       "ms", 1, max_duration_ms, &s::keep_alive_timeout_ms));
-  all.push_back(unsigned_key(
+  all.push_back(optional_limit_key(
       {"send_timeout_ms", "FLUXLIT_SEND_TIMEOUT_MS", "--send-timeout-ms",
        "Time a client may take no bytes of a response that waits for it before the connection "
        "is closed (0: no limit)"},
-      "ms", 0, max_duration_ms, &s::send_timeout_ms));
+      min_client_limit_ms, max_duration_ms, &s::send_timeout_ms));
   all.push_back(unsigned_key(
       {"upstream_connect_timeout_ms", "FLUXLIT_UPSTREAM_CONNECT_TIMEOUT_MS",
        "--upstream-connect-timeout-ms", "Time allowed to connect to the Streamlit child"},

@@ -187,7 +187,8 @@ connection::connection(asio::ip::tcp::socket socket, gateway_context& context,
       on_closed_(std::move(on_closed)),
       response_timer_(stream_.get_executor()),
       body_timer_(stream_.get_executor()),
-      pump_timer_(stream_.get_executor()) {
+      pump_timer_(stream_.get_executor()),
+      idle_timer_(stream_.get_executor()) {
   boost::system::error_code ignored;
   peer_ = stream_.socket().remote_endpoint(ignored);
   local_ = stream_.socket().local_endpoint(ignored);
@@ -257,6 +258,44 @@ asio::awaitable<void> connection::drain_unread_input() {
   }
 }
 
+asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> connection::read_when_idle(
+    std::chrono::steady_clock::duration timeout) {
+  // Cancels the read rather than closing the socket, as the stream's own timeout would, so that
+  // finish_sending can still check what waits for the client.
+  const auto generation = ++idle_generation_;
+  idle_timer_.expires_after(timeout);
+  idle_timer_.async_wait([self = shared_from_this(), generation](boost::system::error_code error) {
+    if (error || generation != self->idle_generation_) return;
+    boost::system::error_code ignored;
+    self->stream_.socket().cancel(ignored);
+  });
+  auto result = co_await stream_.async_read_some(buffer_.prepare(4096), nothrow_awaitable);
+  ++idle_generation_;  // a timer that expired meanwhile must not cancel a later read
+  idle_timer_.cancel();
+  co_return result;
+}
+
+asio::awaitable<void> connection::finish_sending() {
+  const auto send_limit = std::chrono::milliseconds(context_.settings.send_timeout_ms);
+  if (send_limit.count() == 0 || socket_closed_) co_return;
+  const int socket = stream_.socket().native_handle();
+  auto counts = read_tcp_counts(socket);
+  if (!counts || !counts->waiting()) co_return;
+  // The client sees the end of the connection once it has read what waits.
+  boost::system::error_code ignored;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  const auto period = client_check_period(
+      send_limit, std::chrono::milliseconds(context_.settings.body_read_timeout_ms));
+  asio::steady_timer timer(stream_.get_executor());
+  // check_send_progress resets the connection if the client stalls meanwhile, and a shutdown
+  // closes it.
+  while (!socket_closed_ && counts && counts->waiting()) {
+    timer.expires_after(period);
+    co_await timer.async_wait(nothrow_awaitable);
+    if (!socket_closed_) counts = read_tcp_counts(socket);
+  }
+}
+
 void connection::begin_shutdown() {
   shutdown_requested_ = true;
   relay_interrupt_.request();
@@ -266,7 +305,7 @@ void connection::begin_shutdown() {
 void connection::check_send_progress(std::chrono::steady_clock::time_point now,
                                      std::chrono::steady_clock::duration limit) {
   if (socket_closed_) return;
-  const auto queue = read_send_queue(stream_.socket().native_handle());
+  const auto queue = read_tcp_counts(stream_.socket().native_handle());
   if (!queue || !send_progress_.stalled(*queue, now, limit)) return;
   send_timed_out_ = true;
   context_.metrics.count_local_reply("send_timeout");
@@ -286,7 +325,14 @@ void connection::check_send_progress(std::chrono::steady_clock::time_point now,
 void connection::check_body_progress(std::chrono::steady_clock::time_point now,
                                      std::chrono::steady_clock::duration limit) {
   if (socket_closed_ || body_read_.timed_out || !body_read_.waiting_since) return;
-  if (now - *body_read_.waiting_since < limit) return;
+  // Beast's read returns only once the parser makes progress, so chunk framing that trickles in
+  // keeps one read pending. The kernel's count of received bytes includes those bytes.
+  if (const auto counts = read_tcp_counts(stream_.socket().native_handle());
+      counts && counts->received_bytes != received_bytes_seen_) {
+    received_bytes_seen_ = counts->received_bytes;
+    received_bytes_at_ = now;
+  }
+  if (now - std::max(*body_read_.waiting_since, received_bytes_at_) < limit) return;
   body_read_.timed_out = true;
   observability::logger("fluxlit")->info(
       "{} the client sent no request body bytes within body_read_timeout_ms ({} ms); answering "
@@ -340,9 +386,8 @@ asio::awaitable<void> connection::run() {
       stream_.expires_after(header_timeout);
     } else {
       if (buffer_.size() == 0) {
-        stream_.expires_after(std::chrono::milliseconds(settings.keep_alive_timeout_ms));
         auto [error, read] =
-            co_await stream_.async_read_some(buffer_.prepare(4096), nothrow_awaitable);
+            co_await read_when_idle(std::chrono::milliseconds(settings.keep_alive_timeout_ms));
         buffer_.commit(read);
         if (error) break;
       }
@@ -411,6 +456,7 @@ asio::awaitable<void> connection::run() {
   }
 
   if (lingering_close_) co_await drain_unread_input();
+  co_await finish_sending();
   close();
   context_.metrics.connection_closed();
   if (on_closed_) on_closed_(id_);
@@ -919,6 +965,10 @@ asio::awaitable<connection::request_record> connection::serve_api(proxy::request
     co_await wait_for(pump_timer_, pump_done_);
   }
 
+  if (body_error_ == 408 && started) {
+    // No 408 can go out, so reply_locally does not count this one.
+    context_.metrics.count_local_reply("body_read_timeout");
+  }
   if (body_error_ == 413 && started) {
     observability::logger("fluxlit")->warn(
         "{} request body larger than max_request_body_bytes ({} bytes) after the response "

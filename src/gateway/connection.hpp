@@ -14,6 +14,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fluxlit/asgi/exchange.hpp"
@@ -131,6 +132,13 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::awaitable<request_record> reply_streamlit_not_ready(const request_view& request);
 
   boost::asio::awaitable<void> drain_unread_input();
+  // Reads the first bytes of the next request, for up to `timeout`.
+  boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_when_idle(
+      std::chrono::steady_clock::duration timeout);
+  // Keeps a connection that is about to close open while its last response still waits in the
+  // kernel, until the client has taken it or check_send_progress resets it for stalling. After
+  // a plain close the kernel would keep the bytes and probe a client that reads nothing.
+  boost::asio::awaitable<void> finish_sending();
   boost::asio::awaitable<void> wait_for(boost::asio::steady_timer& timer, const bool& flag);
   void wake(boost::asio::steady_timer& timer, bool& flag);
   void log_request(const request_view& request, const request_record& record);
@@ -179,7 +187,13 @@ class connection : public std::enable_shared_from_this<connection> {
   bool lingering_close_ = false;
   bool shutdown_requested_ = false;
   send_progress send_progress_;
+  boost::asio::steady_timer idle_timer_;  // the wait for the next request (read_when_idle)
+  std::uint64_t idle_generation_ = 0;
   proxy::body_read_state body_read_;  // of the request being served
+  // The kernel's count of bytes received from the client at the last check of a body read that
+  // changed it, and the time of that check.
+  std::uint64_t received_bytes_seen_ = 0;
+  std::chrono::steady_clock::time_point received_bytes_at_{};
   bool send_timed_out_ = false;  // check_send_progress closed the connection
   proxy::relay_interrupt relay_interrupt_;
   // The client read that a forwarded response left pending; it reads the next request.

@@ -5,11 +5,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstddef>
 
 namespace fluxlit::gateway {
 
-std::optional<send_queue> read_send_queue(int socket) {
+std::optional<tcp_counts> read_tcp_counts(int socket) {
   tcp_info info{};
   socklen_t length = sizeof info;
   if (::getsockopt(socket, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return std::nullopt;
@@ -17,10 +18,20 @@ std::optional<send_queue> read_send_queue(int socket) {
   if (length < offsetof(tcp_info, tcpi_notsent_bytes) + sizeof info.tcpi_notsent_bytes) {
     return std::nullopt;
   }
-  return send_queue{info.tcpi_bytes_acked, info.tcpi_notsent_bytes, info.tcpi_unacked};
+  return tcp_counts{info.tcpi_bytes_acked, info.tcpi_notsent_bytes, info.tcpi_unacked,
+                    info.tcpi_bytes_received};
 }
 
-bool send_progress::stalled(const send_queue& queue, clock::time_point now, clock::duration limit) {
+std::chrono::milliseconds client_check_period(std::chrono::milliseconds send_limit,
+                                              std::chrono::milliseconds body_limit) {
+  std::chrono::milliseconds period = std::chrono::seconds(1);
+  for (const auto limit : {send_limit, body_limit}) {
+    if (limit.count() != 0) period = std::min(period, limit / 4);
+  }
+  return period;
+}
+
+bool send_progress::stalled(const tcp_counts& queue, clock::time_point now, clock::duration limit) {
   // Bytes that a check finds waiting for the first time may have started to wait just before.
   const bool restart =
       !waiting_ || !queue.waiting() || queue.acknowledged_bytes != acknowledged_bytes_;

@@ -1,5 +1,5 @@
-// Tells a client that stopped reading from one that reads slowly, from what the kernel reports
-// of its socket: the bytes the client acknowledged so far, and whether bytes still wait for it.
+// Tells a stalled client from a slow one, from what the kernel reports of its socket: the bytes
+// the client acknowledged and sent so far, and whether bytes still wait for it.
 #pragma once
 
 #include <chrono>
@@ -8,17 +8,23 @@
 
 namespace fluxlit::gateway {
 
-struct send_queue {
+struct tcp_counts {
   std::uint64_t acknowledged_bytes = 0;  // by the client, since the connection opened
   std::uint64_t unsent_bytes = 0;        // written by fluxlit, not yet sent to the client
   std::uint32_t unacknowledged_segments = 0;
+  std::uint64_t received_bytes = 0;  // from the client, since the connection opened
 
   bool waiting() const { return unsent_bytes > 0 || unacknowledged_segments > 0; }
 };
 
-// Reads the kernel's counts for a connected TCP socket. Returns nothing when the kernel does not
-// report them (before Linux 4.6) or the socket is not a connected TCP socket.
-std::optional<send_queue> read_send_queue(int socket);
+// Reads the kernel's counts for a TCP socket. Returns nothing when the kernel does not report
+// them (before Linux 4.6) or the socket is not a TCP socket.
+std::optional<tcp_counts> read_tcp_counts(int socket);
+
+// The time between two checks of every connection for clients that stall: a quarter of the
+// shorter limit that is on (0 is off), and at most a second.
+std::chrono::milliseconds client_check_period(std::chrono::milliseconds send_limit,
+                                              std::chrono::milliseconds body_limit);
 
 // Follows one connection's send queue over periodic checks. A client stalls once bytes waited
 // for it and it acknowledged none of them for a whole limit, as nginx's send_timeout counts the
@@ -30,7 +36,7 @@ class send_progress {
   // Records a check made at `now` and returns whether the client stalled for `limit`. The count
   // restarts at a check that finds the acknowledged count grown, and at one that finds bytes
   // waiting where the check before found none.
-  bool stalled(const send_queue& queue, clock::time_point now, clock::duration limit);
+  bool stalled(const tcp_counts& queue, clock::time_point now, clock::duration limit);
 
  private:
   bool waiting_ = false;  // the last check found bytes waiting

@@ -13,6 +13,7 @@
 
 #include "fluxlit/observability/log.hpp"
 #include "gateway/connection.hpp"
+#include "gateway/send_progress.hpp"
 
 namespace fluxlit::gateway {
 namespace asio = boost::asio;
@@ -28,19 +29,14 @@ class server::impl {
         wakeups_(std::make_shared<connection_wakeups>(io.get_executor())),
         client_watch_(io) {}
 
-  // Checks every connection four times per send_timeout_ms or body_read_timeout_ms, whichever
-  // is shorter, and at least once a second. A stalled client is then cut off within two check
-  // periods after its limit, never before it. One pass over the connections costs the I/O
-  // thread less than a timer armed for every read and write would.
+  // Checks every connection once per client_check_period. A stalled client is then cut off
+  // within two check periods after its limit, never before it. One pass over the connections costs
+  // the I/O thread less than a timer armed for every read and write would.
   void watch_clients() {
     const auto send_limit = std::chrono::milliseconds(context_.settings.send_timeout_ms);
     const auto body_limit = std::chrono::milliseconds(context_.settings.body_read_timeout_ms);
     if (send_limit.count() == 0 && body_limit.count() == 0) return;
-    std::chrono::milliseconds shortest = 1s;
-    for (const auto limit : {send_limit, body_limit}) {
-      if (limit.count() != 0) shortest = std::min<std::chrono::milliseconds>(shortest, limit / 4);
-    }
-    client_watch_.expires_after(std::max<std::chrono::milliseconds>(shortest, 10ms));
+    client_watch_.expires_after(client_check_period(send_limit, body_limit));
     client_watch_.async_wait([this, send_limit, body_limit](boost::system::error_code error) {
       if (error) return;
       const auto now = std::chrono::steady_clock::now();

@@ -522,6 +522,19 @@ TEST_F(ConfigTest, InvalidCliValueNamesFlag) {
   EXPECT_THAT(message, HasSubstr("expected true or false"));
 }
 
+TEST_F(ConfigTest, ClientLimitRejectsUnderOneSecond) {
+  for (const char* key : {"send_timeout_ms", "body_read_timeout_ms"}) {
+    const std::string message = load_error({{key, "500"}});
+    EXPECT_THAT(message, HasSubstr("\"500\""));
+    EXPECT_THAT(message, HasSubstr(key));
+    EXPECT_THAT(message, HasSubstr("expected 0 (no limit) or an integer from 1000 to 86400000"));
+  }
+  const loaded_settings loaded =
+      load_with({{"send_timeout_ms", "0"}, {"body_read_timeout_ms", "1000"}});
+  EXPECT_EQ(loaded.values.send_timeout_ms, 0u);
+  EXPECT_EQ(loaded.values.body_read_timeout_ms, 1000u);
+}
+
 TEST_F(ConfigTest, InvalidDurationNamesUnit) {
   const std::string message = load_error({{"keep_alive_timeout_ms", "-5"}});
   EXPECT_THAT(message, HasSubstr("\"-5\""));

@@ -15,7 +15,7 @@ using clock = send_progress::clock;
 
 constexpr auto limit = 1000ms;
 
-send_queue waiting(std::uint64_t acknowledged) {
+tcp_counts waiting(std::uint64_t acknowledged) {
   return {acknowledged, 4096, 0};
 }
 
@@ -40,7 +40,7 @@ TEST(SendProgressTest, AcknowledgedBytesRestartCount) {
 TEST(SendProgressTest, NothingWaitingNeverStalls) {
   send_progress progress;
   const auto start = clock::time_point{} + 1h;
-  const send_queue idle{100, 0, 0};
+  const tcp_counts idle{100, 0, 0};
   EXPECT_FALSE(progress.stalled(idle, start, limit));
   EXPECT_FALSE(progress.stalled(idle, start + 5s, limit));
   // Bytes found waiting only now may have started to wait just before, so they get a whole
@@ -58,7 +58,7 @@ TEST(SendProgressTest, NothingWaitingNeverStalls) {
 TEST(SendProgressTest, UnacknowledgedSegmentsCountAsWaiting) {
   send_progress progress;
   const auto start = clock::time_point{} + 1h;
-  const send_queue in_flight{100, 0, 3};
+  const tcp_counts in_flight{100, 0, 3};
   EXPECT_FALSE(progress.stalled(in_flight, start, limit));
   EXPECT_TRUE(progress.stalled(in_flight, start + 2s, limit));
 }
@@ -75,13 +75,13 @@ TEST(SendProgressTest, FirstCheckStartsCount) {
 TEST(SendProgressTest, QueueReadOnlyFromTcpSockets) {
   int pair[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
-  EXPECT_FALSE(read_send_queue(pair[0]).has_value());
+  EXPECT_FALSE(read_tcp_counts(pair[0]).has_value());
   ::close(pair[0]);
   ::close(pair[1]);
 
   const int tcp = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(tcp, 0);
-  const auto queue = read_send_queue(tcp);
+  const auto queue = read_tcp_counts(tcp);
   ASSERT_TRUE(queue.has_value());
   EXPECT_FALSE(queue->waiting());
   ::close(tcp);

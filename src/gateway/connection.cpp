@@ -708,7 +708,7 @@ asio::awaitable<void> connection::pump_request_body(std::shared_ptr<asgi::http_e
         body_error_ = 408;
       } else if (error == http::error::body_limit) {
         body_error_ = 413;  // serve_api logs it once it can tell whether a 413 can still be sent
-      } else if (error.category() == http::make_error_code(http::error::bad_chunk).category()) {
+      } else if (proxy::is_malformed_body(error)) {
         body_error_ = 400;  // a malformed body, such as an invalid chunk size
       }
       exchange->io_client_gone();

@@ -453,8 +453,7 @@ asio::awaitable<forward_outcome> forward_attempts(
         auto outcome = local_failure(413, "request_body_too_large");
         co_return outcome;
       }
-      if (body_result.client_error.category() ==
-          http::make_error_code(http::error::bad_chunk).category()) {
+      if (is_malformed_body(body_result.client_error)) {
         co_return local_failure(400, "bad_request_body");
       }
       if (body_result.client_error) {
@@ -636,5 +635,10 @@ asio::awaitable<forward_outcome> forward_attempts(
 }
 
 }  // namespace
+
+bool is_malformed_body(const boost::system::error_code& error) {
+  return error.category() == http::make_error_code(http::error::bad_chunk).category() &&
+         error != http::error::partial_message && error != http::error::end_of_stream;
+}
 
 }  // namespace fluxlit::proxy

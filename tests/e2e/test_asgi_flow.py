@@ -101,11 +101,14 @@ def test_disconnect_mid_body_reaches_app(server: harness.Fluxlit) -> None:
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         sock.sendall(
             f"POST /api/upload HTTP/1.1\r\nHost: {server.authority}\r\n"
-            "Content-Length: 100000\r\n\r\n".encode()
+            "X-Request-ID: flow-mid-body-gone\r\nContent-Length: 100000\r\n\r\n".encode()
             + b"x" * 1000
         )
         time.sleep(0.3)
     assert wait_for_event(server, "upload disconnect") == "upload disconnect after 1000 bytes"
+    # A body cut short by the client leaving is no malformed body: 499, not 400.
+    line = server.wait_for_log("rid=flow-mid-body-gone ")
+    assert '" 499 ' in line, line
 
 
 def test_disconnect_after_body_reaches_app(server: harness.Fluxlit) -> None:

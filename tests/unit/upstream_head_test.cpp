@@ -82,3 +82,19 @@ TEST(StreamlitHeaderLimitTest, ReplacedClientHeadersDoNotCount) {
 
 }  // namespace
 }  // namespace fluxlit::proxy::detail
+
+namespace fluxlit::proxy {
+namespace {
+
+TEST(MalformedBody, TellsBadFramingFromClientLeaving) {
+  namespace http = boost::beast::http;
+  EXPECT_TRUE(is_malformed_body(http::error::bad_chunk));
+  EXPECT_TRUE(is_malformed_body(http::error::bad_chunk_extension));
+  EXPECT_FALSE(is_malformed_body(http::error::partial_message));
+  EXPECT_FALSE(is_malformed_body(http::error::end_of_stream));
+  EXPECT_FALSE(is_malformed_body(boost::asio::error::connection_reset));
+  EXPECT_FALSE(is_malformed_body({}));
+}
+
+}  // namespace
+}  // namespace fluxlit::proxy

@@ -100,6 +100,10 @@ struct body_read_state {
   void end_read() { waiting_since.reset(); }
 };
 
+// Returns whether a read of a request body failed on a malformed body, which gets a 400, rather
+// than on a client that went away before the body's end (Beast's partial_message).
+bool is_malformed_body(const boost::system::error_code& error);
+
 // The gateway's decisions about one request that goes to the child.
 struct forward_request {
   std::uint16_t port = 0;

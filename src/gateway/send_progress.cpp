@@ -18,8 +18,10 @@ std::optional<tcp_counts> read_tcp_counts(int socket) {
   if (length < offsetof(tcp_info, tcpi_notsent_bytes) + sizeof info.tcpi_notsent_bytes) {
     return std::nullopt;
   }
+  // TCP_CLOSE of the kernel's include/net/tcp_states.h, which user space does not get.
+  constexpr std::uint8_t closed_state = 7;
   return tcp_counts{info.tcpi_bytes_acked, info.tcpi_notsent_bytes, info.tcpi_unacked,
-                    info.tcpi_bytes_received};
+                    info.tcpi_bytes_received, info.tcpi_state != closed_state};
 }
 
 std::chrono::milliseconds client_check_period(std::chrono::milliseconds send_limit,

@@ -13,8 +13,11 @@ struct tcp_counts {
   std::uint64_t unsent_bytes = 0;        // written by fluxlit, not yet sent to the client
   std::uint32_t unacknowledged_segments = 0;
   std::uint64_t received_bytes = 0;  // from the client, since the connection opened
+  // False once the connection is closed, by a reset from the client say. The kernel may still
+  // report unsent bytes then, but none of them can go out any more.
+  bool open = true;
 
-  bool waiting() const { return unsent_bytes > 0 || unacknowledged_segments > 0; }
+  bool waiting() const { return open && (unsent_bytes > 0 || unacknowledged_segments > 0); }
 };
 
 // Reads the kernel's counts for a TCP socket. Returns nothing when the kernel does not report

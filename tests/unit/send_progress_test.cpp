@@ -63,6 +63,17 @@ TEST(SendProgressTest, UnacknowledgedSegmentsCountAsWaiting) {
   EXPECT_TRUE(progress.stalled(in_flight, start + 2s, limit));
 }
 
+TEST(SendProgressTest, ClosedConnectionNeverStalls) {
+  // After a reset from the client the kernel may still count unsent bytes.
+  send_progress progress;
+  const auto start = clock::time_point{} + 1h;
+  tcp_counts reset = waiting(100);
+  reset.open = false;
+  EXPECT_FALSE(reset.waiting());
+  EXPECT_FALSE(progress.stalled(reset, start, limit));
+  EXPECT_FALSE(progress.stalled(reset, start + 5s, limit));
+}
+
 TEST(SendProgressTest, FirstCheckStartsCount) {
   // A connection checked for the first time may have stalled for a while already. It still
   // gets a whole limit, so that nothing is closed early.

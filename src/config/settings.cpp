@@ -109,12 +109,15 @@ key_info optional_limit_key(const key_names& names, std::uint64_t minimum, std::
                             std::uint64_t settings::*field) {
   key_info key = unsigned_key(names, "ms", 0, maximum, field);
   key.assign = [field, minimum, maximum](settings& values, std::string_view text) {
-    const auto value = detail::parse_unsigned(text, 0, maximum, "ms");
-    if (value != 0 && value < minimum) {
-      throw std::invalid_argument("expected 0 (no limit) or an integer from " +
-                                  std::to_string(minimum) + " to " + std::to_string(maximum) +
-                                  " (milliseconds)");
+    const auto expected = "expected 0 (no limit) or an integer from " + std::to_string(minimum) +
+                          " to " + std::to_string(maximum) + " (milliseconds)";
+    std::uint64_t value = 0;
+    try {
+      value = detail::parse_unsigned(text, 0, maximum, "ms");
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument(expected);
     }
+    if (value != 0 && value < minimum) throw std::invalid_argument(expected);
     values.*field = value;
   };
   return key;
@@ -214,7 +217,7 @@ std::vector<key_info> build_keys() {
   all.push_back(optional_limit_key(
       {"body_read_timeout_ms", "FLUXLIT_BODY_READ_TIMEOUT_MS", "--body-read-timeout-ms",
        "Time a client may send no bytes while a request body is read before it gets 408 (0: no "
-       "limit)"},
+       "limit, else at least 1000)"},
       min_client_limit_ms, max_duration_ms, &s::body_read_timeout_ms));
   all.push_back(unsigned_key(
       {"keep_alive_timeout_ms", "FLUXLIT_KEEP_ALIVE_TIMEOUT_MS", "--keep-alive-timeout-ms",
@@ -223,7 +226,7 @@ std::vector<key_info> build_keys() {
   all.push_back(optional_limit_key(
       {"send_timeout_ms", "FLUXLIT_SEND_TIMEOUT_MS", "--send-timeout-ms",
        "Time a client may take no bytes of a response that waits for it before the connection "
-       "is closed (0: no limit)"},
+       "is closed (0: no limit, else at least 1000)"},
       min_client_limit_ms, max_duration_ms, &s::send_timeout_ms));
   all.push_back(unsigned_key(
       {"upstream_connect_timeout_ms", "FLUXLIT_UPSTREAM_CONNECT_TIMEOUT_MS",

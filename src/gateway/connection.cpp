@@ -188,7 +188,7 @@ connection::connection(asio::ip::tcp::socket socket, gateway_context& context,
       response_timer_(stream_.get_executor()),
       body_timer_(stream_.get_executor()),
       pump_timer_(stream_.get_executor()),
-      idle_timer_(stream_.get_executor()) {
+      read_deadline_(stream_.get_executor()) {
   boost::system::error_code ignored;
   peer_ = stream_.socket().remote_endpoint(ignored);
   local_ = stream_.socket().local_endpoint(ignored);
@@ -248,7 +248,7 @@ asio::awaitable<void> connection::drain_unread_input() {
 
   boost::system::error_code ignored;
   stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  stream_.expires_after(linger_time);
+  arm_read_deadline(std::chrono::steady_clock::now() + linger_time);
   std::size_t dropped = 0;
   std::array<char, 16 * 1024> sink;
   while (dropped < max_linger_bytes) {
@@ -256,22 +256,32 @@ asio::awaitable<void> connection::drain_unread_input() {
     if (error) break;
     dropped += read;
   }
+  disarm_read_deadline();
+}
+
+void connection::arm_read_deadline(std::chrono::steady_clock::time_point deadline) {
+  const auto generation = ++read_deadline_generation_;
+  read_deadline_passed_ = false;
+  read_deadline_.expires_at(deadline);
+  read_deadline_.async_wait(
+      [self = shared_from_this(), generation](boost::system::error_code error) {
+        if (error || generation != self->read_deadline_generation_) return;
+        self->read_deadline_passed_ = true;
+        boost::system::error_code ignored;
+        self->stream_.socket().cancel(ignored);
+      });
+}
+
+void connection::disarm_read_deadline() {
+  ++read_deadline_generation_;  // a deadline that passed meanwhile must not cancel a later read
+  read_deadline_.cancel();
 }
 
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> connection::read_when_idle(
     std::chrono::steady_clock::duration timeout) {
-  // Cancels the read rather than closing the socket, as the stream's own timeout would, so that
-  // finish_sending can still check what waits for the client.
-  const auto generation = ++idle_generation_;
-  idle_timer_.expires_after(timeout);
-  idle_timer_.async_wait([self = shared_from_this(), generation](boost::system::error_code error) {
-    if (error || generation != self->idle_generation_) return;
-    boost::system::error_code ignored;
-    self->stream_.socket().cancel(ignored);
-  });
+  arm_read_deadline(std::chrono::steady_clock::now() + timeout);
   auto result = co_await stream_.async_read_some(buffer_.prepare(4096), nothrow_awaitable);
-  ++idle_generation_;  // a timer that expired meanwhile must not cancel a later read
-  idle_timer_.cancel();
+  disarm_read_deadline();
   co_return result;
 }
 
@@ -294,6 +304,17 @@ asio::awaitable<void> connection::finish_sending() {
     co_await timer.async_wait(nothrow_awaitable);
     if (!socket_closed_) counts = read_tcp_counts(socket);
   }
+}
+
+void connection::close_for_shutdown() {
+  if (socket_closed_) return;
+  const auto counts = read_tcp_counts(stream_.socket().native_handle());
+  if (counts && send_progress_.stalled_since_last_check(*counts)) {
+    // The kernel would keep probing this client for minutes after a plain close.
+    boost::system::error_code ignored;
+    stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+  }
+  close();
 }
 
 void connection::begin_shutdown() {
@@ -376,14 +397,14 @@ asio::awaitable<void> connection::run() {
 
     if (first) {
       // Counted from the connection's start, so a client that trickles bytes cannot hold it.
-      stream_.expires_at(connected_at + header_timeout);
+      arm_read_deadline(connected_at + header_timeout);
     } else if (next_request_watch_) {
       const auto keep_alive_timeout = std::chrono::milliseconds(settings.keep_alive_timeout_ms);
       auto watch = std::move(next_request_watch_);
       if (!co_await proxy::await_next_request(std::move(watch), stream_, keep_alive_timeout)) {
         break;
       }
-      stream_.expires_after(header_timeout);
+      arm_read_deadline(std::chrono::steady_clock::now() + header_timeout);
     } else {
       if (buffer_.size() == 0) {
         auto [error, read] =
@@ -391,17 +412,20 @@ asio::awaitable<void> connection::run() {
         buffer_.commit(read);
         if (error) break;
       }
-      stream_.expires_after(header_timeout);
+      arm_read_deadline(std::chrono::steady_clock::now() + header_timeout);
     }
 
     auto [error, read] =
         co_await http::async_read_header(stream_, buffer_, parser, nothrow_awaitable);
+    disarm_read_deadline();
+    if (error && read_deadline_passed_) error = beast::error::timeout;
     if (error) {
       request_view rejected;
       rejected.started = std::chrono::steady_clock::now();
       rejected.method = "-";
       rejected.target = "-";
       rejected.request_id = choose_request_id({});
+      // Bounds the reply's write; no read follows on this connection.
       stream_.expires_after(header_timeout);
       if (error == http::error::header_limit &&
           request_line_too_long(parser, buffer_, settings.max_header_bytes)) {
@@ -430,7 +454,7 @@ asio::awaitable<void> connection::run() {
                        "max_request_body_bytes", settings.max_request_body_bytes);
         co_await reply_locally(rejected, 413, "request_body_too_large", "application/json", reply);
       } else if (error == beast::error::timeout) {
-        // The timeout closed the socket, so no reply can be sent; only count it.
+        // A client that sends its head this slowly would not read a reply either; only count it.
         context_.metrics.count_local_reply("header_read_timeout");
         observability::logger("fluxlit")->debug(
             "{} closed: no complete request head within "
@@ -442,8 +466,6 @@ asio::awaitable<void> connection::run() {
       }
       break;
     }
-    stream_.expires_never();
-
     busy_ = true;
     const auto record = co_await serve(parser);
     busy_ = false;

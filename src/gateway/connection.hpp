@@ -61,6 +61,11 @@ class connection : public std::enable_shared_from_this<connection> {
 
   bool busy() const { return busy_; }
 
+  // Closes the socket for a shutdown. A client whose bytes still wait and who took none of them
+  // since the last check gets a reset, and any other a plain close, after which the kernel
+  // sends what waits. I/O thread only.
+  void close_for_shutdown();
+
   // Starts ending long-lived exchanges for a shutdown: relayed and API WebSockets close with
   // 1001 at a frame boundary, event streams end with their final chunk. I/O thread only.
   void begin_shutdown();
@@ -132,6 +137,11 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::awaitable<request_record> reply_streamlit_not_ready(const request_view& request);
 
   boost::asio::awaitable<void> drain_unread_input();
+  // Cancels the socket's pending operations at `deadline`, unless disarm_read_deadline comes
+  // first, and sets read_deadline_passed_. Unlike the stream's own timeout it leaves the socket
+  // open, so that finish_sending can still check what waits for the client.
+  void arm_read_deadline(std::chrono::steady_clock::time_point deadline);
+  void disarm_read_deadline();
   // Reads the first bytes of the next request, for up to `timeout`.
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_when_idle(
       std::chrono::steady_clock::duration timeout);
@@ -187,8 +197,9 @@ class connection : public std::enable_shared_from_this<connection> {
   bool lingering_close_ = false;
   bool shutdown_requested_ = false;
   send_progress send_progress_;
-  boost::asio::steady_timer idle_timer_;  // the wait for the next request (read_when_idle)
-  std::uint64_t idle_generation_ = 0;
+  boost::asio::steady_timer read_deadline_;
+  std::uint64_t read_deadline_generation_ = 0;
+  bool read_deadline_passed_ = false;
   proxy::body_read_state body_read_;  // of the request being served
   // The kernel's count of bytes received from the client at the last check of a body read that
   // changed it, and the time of that check.

@@ -13,8 +13,8 @@ struct tcp_counts {
   std::uint64_t unsent_bytes = 0;        // written by fluxlit, not yet sent to the client
   std::uint32_t unacknowledged_segments = 0;
   std::uint64_t received_bytes = 0;  // from the client, since the connection opened
-  // False once the connection is closed, by a reset from the client say. The kernel may still
-  // report unsent bytes then, but none of them can go out any more.
+  // False once the connection is closed, for example by a reset from the client. The kernel may
+  // still report unsent bytes then, but none of them can go out any more.
   bool open = true;
 
   bool waiting() const { return open && (unsent_bytes > 0 || unacknowledged_segments > 0); }
@@ -40,6 +40,12 @@ class send_progress {
   // restarts at a check that finds the acknowledged count grown, and at one that finds bytes
   // waiting where the check before found none.
   bool stalled(const tcp_counts& queue, clock::time_point now, clock::duration limit);
+
+  // Returns whether bytes waited at the last check and still wait, with no more of them
+  // acknowledged since. Records nothing.
+  bool stalled_since_last_check(const tcp_counts& queue) const {
+    return waiting_ && queue.waiting() && queue.acknowledged_bytes == acknowledged_bytes_;
+  }
 
  private:
   bool waiting_ = false;  // the last check found bytes waiting

@@ -149,7 +149,7 @@ void server::stop_accepting() {
 
 void server::close_idle_connections() {
   for (auto& [id, weak] : impl_->connections_) {
-    if (auto each = weak.lock(); each && !each->busy()) each->close();
+    if (auto each = weak.lock(); each && !each->busy()) each->close_for_shutdown();
   }
 }
 
@@ -164,7 +164,7 @@ void server::close_all_connections() {
   // close() may end a connection at once and erase it from the map; iterate over a copy.
   auto snapshot = impl_->connections_;
   for (auto& [id, weak] : snapshot) {
-    if (auto each = weak.lock()) each->close();
+    if (auto each = weak.lock()) each->close_for_shutdown();
   }
 }
 

@@ -90,12 +90,15 @@ void metrics_board::publish(unsigned index, std::string_view text) {
     text = text.substr(0, last_line == std::string_view::npos ? 0 : last_line + 1);
   }
   auto& target = slot_at(index);
-  const auto sequence = target.sequence.load(std::memory_order_relaxed);
-  target.sequence.store(sequence + 1, std::memory_order_relaxed);
+  // Odd while this write lasts. A worker that died mid-write left the sequence odd, and the
+  // parent's clear() then starts from there.
+  const auto before = target.sequence.load(std::memory_order_relaxed);
+  const auto writing = before % 2 == 0 ? before + 1 : before + 2;
+  target.sequence.store(writing, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   std::memcpy(target.text, text.data(), text.size());
   target.length.store(static_cast<std::uint32_t>(text.size()), std::memory_order_relaxed);
-  target.sequence.store(sequence + 2, std::memory_order_release);
+  target.sequence.store(writing + 1, std::memory_order_release);
 }
 
 std::vector<std::pair<unsigned, std::string>> metrics_board::read() const {

@@ -524,10 +524,12 @@ TEST_F(ConfigTest, InvalidCliValueNamesFlag) {
 
 TEST_F(ConfigTest, ClientLimitRejectsUnderOneSecond) {
   for (const char* key : {"send_timeout_ms", "body_read_timeout_ms"}) {
-    const std::string message = load_error({{key, "500"}});
-    EXPECT_THAT(message, HasSubstr("\"500\""));
-    EXPECT_THAT(message, HasSubstr(key));
-    EXPECT_THAT(message, HasSubstr("expected 0 (no limit) or an integer from 1000 to 86400000"));
+    for (const char* value : {"500", "-1", "abc"}) {
+      const std::string message = load_error({{key, value}});
+      EXPECT_THAT(message, HasSubstr("\"" + std::string(value) + "\""));
+      EXPECT_THAT(message, HasSubstr(key));
+      EXPECT_THAT(message, HasSubstr("expected 0 (no limit) or an integer from 1000 to 86400000"));
+    }
   }
   const loaded_settings loaded =
       load_with({{"send_timeout_ms", "0"}, {"body_read_timeout_ms", "1000"}});

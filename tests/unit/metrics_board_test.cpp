@@ -3,9 +3,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "fluxlit/observability/metrics.hpp"
@@ -38,6 +41,22 @@ TEST(MetricsBoard, ReadsWhatEachSlotPublished) {
   ASSERT_EQ(board->read().size(), 1u);
   board->publish(7, "beyond the last slot\n");  // ignored
   EXPECT_EQ(board->read().size(), 1u);
+}
+
+TEST(MetricsBoard, ClearRecoversSlotOfDeadWriter) {
+  const auto board = metrics_board::create(1);
+  // A writer that died in the middle of a write leaves the sequence odd.
+  auto* sequence = static_cast<std::atomic<std::uint64_t>*>(
+      ::mmap(nullptr, sizeof(std::uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, board->fd(), 0));
+  ASSERT_NE(static_cast<void*>(sequence), MAP_FAILED);
+  sequence->store(7);
+  EXPECT_TRUE(board->read().empty());
+  board->clear(0);
+  board->publish(0, "replacement\n");
+  const auto texts = board->read();
+  ASSERT_EQ(texts.size(), 1u);
+  EXPECT_EQ(texts[0].second, "replacement\n");
+  ::munmap(sequence, sizeof(std::uint64_t));
 }
 
 TEST(MetricsBoard, CutsLongTextAfterLastWholeLine) {

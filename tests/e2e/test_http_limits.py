@@ -109,6 +109,22 @@ def test_trailer_over_beast_limit_gets_400(large_header_server: harness.Fluxlit,
     assert headers["x-fluxlit-reason"] == "bad_request_body"
 
 
+@pytest.mark.parametrize("path", ["/api/echo", "/_standin/headers"], ids=["api", "ui"])
+def test_endless_chunk_extension_gets_400(server: harness.Fluxlit, path: str) -> None:
+    # The parser keeps a chunk-size line whole in the read buffer, so the buffer's own limit
+    # must stop one that never ends.
+    head = request(server, "POST", path, "Transfer-Encoding: chunked\r\n")
+    with harness.RawClient(server) as client:
+        client.send(head + b"2\r\n{}\r\n1;x=")
+        with pytest.raises(OSError):
+            # The server stops reading and answers long before all of this has gone out.
+            for _ in range(64):
+                client.send(b"a" * (1 << 20))
+        status, headers, _ = client.response()
+    assert status.startswith("HTTP/1.1 400 ")
+    assert headers["x-fluxlit-reason"] == "bad_request_body"
+
+
 def test_oversized_body_gets_413(server: harness.Fluxlit) -> None:
     size = BODY_LIMIT + 1
     with harness.RawClient(server) as client:

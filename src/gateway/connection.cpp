@@ -54,11 +54,10 @@ std::size_t write_without_cap(const boost::system::error_code& error, std::size_
   return error ? 0 : std::numeric_limits<std::size_t>::max();
 }
 
-// The most a connection's read buffer holds: a request head, the bytes that a read brings in
-// after it, and a chunk-size line with its extensions or a trailer section. Beast's parser keeps
-// a chunk-size line or trailer whole in the buffer and applies no limit of its own to them, so
-// without this a client could grow the buffer without bound. A longer one fails the request
-// with a 400 (bad_request_body).
+// Returns the most a connection's read buffer holds: a request head, the bytes that one read
+// brings in after it, and a chunk-size line or a trailer section. Beast's parser keeps such a
+// line whole in the buffer and sets no limit on it, so without this cap a client could grow
+// the buffer without bound. A longer line fails the request with a 400 (bad_request_body).
 std::size_t read_buffer_limit(const config::settings& settings) {
   constexpr std::size_t framing_room = 256 * 1024;
   return static_cast<std::size_t>(settings.max_header_bytes) + framing_room;

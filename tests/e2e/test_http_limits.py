@@ -117,7 +117,7 @@ def test_endless_chunk_extension_gets_400(server: harness.Fluxlit, path: str) ->
     with harness.RawClient(server) as client:
         client.send(head + b"2\r\n{}\r\n1;x=")
         with pytest.raises(OSError):
-            # The server stops reading and answers long before all of this has gone out.
+            # The server stops reading and responds long before all of this has gone out.
             for _ in range(64):
                 client.send(b"a" * (1 << 20))
         status, headers, _ = client.response()

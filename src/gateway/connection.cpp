@@ -320,10 +320,17 @@ void connection::close_for_shutdown() {
   if (socket_closed_) return;
   const auto counts = read_tcp_counts(stream_.socket().native_handle());
   if (counts && send_progress_.stalled_since_last_check(*counts)) {
-    // The kernel would keep probing this client for minutes after a plain close.
-    boost::system::error_code ignored;
-    stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+    reset();
+  } else {
+    close();
   }
+}
+
+void connection::reset() {
+  // After a plain close the kernel would keep the unsent bytes and probe a client that reads
+  // nothing for minutes. A reset frees them at once.
+  boost::system::error_code ignored;
+  stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
   close();
 }
 
@@ -346,11 +353,7 @@ void connection::check_send_progress(std::chrono::steady_clock::time_point now,
       tag_, queue->unsent_bytes,
       std::chrono::duration_cast<std::chrono::milliseconds>(limit).count(),
       raise_hint("send_timeout_ms"));
-  // A reset frees the unsent bytes at once. After a plain close, the kernel would keep them and
-  // probe a client that reads nothing for minutes, and the response is cut short either way.
-  boost::system::error_code ignored;
-  stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
-  close();
+  reset();  // the response is cut short either way
 }
 
 void connection::check_body_progress(std::chrono::steady_clock::time_point now,

@@ -66,6 +66,10 @@ class connection : public std::enable_shared_from_this<connection> {
   // sends what waits. I/O thread only.
   void close_for_shutdown();
 
+  // Closes the socket with a TCP reset, which drops whatever still waits for the client. I/O
+  // thread only.
+  void reset();
+
   // Starts ending long-lived exchanges for a shutdown: relayed and API WebSockets close with
   // 1001 at a frame boundary, event streams end with their final chunk. I/O thread only.
   void begin_shutdown();

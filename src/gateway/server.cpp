@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
@@ -18,7 +17,6 @@
 namespace fluxlit::gateway {
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using namespace std::chrono_literals;
 
 class server::impl {
  public:
@@ -30,8 +28,8 @@ class server::impl {
         client_watch_(io) {}
 
   // Checks every connection once per client_check_period. A stalled client is then cut off
-  // within two check periods after its limit, never before it. One pass over the connections costs
-  // the I/O thread less than a timer armed for every read and write would.
+  // within two check periods after its limit, never before it. One pass over the connections
+  // costs the I/O thread less than a timer armed for every read and write would.
   void watch_clients() {
     const auto send_limit = std::chrono::milliseconds(context_.settings.send_timeout_ms);
     const auto body_limit = std::chrono::milliseconds(context_.settings.body_read_timeout_ms);
@@ -43,10 +41,10 @@ class server::impl {
       // close() and cancel() end a connection's operations later, on handlers of their own, so
       // the map stays as it is.
       for (auto& [id, weak] : connections_) {
-        auto each = weak.lock();
-        if (!each) continue;
-        if (body_limit.count() != 0) each->check_body_progress(now, body_limit);
-        if (send_limit.count() != 0) each->check_send_progress(now, send_limit);
+        auto client = weak.lock();
+        if (!client) continue;
+        if (body_limit.count() != 0) client->check_body_progress(now, body_limit);
+        if (send_limit.count() != 0) client->check_send_progress(now, send_limit);
       }
       watch_clients();
     });

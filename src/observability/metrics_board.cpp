@@ -28,8 +28,8 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 namespace {
 
-std::system_error system_failure(const char* what) {
-  return std::system_error(errno, std::system_category(), what);
+std::system_error system_failure(const char* action) {
+  return std::system_error(errno, std::system_category(), action);
 }
 
 void* map_region(int fd, std::size_t size) {
@@ -201,9 +201,9 @@ std::string join_worker_metrics(const std::vector<std::pair<unsigned, std::strin
 
   std::string joined;
   for (const auto& name : order) {
-    const auto& each = families.at(name);
-    joined += each.description;
-    joined += each.samples;
+    const auto& entry = families.at(name);
+    joined += entry.description;
+    joined += entry.samples;
   }
   return joined;
 }

@@ -67,10 +67,10 @@ TEST(MetricsBoard, CutsLongTextAfterLastWholeLine) {
   board->publish(0, text);
   const auto texts = board->read();
   ASSERT_EQ(texts.size(), 1u);
-  const auto& kept = texts[0].second;
-  EXPECT_LE(kept.size(), metrics_board::slot_bytes);
-  EXPECT_EQ(kept.size() % (line.size() + 1), 0u);
-  EXPECT_EQ(kept.back(), '\n');
+  const auto& stored = texts[0].second;
+  EXPECT_LE(stored.size(), metrics_board::slot_bytes);
+  EXPECT_EQ(stored.size() % (line.size() + 1), 0u);
+  EXPECT_EQ(stored.back(), '\n');
 }
 
 TEST(MetricsBoard, SharedWithAChildProcess) {

@@ -103,7 +103,7 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     elif path == "/read-later":
         # Reads the body only after `ms` milliseconds, then returns its size.
         await asyncio.sleep(query["ms"] / 1000)
-        body, gone = await read_body(receive)
+        body, _ = await read_body(receive)
         payload = str(len(body)).encode()
         await start(send, length=len(payload))
         await send({"type": "http.response.body", "body": payload})

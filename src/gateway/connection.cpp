@@ -432,6 +432,8 @@ asio::awaitable<void> connection::run() {
         co_await http::async_read_header(stream_, buffer_, parser, nothrow_awaitable);
     disarm_read_deadline();
     if (error && read_deadline_passed_) error = beast::error::timeout;
+    // The send check or a shutdown closed the socket meanwhile, so no reply can go out.
+    if (error && socket_closed_) break;
     if (error) {
       request_view rejected;
       rejected.started = std::chrono::steady_clock::now();

@@ -161,6 +161,17 @@ def test_ui_stalled_client_cut_off(ui_server: harness.Fluxlit) -> None:
     assert httpx.get(ui_server.url("/"), timeout=10).status_code == 200
 
 
+def test_ui_unread_last_response_cut_off(ui_server: harness.Fluxlit) -> None:
+    # The response fits in the socket buffers, so the connection waits for the next request
+    # when the send check cuts it. That wait must then end without a reply of its own.
+    before = cut_off_count(ui_server)
+    started = time.monotonic()
+    with open_client(ui_server, "GET /_standin/pieces?bytes=1000000 HTTP/1.1") as sock:
+        expect_cut_off(ui_server, sock, before, started)
+    metrics = httpx.get(ui_server.api_url("/metrics"), timeout=10).text
+    assert 'fluxlit_local_replies_total{reason="bad_request"}' not in metrics, metrics
+
+
 def test_relayed_websocket_stalled_client_cut_off(
     ui_server: harness.Fluxlit,
 ) -> None:

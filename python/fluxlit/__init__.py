@@ -2,7 +2,8 @@
 
 from ._app import FluxLit, PageParameter, PageRecord
 from ._client import ApiClient
+from ._errors import ClientDisconnected
 
 __version__ = "0.1.0"
 
-__all__ = ["ApiClient", "FluxLit", "PageParameter", "PageRecord", "__version__"]
+__all__ = ["ApiClient", "ClientDisconnected", "FluxLit", "PageParameter", "PageRecord", "__version__"]

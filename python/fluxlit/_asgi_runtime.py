@@ -20,6 +20,8 @@ import sys
 import traceback
 from typing import Any
 
+from fluxlit._errors import ClientDisconnected
+
 NEW_REQUEST, WAKE, STOP, RELOAD, NEW_HTTP_REQUEST = 0, 1, 2, 3, 4
 # How long a reload lets requests that started before it finish with the old app. Requests
 # that run longer (streams, WebSockets) keep the old app; new requests wait for the new one.
@@ -413,6 +415,16 @@ class _Runtime:
     @staticmethod
     def report_failure(exchange: Any, scope: dict, error: BaseException) -> None:
         """Log the app's exception and end the exchange with it."""
+        if isinstance(error, ClientDisconnected):
+            # The app let send()'s own exception through. The client left, and nothing failed.
+            logger.debug(
+                "the app stopped at send() for %s %s: %s",
+                scope.get("method", "WebSocket"),
+                scope["root_path"] + scope["path"],
+                error,
+            )
+            exchange.finish(f"{type(error).__name__}: {error}")
+            return
         # After the client went away, an exception is most likely the app noticing it
         # (Starlette's ClientDisconnect): worth a warning, not an error.
         gone = exchange.client_gone()
@@ -434,12 +446,12 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     """
     from fluxlit._target import TargetError, load_target
 
-    from _fluxlit_native import set_wait_functions
+    from _fluxlit_native import set_runtime_objects
 
     _install_logging(control, log_level)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
-    set_wait_functions(_receive_later, _drain_later, loop.call_soon)
+    set_runtime_objects(_receive_later, _drain_later, loop.call_soon, ClientDisconnected)
     try:
         target = load_target(target_text, app_directory)
         app = _resolve_app(target)

@@ -35,6 +35,7 @@ PyObject* ready_none = nullptr;  // the result of every send that needs no wait
 PyObject* receive_later = nullptr;
 PyObject* drain_later = nullptr;
 PyObject* call_soon = nullptr;       // the loop's call_soon
+PyObject* disconnected_error = nullptr;  // fluxlit.ClientDisconnected
 PyObject* flush_function = nullptr;  // flush_owed_sends(), scheduled through call_soon
 // The send callables whose exchange owes a flush (see python_exchange::take_flush_owed), with a
 // reference each. One scheduled flush_owed_sends() serves every request of a loop iteration.
@@ -91,12 +92,24 @@ void channel_dealloc(PyObject* self) {
   Py_DECREF(type);
 }
 
+void set_disconnected_error(const client_disconnected& error) {
+  PyErr_SetString(disconnected_error != nullptr ? disconnected_error : PyExc_ConnectionError,
+                  error.what());
+}
+
 // Sets the Python exception for the C++ exception in flight, as a pybind11 binding would.
 void set_python_error() {
+  const auto error = std::current_exception();
   try {
-    py::detail::translate_exception(std::current_exception());
+    std::rethrow_exception(error);
+  } catch (const client_disconnected& disconnected) {
+    set_disconnected_error(disconnected);
   } catch (...) {
-    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception in the ASGI bridge");
+    try {
+      py::detail::translate_exception(error);
+    } catch (...) {
+      PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception in the ASGI bridge");
+    }
   }
 }
 
@@ -110,7 +123,7 @@ python_exchange* exchange_of(PyObject* self) {
 // exchange of `self`.
 PyObject* call_wait_function(PyObject* function, PyObject* self) {
   if (function == nullptr) {
-    PyErr_SetString(PyExc_RuntimeError, "set_wait_functions() was not called");
+    PyErr_SetString(PyExc_RuntimeError, "set_runtime_objects() was not called");
     return nullptr;
   }
   return PyObject_CallOneArg(function, reinterpret_cast<channel_object*>(self)->owner);
@@ -291,11 +304,22 @@ void register_python_callables(py::module_& module) {
   module.attr("Ready") = py::handle(reinterpret_cast<PyObject*>(ready_type));
   // Called once by _asgi_runtime.py with the coroutine functions that wait for a wake-up:
   // receive_later(exchange) returns the next receive message, drain_later(exchange) returns
-  // once the unsent output is below the high-water mark. `soon` is the loop's call_soon.
-  module.def("set_wait_functions", [](py::object receive, py::object drain, py::object soon) {
-    Py_XSETREF(receive_later, receive.release().ptr());
-    Py_XSETREF(drain_later, drain.release().ptr());
-    Py_XSETREF(call_soon, soon.release().ptr());
+  // once the unsent output is below the high-water mark. `soon` is the loop's call_soon, and
+  // `disconnected` the exception class that send() raises once the client has gone.
+  module.def("set_runtime_objects",
+             [](py::object receive, py::object drain, py::object soon, py::object disconnected) {
+               Py_XSETREF(receive_later, receive.release().ptr());
+               Py_XSETREF(drain_later, drain.release().ptr());
+               Py_XSETREF(call_soon, soon.release().ptr());
+               Py_XSETREF(disconnected_error, disconnected.release().ptr());
+             });
+  // The WebSocket exchange's send() is a pybind11 binding.
+  py::register_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const client_disconnected& disconnected) {
+      set_disconnected_error(disconnected);
+    }
   });
 }
 

@@ -13,7 +13,7 @@ class python_exchange;
 void register_python_callables(pybind11::module_& module);
 
 // Builds the `receive` and `send` callables for one request. `owner` is the Python object that
-// wraps `exchange` and keeps it alive. The slow paths (set with set_wait_functions) get it as
+// wraps `exchange` and keeps it alive. The slow paths (set with set_runtime_objects) get it as
 // their only argument.
 pybind11::object make_receive_callable(pybind11::handle owner, python_exchange& exchange);
 pybind11::object make_send_callable(pybind11::handle owner, python_exchange& exchange);

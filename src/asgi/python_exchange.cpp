@@ -63,7 +63,7 @@ struct asgi_names {
   asgi_names() {
     py::dict info;
     info["version"] = "3.0";
-    info["spec_version"] = "2.3";
+    info["spec_version"] = "2.5";
     asgi_info = info;
     py::dict extensions_value;
     extensions_value["websocket.http.response"] = py::dict();
@@ -373,7 +373,7 @@ bool python_exchange::send(const py::dict& message) {
       body = response_.parse_body(message, "http.response.body", true);
     } catch (const std::runtime_error&) {
       if (response_.ended()) {
-        shared_->py_send(response_abort{"the app broke the response body sequence"}, 0);
+        shared_->py_end(response_abort{"the app broke the response body sequence"});
       }
       throw;
     }
@@ -402,11 +402,11 @@ void python_exchange::finish(const std::string& error) {
   const bool started = response_.started();
   response_.end();
   if (!error.empty()) {
-    shared_->py_send(response_abort{error}, 0);
+    shared_->py_end(response_abort{error});
   } else if (!started) {
-    shared_->py_send(response_abort{"the app returned without sending a response"}, 0);
+    shared_->py_end(response_abort{"the app returned without sending a response"});
   } else {
-    shared_->py_send(response_abort{"the app returned without finishing its response body"}, 0);
+    shared_->py_end(response_abort{"the app returned without finishing its response body"});
   }
 }
 
@@ -454,12 +454,14 @@ bool python_websocket_exchange::send(const py::dict& message) {
   const auto& n = names();
   const auto message_type = read_message_type(message);
   const auto type = message_type.text;
-  const auto reject = [type](const char* state) {
-    return std::runtime_error(std::string(type) + " is not allowed " + state);
+  const auto reject = [this, type](const char* state) {
+    // After the client closed, a message out of turn is one the app sent before it noticed.
+    if (!closed_by_app_ && shared_->py_client_gone()) throw client_disconnected();
+    throw std::runtime_error(std::string(type) + " is not allowed " + state);
   };
 
   if (type == "websocket.accept") {
-    if (phase_ != phase::handshake) throw reject("after the handshake");
+    if (phase_ != phase::handshake) reject("after the handshake");
     websocket_accept accept;
     if (message.contains("subprotocol") && !message["subprotocol"].is_none()) {
       accept.subprotocol = py::str(message["subprotocol"]).cast<std::string>();
@@ -469,7 +471,7 @@ bool python_websocket_exchange::send(const py::dict& message) {
     return shared_->py_push(std::move(accept), 0);
   }
   if (type == "websocket.send") {
-    if (phase_ != phase::open) throw reject("unless the connection is open");
+    if (phase_ != phase::open) reject("unless the connection is open");
     const bool has_bytes = message.contains(n.bytes_key) && !message[n.bytes_key].is_none();
     const bool has_text = message.contains(n.text) && !message[n.text].is_none();
     if (has_bytes == has_text) {
@@ -483,22 +485,29 @@ bool python_websocket_exchange::send(const py::dict& message) {
     return shared_->py_push(std::move(out), size);
   }
   if (type == "websocket.close") {
-    if (phase_ == phase::closed || phase_ == phase::denial) throw reject("after the close");
+    // Closing a connection that the client closed already is allowed, and does nothing.
+    if (!closed_by_app_ && phase_ != phase::denial && shared_->py_client_gone()) {
+      phase_ = phase::closed;
+      return false;
+    }
+    if (phase_ == phase::closed || phase_ == phase::denial) reject("after the close");
+    closed_by_app_ = true;
     websocket_close close;
     if (message.contains(n.code)) close.code = message[n.code].cast<int>();
     if (message.contains(n.reason) && !message[n.reason].is_none()) {
       close.reason = py::str(message[n.reason]).cast<std::string>();
     }
     phase_ = phase::closed;
-    return shared_->py_push(std::move(close), 0);
+    shared_->py_end(std::move(close));  // a client that leaves meanwhile needs no close frame
+    return false;
   }
   if (type == "websocket.http.response.start") {
-    if (phase_ != phase::handshake) throw reject("after the handshake");
+    if (phase_ != phase::handshake) reject("after the handshake");
     phase_ = phase::denial;
     return shared_->py_push(denial_.parse_start(message, "websocket.http.response.start"), 0);
   }
   if (type == "websocket.http.response.body") {
-    if (phase_ != phase::denial) throw reject("before websocket.http.response.start");
+    if (phase_ != phase::denial) reject("before websocket.http.response.start");
     auto body = denial_.parse_body(message, "websocket.http.response.body", false);
     const auto size = body.data.size();
     return shared_->py_push(std::move(body), size);
@@ -509,14 +518,14 @@ bool python_websocket_exchange::send(const py::dict& message) {
 
 void python_websocket_exchange::finish(const std::string& error) {
   if (!error.empty()) {
-    shared_->py_push(response_abort{error}, 0);
+    shared_->py_end(response_abort{error});
   } else if (phase_ == phase::handshake) {
-    shared_->py_push(response_abort{"the app returned without accepting or closing"}, 0);
+    shared_->py_end(response_abort{"the app returned without accepting or closing"});
   } else if (phase_ == phase::open) {
     // An app that returns with the socket open ends it normally.
-    shared_->py_push(websocket_close{1000, {}}, 0);
+    shared_->py_end(websocket_close{1000, {}});
   } else if (phase_ == phase::denial && !denial_.ended()) {
-    shared_->py_push(response_abort{"the app returned without finishing its denial response"}, 0);
+    shared_->py_end(response_abort{"the app returned without finishing its denial response"});
   }
   phase_ = phase::closed;
 }

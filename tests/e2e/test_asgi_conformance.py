@@ -135,6 +135,16 @@ def records(server: harness.Fluxlit) -> dict[str, Any]:
     return response.json()
 
 
+def read_then_leave(server: harness.Fluxlit, target: str, byte_count: int = 100_000) -> None:
+    """GET `target`, read `byte_count` bytes of its endless response, then close."""
+    with RawClient(server) as client:
+        client.request("GET", target)
+        status, _ = client.head()
+        assert status == 200
+        while len(client.buffer) < byte_count:
+            assert client.fill()
+
+
 def wait_for_record(server: harness.Fluxlit, name: str, timeout: float = 5.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -153,7 +163,8 @@ def test_scope_asgi_version_and_spec_version(raw: harness.Fluxlit) -> None:
     websocket_asgi = run(websocket_first_message(raw, "/api/ws/echo"))["asgi"]
     for asgi in (http_asgi, websocket_asgi):
         assert asgi["version"] == "3.0"
-        assert asgi["spec_version"].startswith("2.")
+        # 2.4: send() on a closed connection raises an OSError. 2.5: the disconnect's reason.
+        assert asgi["spec_version"] == "2.5"
 
 
 def test_scope_http_version_10_and_11(raw: harness.Fluxlit) -> None:
@@ -403,6 +414,20 @@ def test_body_short_of_content_length_closes(raw: harness.Fluxlit) -> None:
     assert client.buffer == b"abc"
 
 
+def test_send_after_client_left_raises_oserror(raw: harness.Fluxlit) -> None:
+    read_then_leave(raw, "/api/endless-sends")
+    # Every send() of this app completes at once, so without the error it would never let the
+    # loop run again, and no other request would get a response.
+    record = wait_for_record(raw, "endless_sends")
+    assert record == {"raised": "ClientDisconnected", "oserror": True}
+    assert httpx.get(raw.api_url("/version"), timeout=5).status_code == 200
+    line = raw.wait_for_log('GET /api/endless-sends\\" ')
+    assert '\\" 499 ' in line, line
+    # The spec directs servers not to log an error that they raised themselves.
+    logged = [entry.text for entry in raw.log_lines() if "/api/endless-sends" in entry.message]
+    assert logged == [line], logged
+
+
 def test_send_after_response_end_raises(raw: harness.Fluxlit) -> None:
     with RawClient(raw) as client:
         client.request("GET", "/api/send-after-end")
@@ -577,8 +602,22 @@ def test_websocket_app_close_code_and_reason(raw: harness.Fluxlit) -> None:
             return closed.value.rcvd.code, closed.value.rcvd.reason
 
     assert run(scenario()) == (4001, "closing on request")
+    # A send after the app's own close is the app's mistake, not a closed client.
     record = wait_for_record(raw, "websocket_after_close")
-    assert record["raised"] is not None
+    assert record["raised"] == "RuntimeError"
+    assert "websocket.send is not allowed unless the connection is open" in record["message"]
+
+
+def test_websocket_send_after_client_left_raises_oserror(raw: harness.Fluxlit) -> None:
+    async def scenario() -> None:
+        async with websockets.connect(f"ws://{raw.authority}/api/ws/send-until-gone") as socket_:
+            assert await socket_.recv() == "tick"
+
+    run(scenario())
+    record = wait_for_record(raw, "websocket_send_until_gone")
+    assert record == {"raised": "ClientDisconnected"}
+    # Closing the connection that the client closed is allowed.
+    assert wait_for_record(raw, "websocket_close_after_gone") == {"raised": None}
 
 
 def test_websocket_client_close_code_reaches_app(raw: harness.Fluxlit) -> None:
@@ -786,6 +825,28 @@ def test_stream_cancelled_after_client_disconnect(fastapi_server: harness.Fluxli
     assert end["at"] - closed_at < 1.0
     # The generator stopped: it produced at most a few lines after the close.
     assert end["sent"] < 3 + 1.0 / 0.05
+
+
+def test_stream_without_pauses_ends_after_client_disconnect(
+    fastapi_server: harness.Fluxlit,
+) -> None:
+    before = len(httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json())
+    read_then_leave(fastapi_server, "/api/endless?delay_ms=0")
+    # Starlette's own watch for the disconnect needs a turn of the loop, which this stream never
+    # gives. send() raising is what stops it, and the loop serves other requests again.
+    assert httpx.get(fastapi_server.api_url("/ping"), timeout=5).json() == {"pong": "ok"}
+    line = fastapi_server.wait_for_log('GET /api/endless?delay_ms=0\\" ')
+    assert '\\" 499 ' in line, line
+    # Starlette leaves the generator suspended where it yielded, held by the reference cycles of
+    # the exception. Python closes it, and runs its `finally`, once it collects them.
+    assert httpx.get(fastapi_server.api_url("/collect"), timeout=10).status_code == 200
+    deadline = time.monotonic() + 5
+    ends: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(ends) <= before:
+        ends = httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json()
+        time.sleep(0.05)
+    assert len(ends) == before + 1
+    assert ends[-1]["cancelled"] is True
 
 
 # ---- isolation of the UI from the API -------------------------------------------------------

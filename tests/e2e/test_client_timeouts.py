@@ -109,8 +109,9 @@ def test_api_stalled_client_cut_off(api_server: harness.Fluxlit) -> None:
     line = access_line(api_server, target)
     assert '" 499 ' in line, line
     assert "reason=send_timeout" in line, line
-    # The app's send() no longer waits for the client, so the app runs to its end.
-    assert "flood done" in wait_for_app_event(api_server, "flood done")
+    # The app's send() stops waiting for the client and raises, as ASGI spec 2.4 specifies.
+    events = wait_for_app_event(api_server, "flood stopped")
+    assert "flood stopped by ClientDisconnected" in events, events
 
 
 def test_api_slow_reader_kept(api_server: harness.Fluxlit) -> None:
@@ -197,9 +198,9 @@ def test_api_websocket_stalled_client_cut_off(api_server: harness.Fluxlit) -> No
     with sock:
         assert lines[0].startswith("HTTP/1.1 101 "), lines
         expect_cut_off(api_server, sock, before, started)
-    # The app's send() returns, and its next receive() returns the disconnect.
+    # The app's waiting send() returns, and its next send() raises.
     events = wait_for_app_event(api_server, "ws-flood")
-    assert "ws-flood got websocket.disconnect" in events, events
+    assert "ws-flood stopped by ClientDisconnected" in events, events
 
 
 def send_and_read_all(server: harness.Fluxlit, request: bytes) -> tuple[bytes, float]:

@@ -210,11 +210,27 @@ TEST(ExchangeTest, SendWaitsAboveHighWater) {
   EXPECT_EQ(seen.python_wakes, 1);
 }
 
-TEST(ExchangeTest, SendAfterClientGoneDropped) {
+TEST(ExchangeTest, SendAfterClientGoneThrows) {
   counters seen;
   auto exchange = make_exchange(seen);
   exchange->io_client_gone();
-  EXPECT_FALSE(exchange->py_send(response_body{"late", false}, 4));
+  EXPECT_THROW(exchange->py_send(response_body{"late", false}, 4), client_disconnected);
+  EXPECT_TRUE(take(*exchange).empty());
+}
+
+TEST(ExchangeTest, SendAfterConnectionFinishedThrows) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  exchange->py_send(response_start{200, {}}, 0);
+  exchange->io_response_finished();
+  EXPECT_THROW(exchange->py_send(response_body{"late", true}, 4), client_disconnected);
+}
+
+TEST(ExchangeTest, ServerEndAfterClientGoneDropped) {
+  counters seen;
+  auto exchange = make_exchange(seen);
+  exchange->io_client_gone();
+  exchange->py_end(response_abort{"the app raised"});
   EXPECT_TRUE(take(*exchange).empty());
 }
 
@@ -373,13 +389,13 @@ TEST(ExchangeTest, NoWriterAfterEndOrClientGone) {
   auto finished = make_exchange(seen, 100);
   finished->io_lend_writer(recording_writer(writer));
   EXPECT_FALSE(finished->io_response_finished());
-  send_whole_response(*finished, "a");
+  EXPECT_THROW(send_whole_response(*finished, "a"), client_disconnected);
   finished->py_flush();
 
   auto client_left = make_exchange(seen, 100);
   client_left->io_lend_writer(recording_writer(writer));
   client_left->io_client_gone();
-  send_whole_response(*client_left, "a");
+  EXPECT_THROW(send_whole_response(*client_left, "a"), client_disconnected);
   client_left->py_flush();
 
   EXPECT_EQ(writer.calls, 0);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,6 +71,15 @@ struct response_abort {
 };
 
 using response_event = std::variant<response_start, response_body, response_abort>;
+
+// Thrown when the app pushes a message after the connection has ended, because the client went
+// away or the connection gave up on it. Nothing the app sends reaches the client any more. The
+// bridge raises it in Python as fluxlit.ClientDisconnected, the OSError subclass that ASGI spec
+// version 2.4 specifies.
+struct client_disconnected : std::runtime_error {
+  client_disconnected()
+      : std::runtime_error("the client connection is closed, so the message cannot be sent") {}
+};
 
 // Appends the body piece `next` to the unread piece `last` when both belong to a body that
 // goes on, and returns whether it did.
@@ -183,42 +193,19 @@ class exchange_queues {
     return wants_more;
   }
 
-  // Queues an event for the connection; returns true when the app should wait for the output
-  // to drain. Events after the client went away are dropped. With `notify_now` false, the
-  // notification that the event needs is owed until the next push or py_flush(), so that a
-  // response start and the body right after it reach the connection together. `last` marks
-  // the last event of a response, which a lent writer sends at the next py_flush().
+  // Queues an event of the app for the connection; returns true when the app should wait for
+  // the output to drain. Throws client_disconnected once the connection has ended. With
+  // `notify_now` false, the notification that the event needs is owed until the next push or
+  // py_flush(), so that a response start and the body right after it reach the connection
+  // together. `last` marks the last event of a response, which a lent writer sends at the next
+  // py_flush().
   bool py_push(Outbound event, std::uint64_t bytes, bool notify_now = true, bool last = false) {
-    std::unique_lock lock(mutex_);
-    if (client_gone_) return false;
-    // An event after the end of a response (an abort, when the app breaks the protocol)
-    // follows the response that a lent writer owes.
-    write_lent_events(lock);
-    const bool was_empty = outbound_.empty();
-    outbound_.push_back(std::move(event));
-    unsent_bytes_ += bytes;
-    const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
-    notify_function notify;
-    if (last && writer_) {
-      lent_events_.swap(outbound_);
-      lent_write_due_ = true;
-      notify_owed_ = false;
-      notify = notify_io_;
-      lock.unlock();
-      if (notify) (*notify)();
-      return must_wait;
-    }
-    if (!notify_now) {
-      notify_owed_ = notify_owed_ || was_empty;
-    } else if (was_empty || notify_owed_) {
-      notify_owed_ = false;
-      notify = notify_io_;
-    }
-    lock.unlock();
-    // One notification per batch: the connection drains every queued event when it runs.
-    if (notify) (*notify)();
-    return must_wait;
+    return push(std::move(event), bytes, notify_now, last, true);
   }
+
+  // Queues an event that ends the exchange from the server's side (an abort, or the close of a
+  // WebSocket whose app returned). Once the connection has ended, the event is dropped.
+  void py_end(Outbound event) { push(std::move(event), 0, true, false, false); }
 
   // True while a lent writer owes the response that the app ended; see py_flush().
   bool py_write_due() const {
@@ -305,6 +292,42 @@ class exchange_queues {
  private:
   // A notification callback, shared so that a caller can run it after unlocking without a copy.
   using notify_function = std::shared_ptr<const std::function<void()>>;
+
+  bool push(Outbound event, std::uint64_t bytes, bool notify_now, bool last, bool from_app) {
+    std::unique_lock lock(mutex_);
+    if (client_gone_ || finished_) {
+      if (from_app) throw client_disconnected();
+      return false;
+    }
+
+    // An event after the end of a response (an abort, when the app breaks the protocol)
+    // follows the response that a lent writer owes.
+    write_lent_events(lock);
+    const bool was_empty = outbound_.empty();
+    outbound_.push_back(std::move(event));
+    unsent_bytes_ += bytes;
+    const bool must_wait = unsent_bytes_ > send_high_water_bytes_;
+    notify_function notify;
+    if (last && writer_) {
+      lent_events_.swap(outbound_);
+      lent_write_due_ = true;
+      notify_owed_ = false;
+      notify = notify_io_;
+      lock.unlock();
+      if (notify) (*notify)();
+      return must_wait;
+    }
+    if (!notify_now) {
+      notify_owed_ = notify_owed_ || was_empty;
+    } else if (was_empty || notify_owed_) {
+      notify_owed_ = false;
+      notify = notify_io_;
+    }
+    lock.unlock();
+    // One notification per batch: the connection drains every queued event when it runs.
+    if (notify) (*notify)();
+    return must_wait;
+  }
 
   // Hands the events that py_push() set aside to the lent writer, if it is still lent, and
   // keeps `lock` held.

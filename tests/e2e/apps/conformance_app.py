@@ -203,6 +203,19 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"y" * 1000, "more_body": True})
         await asyncio.sleep(0.3)
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/endless-sends":
+        # Sends body pieces until send() raises, never calling receive(), and notes the error.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        piece = b"e" * 16384
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except BaseException as error:
+            RECORDS["endless_sends"] = {
+                "raised": type(error).__name__,
+                "oserror": isinstance(error, OSError),
+            }
+            raise
     elif path == "/respond-then-read":
         # The response starts before the body is read, so a body over the limit can no longer
         # get a 413.
@@ -268,6 +281,18 @@ async def websocket(scope: dict, receive: Any, send: Any) -> None:
         return
     if path == "/ws/close-before-accept":
         await send({"type": "websocket.close", "code": 1008})
+        return
+    if path == "/ws/send-until-gone":
+        # Sends a message every 20 ms until send() raises, then closes, as a `finally` would.
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                await send({"type": "websocket.send", "text": "tick"})
+                await asyncio.sleep(0.02)
+        except OSError as error:
+            record = {"raised": type(error).__name__}
+        await record_send_error("websocket_close_after_gone", send, {"type": "websocket.close"})
+        RECORDS["websocket_send_until_gone"] = record
         return
     if path == "/ws/nested-accept":
         key = NestedSendKey("subprotocol", "nested_accept")

@@ -48,8 +48,12 @@ async def websocket_flood(receive: Any, send: Any) -> None:
     """Sends 64 binary messages of 1 MiB as fast as send() lets it, and records how it ended."""
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
-    for _ in range(64):
-        await send({"type": "websocket.send", "bytes": pattern_bytes(1 << 20)})
+    try:
+        for _ in range(64):
+            await send({"type": "websocket.send", "bytes": pattern_bytes(1 << 20)})
+    except OSError as error:
+        events.append(f"ws-flood stopped by {type(error).__name__}")
+        raise
     message = await receive()
     events.append(f"ws-flood got {message['type']}")
 
@@ -87,11 +91,15 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     elif path == "/flood":
         # Sends `count` pieces of `size` bytes as fast as send() lets it, and records progress.
         await start(send, length=query["count"] * query["size"])
-        for index in range(query["count"]):
-            piece = pattern_bytes(query["size"], index * query["size"])
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-            events.append(f"flood sent {index + 1}")
-        await send({"type": "http.response.body", "body": b""})
+        try:
+            for index in range(query["count"]):
+                piece = pattern_bytes(query["size"], index * query["size"])
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                events.append(f"flood sent {index + 1}")
+            await send({"type": "http.response.body", "body": b""})
+        except OSError as error:
+            events.append(f"flood stopped by {type(error).__name__}")
+            raise
         events.append("flood done")
     elif path == "/upload":
         body, gone = await read_body(receive)

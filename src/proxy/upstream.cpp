@@ -584,6 +584,12 @@ asio::awaitable<forward_outcome> forward_attempts(
         got = chunk.size() - body.size;
       }
       if (error && drained()) break;
+      if (error && watch->client_gone) {
+        // The watch cancelled the read because the client went away.
+        outcome.client_gone = true;
+        outcome.keep_alive = false;
+        co_return outcome;
+      }
       if (error) {
         // The child broke off mid-body; the client must see a truncated response, not a
         // complete one, so its connection closes without the final chunk.

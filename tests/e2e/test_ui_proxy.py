@@ -357,6 +357,27 @@ def test_bytes_past_content_length_go_nowhere(
             assert following.content == pattern_bytes(10)
 
 
+def test_download_left_while_child_pauses_is_499(server: harness.Fluxlit) -> None:
+    # The child pauses 300 ms after each piece, so the client closes while the gateway waits for
+    # the child, not while it writes to the client.
+    target = "/_standin/pieces?bytes=100000&piece=1000&gap_ms=300"
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {server.authority}\r\n\r\n".encode())
+        lines, body = harness.read_response_head(sock)
+        assert lines[0].startswith("HTTP/1.1 200")
+        while len(body) < 1000:
+            body += sock.recv(65536)
+    line = server.wait_for_log(f'GET {target}\\" ')
+    assert f'{target}\\" 499 1000 ' in line, line
+    tag = re.search(r"\[C\d+\]", line)
+    assert tag is not None, line
+    warnings = [entry.text for entry in server.log_lines() if "body read failed" in entry.message]
+    assert not [text for text in warnings if tag.group(0) in text], warnings
+    # The child notices the closed connection at its next write. Until then its handler sleeps,
+    # and a stop of the server would cancel it, which Tornado logs as an error.
+    time.sleep(0.6)
+
+
 def test_downloads_cut_by_client_leak_nothing(server: harness.Fluxlit) -> None:
     size = 4 * 1024 * 1024
     request = (

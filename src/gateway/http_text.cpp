@@ -80,6 +80,10 @@ bool status_forbids_body(int status) {
   return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
+bool status_forbids_content_length(int status) {
+  return (status >= 100 && status < 200) || status == 204;
+}
+
 void append_status_line(std::string& out, int status, std::string_view reason) {
   out += "HTTP/1.1 ";
   out += std::to_string(status);

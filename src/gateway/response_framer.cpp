@@ -62,6 +62,7 @@ void response_framer::add_start(asgi::response_start& start, response_output& ou
   std::string head;
   head.reserve(512);
   append_status_line(head, start.status);
+  const bool drop_length = status_forbids_content_length(start.status);
   for (const auto& [name, value] : start.headers) {
     if (iequals(name, "connection")) {
       if (has_token(value, "close")) keep_alive_ = false;
@@ -69,6 +70,7 @@ void response_framer::add_start(asgi::response_start& start, response_output& ou
     }
     if (iequals(name, "transfer-encoding") || iequals(name, "keep-alive")) continue;
     if (iequals(name, "content-length")) {
+      if (drop_length) continue;
       has_length = true;
       declared_length_ = std::stoull(value);
     }

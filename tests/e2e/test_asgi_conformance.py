@@ -292,6 +292,21 @@ def test_head_response_has_no_body(raw: harness.Fluxlit) -> None:
     assert head_headers["content-length"] == get_headers["content-length"]
 
 
+def test_no_content_response_has_no_length(raw: harness.Fluxlit) -> None:
+    with RawClient(raw) as client:
+        client.request("DELETE", "/api/no-content")
+        status, headers, body = client.response()
+        assert status == 204
+        # RFC 9110 section 8.6: a 204 response carries no Content-Length.
+        assert "content-length" not in headers
+        assert headers["x-deleted"] == "yes"
+        assert body == b""
+        client.request("GET", "/api/version")
+        status, _, body = client.response()
+    assert status == 200
+    assert json.loads(body)["path"] == "/version"
+
+
 # More than a socket takes at once from a client that does not read, so the response is
 # written in several steps.
 LARGE_BODY_BYTES = 8 * 1024 * 1024

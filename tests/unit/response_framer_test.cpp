@@ -108,6 +108,19 @@ TEST(ResponseFramerTest, HeadAndBodilessStatusesSendNoBody) {
   EXPECT_TRUE(empty.finished());
 }
 
+TEST(ResponseFramerTest, NoContentDropsContentLength) {
+  response_framer no_content(request());
+  const auto text = frame(no_content, {start(204, {{"Content-Length", "0"}}), body("")});
+  EXPECT_EQ(text.find("Content-Length"), std::string::npos);
+  EXPECT_TRUE(no_content.keep_alive());
+
+  // A 304 may state the length of the representation it validates.
+  response_framer not_modified(request());
+  const auto kept = frame(not_modified, {start(304, {{"Content-Length", "120"}}), body("")});
+  EXPECT_NE(kept.find("Content-Length: 120\r\n"), std::string::npos);
+  EXPECT_TRUE(kept.ends_with("\r\n\r\n"));
+}
+
 TEST(ResponseFramerTest, AppConnectionHeadersAreReplaced) {
   response_framer framer(request());
   const auto text = frame(framer, {start(200, {{"Connection", "close"},

@@ -158,6 +158,16 @@ async def http(scope: dict, receive: Any, send: Any) -> None:
             }
         )
         await send({"type": "http.response.body", "body": b"abc"})
+    elif path == "/no-content":
+        # The app declares a zero length on its 204, which the gateway must not pass on.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [(b"content-length", b"0"), (b"x-deleted", b"yes")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
     elif path == "/send-after-end":
         await send_json(send, {"done": True})
         await record_send_error(

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <system_error>
 
 #include "config/value_text.hpp"
@@ -159,6 +160,13 @@ std::string display_node(const toml::node& node) {
 // The expected form named when a TOML value has a type the key cannot take.
 std::string expected_toml_type(const key_info& key) {
   if (key.type == "integer" || key.type == "port") {
+    // The key's own parser names its whole rule, such as a limit's "0 (no limit) or" part.
+    settings scratch;
+    try {
+      key.assign(scratch, "");
+    } catch (const std::invalid_argument& error) {
+      return error.what();
+    }
     return detail::expected_unsigned(key.minimum, key.maximum, key.unit);
   }
   if (key.type == "bool") {

@@ -584,6 +584,9 @@ TEST_F(ConfigTest, WrongTomlTypeIsRejected) {
        "an array of strings"},
       {"api_prefix = [\"/a\"]", "for api_prefix from fluxlit.toml:1: expected a string"},
       {"max_header_bytes = true", "for max_header_bytes from fluxlit.toml:1: expected an integer"},
+      {"send_timeout_ms = 1.5",
+       "for send_timeout_ms from fluxlit.toml:1: expected 0 (no limit) or an integer from 1000 "
+       "to 86400000 (milliseconds)"},
   };
   for (const type_case& test : cases) {
     write_file("fluxlit.toml", test.line + "\n");

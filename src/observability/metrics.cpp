@@ -31,7 +31,7 @@ class metrics::impl {
   prometheus::Family<prometheus::Counter>& local_replies =
       prometheus::BuildCounter()
           .Name("fluxlit_local_replies_total")
-          .Help("Replies the gateway made on its own, by reason")
+          .Help("Replies the gateway made on its own, and connections it cut, by reason")
           .Register(registry);
   prometheus::Gauge& open_connections = prometheus::BuildGauge()
                                             .Name("fluxlit_open_connections")

@@ -216,6 +216,16 @@ async def _wait_for_wake(exchange: Any, ready: Any) -> None:
                 exchange.set_waiting(False)
 
 
+def _wake_waiters(exchange: Any) -> bool:
+    """Wake every task that waits on `exchange`, and return whether any was waiting."""
+    woken = False
+    for waiter in getattr(exchange, "waiters", ()):
+        if not waiter.done():
+            waiter.set_result(None)
+            woken = True
+    return woken
+
+
 async def _receive_later(exchange: Any) -> dict:
     """Return the next receive message once the network side has queued it."""
     box: list = []
@@ -269,9 +279,7 @@ class _Runtime:
             elif kind == NEW_REQUEST:
                 self.tasks[event[1]] = self.loop.create_task(self.run_exchange(event[1]))
             elif kind == WAKE:
-                for waiter in getattr(event[1], "waiters", ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
+                _wake_waiters(event[1])
             elif kind == STOP and not self.stopping:
                 self.stopping = True
                 self.loop.create_task(self.stop())
@@ -398,7 +406,15 @@ class _Runtime:
                 return await _receive_later(exchange)
 
             async def send(message: dict) -> None:
-                if exchange.send(message):
+                try:
+                    must_wait = exchange.send(message)
+                except ClientDisconnected:
+                    # As for HTTP (see send_after_disconnect in python_callables.cpp), tasks that
+                    # wait in receive() hear of the disconnect before send() raises.
+                    if _wake_waiters(exchange):
+                        return
+                    raise
+                if must_wait:
                     await _drain_later(exchange)
 
             try:
@@ -451,7 +467,9 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     _install_logging(control, log_level)
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
-    set_runtime_objects(_receive_later, _drain_later, loop.call_soon, ClientDisconnected)
+    set_runtime_objects(
+        _receive_later, _drain_later, loop.call_soon, ClientDisconnected, _wake_waiters
+    )
     try:
         target = load_target(target_text, app_directory)
         app = _resolve_app(target)

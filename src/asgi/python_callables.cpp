@@ -36,6 +36,7 @@ PyObject* receive_later = nullptr;
 PyObject* drain_later = nullptr;
 PyObject* call_soon = nullptr;       // the loop's call_soon
 PyObject* disconnected_error = nullptr;  // fluxlit.ClientDisconnected
+PyObject* wake_waiters = nullptr;        // wake_waiters(exchange) -> bool
 PyObject* flush_function = nullptr;  // flush_owed_sends(), scheduled through call_soon
 // The send callables whose exchange owes a flush (see python_exchange::take_flush_owed), with a
 // reference each. One scheduled flush_owed_sends() serves every request of a loop iteration.
@@ -147,6 +148,25 @@ PyObject* receive_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   return call_wait_function(receive_later, self);
 }
 
+// Handles a send() after the connection ended. Tasks of the app that wait in receive() hear of
+// the disconnect first, and the message is dropped. A framework that watches for the disconnect
+// (Starlette's StreamingResponse) then cancels the sending task where it next waits, inside the
+// app's own code, whose cleanup runs at once. With no task waiting, or once they were woken,
+// send() raises ClientDisconnected, so that an app which never waits stops all the same.
+PyObject* send_after_disconnect(PyObject* self, const client_disconnected& error) {
+  if (wake_waiters != nullptr) {
+    PyObject* woken =
+        PyObject_CallOneArg(wake_waiters, reinterpret_cast<channel_object*>(self)->owner);
+    if (woken == nullptr) return nullptr;
+    const int truth = PyObject_IsTrue(woken);
+    Py_DECREF(woken);
+    if (truth < 0) return nullptr;
+    if (truth != 0) return Py_NewRef(ready_none);
+  }
+  set_disconnected_error(error);
+  return nullptr;
+}
+
 PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (PyTuple_GET_SIZE(args) != 1 || (kwargs != nullptr && PyDict_GET_SIZE(kwargs) != 0)) {
     PyErr_SetString(PyExc_TypeError, "ASGI send() takes exactly one argument, the message");
@@ -163,6 +183,8 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   bool must_wait = false;
   try {
     must_wait = exchange->send(py::reinterpret_borrow<py::dict>(message));
+  } catch (const client_disconnected& error) {
+    return send_after_disconnect(self, error);
   } catch (...) {
     set_python_error();
     return nullptr;
@@ -304,15 +326,17 @@ void register_python_callables(py::module_& module) {
   module.attr("Ready") = py::handle(reinterpret_cast<PyObject*>(ready_type));
   // Called once by _asgi_runtime.py with the coroutine functions that wait for a wake-up:
   // receive_later(exchange) returns the next receive message, drain_later(exchange) returns
-  // once the unsent output is below the high-water mark. `soon` is the loop's call_soon, and
-  // `disconnected` the exception class that send() raises once the client has gone.
-  module.def("set_runtime_objects",
-             [](py::object receive, py::object drain, py::object soon, py::object disconnected) {
-               Py_XSETREF(receive_later, receive.release().ptr());
-               Py_XSETREF(drain_later, drain.release().ptr());
-               Py_XSETREF(call_soon, soon.release().ptr());
-               Py_XSETREF(disconnected_error, disconnected.release().ptr());
-             });
+  // once the unsent output is below the high-water mark. `soon` is the loop's call_soon,
+  // `disconnected` the exception class that send() raises once the client has gone, and
+  // `wake(exchange)` wakes the tasks that wait on the exchange and returns whether there were any.
+  module.def("set_runtime_objects", [](py::object receive, py::object drain, py::object soon,
+                                       py::object disconnected, py::object wake) {
+    Py_XSETREF(receive_later, receive.release().ptr());
+    Py_XSETREF(drain_later, drain.release().ptr());
+    Py_XSETREF(call_soon, soon.release().ptr());
+    Py_XSETREF(disconnected_error, disconnected.release().ptr());
+    Py_XSETREF(wake_waiters, wake.release().ptr());
+  });
   // The WebSocket exchange's send() is a pybind11 binding.
   py::register_exception_translator([](std::exception_ptr error) {
     try {

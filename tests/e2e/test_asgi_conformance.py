@@ -846,11 +846,11 @@ def test_stream_without_pauses_ends_after_client_disconnect(
     fastapi_server: harness.Fluxlit,
 ) -> None:
     before = len(httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json())
-    read_then_leave(fastapi_server, "/api/endless?delay_ms=0")
+    read_then_leave(fastapi_server, "/api/endless?pause=false")
     # Starlette's own watch for the disconnect needs a turn of the loop, which this stream never
     # gives. send() raising is what stops it, and the loop serves other requests again.
     assert httpx.get(fastapi_server.api_url("/ping"), timeout=5).json() == {"pong": "ok"}
-    line = fastapi_server.wait_for_log('GET /api/endless?delay_ms=0\\" ')
+    line = fastapi_server.wait_for_log('GET /api/endless?pause=false\\" ')
     assert '\\" 499 ' in line, line
     # Starlette leaves the generator suspended where it yielded, held by the reference cycles of
     # the exception. Python closes it, and runs its `finally`, once it collects them.
@@ -862,6 +862,24 @@ def test_stream_without_pauses_ends_after_client_disconnect(
         time.sleep(0.05)
     assert len(ends) == before + 1
     assert ends[-1]["cancelled"] is True
+
+
+def test_busy_stream_cancelled_after_client_disconnect(fastapi_server: harness.Fluxlit) -> None:
+    before = len(httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json())
+    # The generator only yields to the loop between lines, so most send() calls after the client
+    # left come before the loop has read the disconnect.
+    read_then_leave(fastapi_server, "/api/endless?delay_ms=0")
+    closed_at = time.monotonic()
+    deadline = closed_at + 5
+    ends: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(ends) <= before:
+        ends = httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json()
+        time.sleep(0.05)
+    # The disconnect reaches Starlette's watch before send() raises, so the generator is
+    # cancelled where it waits and runs its `finally` at once, with no garbage collection.
+    assert len(ends) == before + 1
+    assert ends[-1]["cancelled"] is True
+    assert ends[-1]["at"] - closed_at < 1.0
 
 
 # ---- isolation of the UI from the API -------------------------------------------------------

@@ -50,7 +50,7 @@ async def hello(request: Request) -> dict[str, str]:
 
 
 @app.get("/endless")
-async def endless(delay_ms: int = 100) -> StreamingResponse:
+async def endless(delay_ms: int = 100, pause: bool = True) -> StreamingResponse:
     async def lines() -> AsyncIterator[str]:
         sent = 0
         cancelled = False
@@ -58,9 +58,9 @@ async def endless(delay_ms: int = 100) -> StreamingResponse:
             while True:
                 yield f"line {sent}\n"
                 sent += 1
-                # With delay_ms=0 the generator never suspends, and neither does send() while
+                # With pause=false the generator never suspends, and neither does send() while
                 # the client keeps up, so the loop gets no turn until the stream ends.
-                if delay_ms:
+                if pause:
                     await asyncio.sleep(delay_ms / 1000)
         except (asyncio.CancelledError, GeneratorExit):
             cancelled = True

@@ -820,6 +820,16 @@ def test_stream_chunks_arrive_as_produced(fastapi_server: harness.Fluxlit) -> No
     assert len(arrivals) >= 10
 
 
+def wait_for_stream_ends(server: harness.Fluxlit, before: int) -> list[dict[str, Any]]:
+    """Return the /stream-ends records once there are more than `before`, or after 5 s."""
+    deadline = time.monotonic() + 5
+    ends: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(ends) <= before:
+        ends = httpx.get(server.api_url("/stream-ends"), timeout=10).json()
+        time.sleep(0.05)
+    return ends
+
+
 def test_stream_cancelled_after_client_disconnect(fastapi_server: harness.Fluxlit) -> None:
     before = len(httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json())
     with RawClient(fastapi_server) as client:
@@ -829,11 +839,7 @@ def test_stream_cancelled_after_client_disconnect(fastapi_server: harness.Fluxli
         while client.buffer.count(b"line ") < 3:
             assert client.fill()
         closed_at = time.monotonic()
-    deadline = closed_at + 5
-    ends: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and len(ends) <= before:
-        ends = httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json()
-        time.sleep(0.05)
+    ends = wait_for_stream_ends(fastapi_server, before)
     assert len(ends) == before + 1
     end = ends[-1]
     assert end["cancelled"] is True
@@ -855,11 +861,7 @@ def test_stream_without_pauses_ends_after_client_disconnect(
     # Starlette leaves the generator suspended where it yielded, held by the reference cycles of
     # the exception. Python closes it, and runs its `finally`, once it collects them.
     assert httpx.get(fastapi_server.api_url("/collect"), timeout=10).status_code == 200
-    deadline = time.monotonic() + 5
-    ends: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and len(ends) <= before:
-        ends = httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json()
-        time.sleep(0.05)
+    ends = wait_for_stream_ends(fastapi_server, before)
     assert len(ends) == before + 1
     assert ends[-1]["cancelled"] is True
 
@@ -870,11 +872,7 @@ def test_busy_stream_cancelled_after_client_disconnect(fastapi_server: harness.F
     # left come before the loop has read the disconnect.
     read_then_leave(fastapi_server, "/api/endless?delay_ms=0")
     closed_at = time.monotonic()
-    deadline = closed_at + 5
-    ends: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and len(ends) <= before:
-        ends = httpx.get(fastapi_server.api_url("/stream-ends"), timeout=10).json()
-        time.sleep(0.05)
+    ends = wait_for_stream_ends(fastapi_server, before)
     # The disconnect reaches Starlette's watch before send() raises, so the generator is
     # cancelled where it waits and runs its `finally` at once, with no garbage collection.
     assert len(ends) == before + 1

@@ -455,8 +455,8 @@ bool python_websocket_exchange::send(const py::dict& message) {
   const auto message_type = read_message_type(message);
   const auto type = message_type.text;
   const auto reject = [this, type](const char* state) {
-    // After the client closed, a message out of turn is one the app sent before it noticed.
-    if (!closed_by_app_ && shared_->py_client_gone()) throw client_disconnected();
+    // After the app received the client's disconnect, the connection is closed, not misused.
+    if (phase_ == phase::closed && !closed_by_app_) throw client_disconnected();
     throw std::runtime_error(std::string(type) + " is not allowed " + state);
   };
 
@@ -485,9 +485,11 @@ bool python_websocket_exchange::send(const py::dict& message) {
     return shared_->py_push(std::move(out), size);
   }
   if (type == "websocket.close") {
-    // Closing a connection that the client closed already is allowed, and does nothing.
-    if (!closed_by_app_ && phase_ != phase::denial && shared_->py_client_gone()) {
+    // Closing a connection that the client closed already is allowed once, and does nothing.
+    const bool closed_by_client = phase_ == phase::closed || shared_->py_client_gone();
+    if (!closed_by_app_ && phase_ != phase::denial && closed_by_client) {
       phase_ = phase::closed;
+      closed_by_app_ = true;
       return false;
     }
     if (phase_ == phase::closed || phase_ == phase::denial) reject("after the close");

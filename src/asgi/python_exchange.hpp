@@ -89,7 +89,7 @@ class python_websocket_exchange {
 
   std::shared_ptr<websocket_exchange> shared_;
   phase phase_ = phase::handshake;
-  bool closed_by_app_ = false;  // the app sent websocket.close
+  bool closed_by_app_ = false;  // the app sent websocket.close, even one that did nothing
   response_sequence denial_;
   bool sending_ = false;  // see send_guard in python_exchange.cpp
 };

@@ -631,8 +631,22 @@ def test_websocket_send_after_client_left_raises_oserror(raw: harness.Fluxlit) -
     run(scenario())
     record = wait_for_record(raw, "websocket_send_until_gone")
     assert record == {"raised": "ClientDisconnected"}
-    # Closing the connection that the client closed is allowed.
+    # Closing the connection that the client closed is allowed, once.
     assert wait_for_record(raw, "websocket_close_after_gone") == {"raised": None}
+    second = wait_for_record(raw, "websocket_second_close")
+    assert second["raised"] == "RuntimeError"
+    assert "websocket.close is not allowed after the close" in second["message"]
+
+
+def test_websocket_mistake_after_client_left(raw: harness.Fluxlit) -> None:
+    async def scenario() -> None:
+        async with websockets.connect(f"ws://{raw.authority}/api/ws/accept-twice"):
+            pass  # the client closes at once, before the app's second accept
+
+    run(scenario())
+    record = wait_for_record(raw, "websocket_second_accept")
+    assert record["raised"] == "RuntimeError"
+    assert "websocket.accept is not allowed after the handshake" in record["message"]
 
 
 def test_websocket_client_close_code_reaches_app(raw: harness.Fluxlit) -> None:

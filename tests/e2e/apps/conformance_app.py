@@ -302,7 +302,15 @@ async def websocket(scope: dict, receive: Any, send: Any) -> None:
         except OSError as error:
             record = {"raised": type(error).__name__}
         await record_send_error("websocket_close_after_gone", send, {"type": "websocket.close"})
+        # A second close, after that one, is the app's mistake.
+        await record_send_error("websocket_second_close", send, {"type": "websocket.close"})
         RECORDS["websocket_send_until_gone"] = record
+        return
+    if path == "/ws/accept-twice":
+        # The second accept is a mistake whether or not the client is still there.
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(0.5)
+        await record_send_error("websocket_second_accept", send, {"type": "websocket.accept"})
         return
     if path == "/ws/nested-accept":
         key = NestedSendKey("subprotocol", "nested_accept")

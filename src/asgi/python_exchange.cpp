@@ -275,9 +275,11 @@ response_start response_sequence::parse_start(const py::dict& message, const cha
     throw py::type_error(std::string(type) + " 'status' must be an int");
   }
   const auto status = status_value.cast<long long>();
-  if (status < 100 || status > 599) {
+  // A 1xx status is informational. Sent as the response, it would leave the client waiting
+  // for the final one.
+  if (status < 200 || status > 599) {
     throw py::value_error(std::string(type) + " 'status' " + std::to_string(status) +
-                          " is not an HTTP status code (100-599)");
+                          " is not a final HTTP status code (200-599)");
   }
   response_start start;
   start.status = static_cast<int>(status);
@@ -454,9 +456,7 @@ bool python_websocket_exchange::send(const py::dict& message) {
   const auto& n = names();
   const auto message_type = read_message_type(message);
   const auto type = message_type.text;
-  const auto reject = [this, type](const char* state) {
-    // After the app received the client's disconnect, the connection is closed, not misused.
-    if (phase_ == phase::closed && !closed_by_app_) throw client_disconnected();
+  const auto reject = [type](const char* state) {
     throw std::runtime_error(std::string(type) + " is not allowed " + state);
   };
 
@@ -471,6 +471,8 @@ bool python_websocket_exchange::send(const py::dict& message) {
     return shared_->py_push(std::move(accept), 0);
   }
   if (type == "websocket.send") {
+    // After the app received the client's disconnect, the connection is closed, not misused.
+    if (phase_ == phase::closed && !closed_by_app_) throw client_disconnected();
     if (phase_ != phase::open) reject("unless the connection is open");
     const bool has_bytes = message.contains(n.bytes_key) && !message[n.bytes_key].is_none();
     const bool has_text = message.contains(n.text) && !message[n.text].is_none();

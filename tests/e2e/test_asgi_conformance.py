@@ -467,6 +467,7 @@ def test_send_after_response_end_raises(raw: harness.Fluxlit) -> None:
         ("wrong-type", "unexpected ASGI message type"),
         ("no-type", "ASGI message has no 'type' key"),
         ("bytes-type", "'type' must be a str, not bytes"),
+        ("informational", "'status' 103 is not a final HTTP status code (200-599)"),
     ],
 )
 def test_invalid_response_start_is_500_with_reason(
@@ -644,9 +645,12 @@ def test_websocket_mistake_after_client_left(raw: harness.Fluxlit) -> None:
             pass  # the client closes at once, before the app's second accept
 
     run(scenario())
-    record = wait_for_record(raw, "websocket_second_accept")
-    assert record["raised"] == "RuntimeError"
-    assert "websocket.accept is not allowed after the handshake" in record["message"]
+    # Before and after the app received the disconnect, a second accept is the app's mistake.
+    for name in ("websocket_second_accept", "websocket_third_accept"):
+        record = wait_for_record(raw, name)
+        assert record["raised"] == "RuntimeError", name
+        assert "websocket.accept is not allowed after the handshake" in record["message"], name
+    assert wait_for_record(raw, "websocket_received_after_accepts") == "websocket.disconnect"
 
 
 def test_websocket_client_close_code_reaches_app(raw: harness.Fluxlit) -> None:

@@ -272,6 +272,8 @@ def invalid_start(kind: str) -> dict[str, Any]:
         return {"status": 200, "headers": []}
     if kind == "bytes-type":
         return {"type": b"http.response.start", "status": 200, "headers": []}
+    if kind == "informational":
+        return {"type": "http.response.start", "status": 103, "headers": []}
     return {"type": "http.response.sent-by-mistake", "status": 200}
 
 
@@ -311,6 +313,8 @@ async def websocket(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "websocket.accept"})
         await asyncio.sleep(0.5)
         await record_send_error("websocket_second_accept", send, {"type": "websocket.accept"})
+        RECORDS["websocket_received_after_accepts"] = (await receive())["type"]
+        await record_send_error("websocket_third_accept", send, {"type": "websocket.accept"})
         return
     if path == "/ws/nested-accept":
         key = NestedSendKey("subprotocol", "nested_accept")

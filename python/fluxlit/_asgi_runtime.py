@@ -190,12 +190,13 @@ def _error_app(description: str) -> Any:
     return app
 
 
-async def _wait_for_wake(exchange: Any, ready: Any) -> None:
+async def _wait_for_wake(exchange: Any, ready: Any, woken_first: bool = False) -> None:
     """Wait until ``ready()`` is true, sleeping on a future that a WAKE event resolves.
 
     Several tasks may wait on one exchange (an app that awaits ``receive()`` in two tasks, as
     Starlette's streaming responses do to notice a disconnect), so each gets its own future
-    and a WAKE resolves them all.
+    and a WAKE resolves them all, in list order. A waiter with ``woken_first`` goes to the
+    front of that list.
     """
     loop = asyncio.get_running_loop()
     waiters = getattr(exchange, "waiters", None)
@@ -203,7 +204,10 @@ async def _wait_for_wake(exchange: Any, ready: Any) -> None:
         waiters = exchange.waiters = []
     while not ready():
         waiter = loop.create_future()
-        waiters.append(waiter)
+        if woken_first:
+            waiters.insert(0, waiter)
+        else:
+            waiters.append(waiter)
         try:
             exchange.set_waiting(True)
             # Look again: the network side may have acted before set_waiting took effect.
@@ -226,6 +230,22 @@ def _wake_waiters(exchange: Any) -> bool:
     return woken
 
 
+def _drop_send_after_disconnect(exchange: Any) -> bool:
+    """Return whether a send() on the ended connection should be dropped instead of raising.
+
+    Only the first such send() is dropped, and only while another task of the request waits on
+    the exchange, woken here if it still sleeps. That task reads the disconnect before the
+    sender's next await, so a framework that watches for it (Starlette's StreamingResponse)
+    cancels the sender inside the app's own code, where its cleanup runs at once. The waiter
+    may already be woken but not yet run: a WAKE for drained output wakes every waiter.
+    """
+    if not getattr(exchange, "waiters", None) or getattr(exchange, "send_dropped", False):
+        return False
+    exchange.send_dropped = True
+    _wake_waiters(exchange)
+    return True
+
+
 async def _receive_later(exchange: Any) -> dict:
     """Return the next receive message once the network side has queued it."""
     box: list = []
@@ -243,7 +263,10 @@ async def _receive_later(exchange: Any) -> dict:
 
 async def _drain_later(exchange: Any) -> None:
     """Return once the unsent output is below the high-water mark."""
-    await _wait_for_wake(exchange, lambda: not exchange.must_wait())
+    # When the client leaves, the sender resumes before the tasks in receive(). It returns from
+    # send() and runs on to its next await inside the app, such as a streaming generator's,
+    # which is where a framework's cancellation then lands and runs the app's cleanup.
+    await _wait_for_wake(exchange, lambda: not exchange.must_wait(), woken_first=True)
 
 
 class _Runtime:
@@ -409,9 +432,7 @@ class _Runtime:
                 try:
                     must_wait = exchange.send(message)
                 except ClientDisconnected:
-                    # As for HTTP (see send_after_disconnect in python_callables.cpp), tasks that
-                    # wait in receive() hear of the disconnect before send() raises.
-                    if _wake_waiters(exchange):
+                    if _drop_send_after_disconnect(exchange):
                         return
                     raise
                 if must_wait:
@@ -468,7 +489,7 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
     set_runtime_objects(
-        _receive_later, _drain_later, loop.call_soon, ClientDisconnected, _wake_waiters
+        _receive_later, _drain_later, loop.call_soon, ClientDisconnected, _drop_send_after_disconnect
     )
     try:
         target = load_target(target_text, app_directory)

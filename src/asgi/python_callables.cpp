@@ -36,7 +36,7 @@ PyObject* receive_later = nullptr;
 PyObject* drain_later = nullptr;
 PyObject* call_soon = nullptr;       // the loop's call_soon
 PyObject* disconnected_error = nullptr;  // fluxlit.ClientDisconnected
-PyObject* wake_waiters = nullptr;        // wake_waiters(exchange) -> bool
+PyObject* drop_send = nullptr;           // _drop_send_after_disconnect(exchange) -> bool
 PyObject* flush_function = nullptr;  // flush_owed_sends(), scheduled through call_soon
 // The send callables whose exchange owes a flush (see python_exchange::take_flush_owed), with a
 // reference each. One scheduled flush_owed_sends() serves every request of a loop iteration.
@@ -148,18 +148,16 @@ PyObject* receive_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   return call_wait_function(receive_later, self);
 }
 
-// Handles a send() after the connection ended. Tasks of the app that wait in receive() hear of
-// the disconnect first, and the message is dropped. A framework that watches for the disconnect
-// (Starlette's StreamingResponse) then cancels the sending task where it next waits, inside the
-// app's own code, whose cleanup runs at once. With no task waiting, or once they were woken,
-// send() raises ClientDisconnected, so that an app which never waits stops all the same.
+// Handles a send() after the connection ended. It raises ClientDisconnected, unless the runtime's
+// _drop_send_after_disconnect lets the first such send() through while another task of the
+// request waits in receive(), so that the disconnect reaches that task first.
 PyObject* send_after_disconnect(PyObject* self, const client_disconnected& error) {
-  if (wake_waiters != nullptr) {
-    PyObject* woken =
-        PyObject_CallOneArg(wake_waiters, reinterpret_cast<channel_object*>(self)->owner);
-    if (woken == nullptr) return nullptr;
-    const int truth = PyObject_IsTrue(woken);
-    Py_DECREF(woken);
+  if (drop_send != nullptr) {
+    PyObject* dropped =
+        PyObject_CallOneArg(drop_send, reinterpret_cast<channel_object*>(self)->owner);
+    if (dropped == nullptr) return nullptr;
+    const int truth = PyObject_IsTrue(dropped);
+    Py_DECREF(dropped);
     if (truth < 0) return nullptr;
     if (truth != 0) return Py_NewRef(ready_none);
   }
@@ -328,14 +326,14 @@ void register_python_callables(py::module_& module) {
   // receive_later(exchange) returns the next receive message, drain_later(exchange) returns
   // once the unsent output is below the high-water mark. `soon` is the loop's call_soon,
   // `disconnected` the exception class that send() raises once the client has gone, and
-  // `wake(exchange)` wakes the tasks that wait on the exchange and returns whether there were any.
+  // `drop(exchange)` returns whether a send() after the disconnect is dropped instead.
   module.def("set_runtime_objects", [](py::object receive, py::object drain, py::object soon,
-                                       py::object disconnected, py::object wake) {
+                                       py::object disconnected, py::object drop) {
     Py_XSETREF(receive_later, receive.release().ptr());
     Py_XSETREF(drain_later, drain.release().ptr());
     Py_XSETREF(call_soon, soon.release().ptr());
     Py_XSETREF(disconnected_error, disconnected.release().ptr());
-    Py_XSETREF(wake_waiters, wake.release().ptr());
+    Py_XSETREF(drop_send, drop.release().ptr());
   });
   // The WebSocket exchange's send() is a pybind11 binding.
   py::register_exception_translator([](std::exception_ptr error) {

@@ -150,10 +150,9 @@ std::vector<key_info> build_keys() {
       string_key({"target", "FLUXLIT_TARGET", "",
                   "Python app to serve, as module:attribute or path/to/file.py:attribute"},
                  "string", &s::target));
-  all.push_back(
-      string_key({"host", "FLUXLIT_HOST", "--host",
-                  "Address or host name to listen on (0.0.0.0 or :: for every interface)"},
-                 "string", &s::host));
+  all.push_back(string_key({"host", "FLUXLIT_HOST", "--host",
+                            "IP address to listen on (0.0.0.0 or :: for every interface)"},
+                           "string", &s::host));
   all.push_back(port_key(
       {"port", "FLUXLIT_PORT", "--port", "TCP port to listen on (0 picks a free port)"}, &s::port));
   all.push_back(string_key(

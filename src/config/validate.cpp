@@ -1,5 +1,7 @@
 // Checks on resolved settings that go beyond parsing one value: path shapes, the listen host,
 // the trusted proxy list and the app target's syntax.
+#include <arpa/inet.h>
+
 #include <algorithm>
 
 #include "config/value_text.hpp"
@@ -149,6 +151,18 @@ void check_host(const settings& values, const source_map* sources) {
   });
   if (has_space) {
     fail("host", subject("host", host) + " must not contain white space", sources);
+  }
+  // The listener binds the address itself, without a name lookup. An IPv6 zone ("%eth0") is
+  // allowed, as the listener accepts it.
+  const std::string address = host.substr(0, host.find('%'));
+  in6_addr parsed{};
+  if (inet_pton(AF_INET, address.c_str(), &parsed) != 1 &&
+      inet_pton(AF_INET6, address.c_str(), &parsed) != 1) {
+    fail("host",
+         subject("host", host) +
+             " is not an IP address. Use 127.0.0.1 (or ::1) for local access, or 0.0.0.0 (or ::) "
+             "for every interface",
+         sources);
   }
 }
 

@@ -713,10 +713,14 @@ TEST(ConfigValidate, RootPathShapes) {
 
 TEST(ConfigValidate, HostShapes) {
   settings values;
-  for (const char* host : {"0.0.0.0", "::", "localhost", "fe80::1"}) {
+  for (const char* host : {"0.0.0.0", "::", "127.0.0.1", "fe80::1", "fe80::1%lo"}) {
     values.host = host;
     EXPECT_EQ(validate_error(values), "") << host;
   }
+  // The listener does no name lookup, so a host name is rejected before start-up.
+  values.host = "localhost";
+  EXPECT_THAT(validate_error(values), HasSubstr("\"localhost\" is not an IP address. Use "
+                                                "127.0.0.1 (or ::1) for local access"));
   values.host = "";
   EXPECT_THAT(validate_error(values), HasSubstr("host must not be empty"));
   values.host = "[::1]";

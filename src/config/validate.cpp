@@ -1,8 +1,11 @@
 // Checks on resolved settings that go beyond parsing one value: path shapes, the listen host,
 // the trusted proxy list and the app target's syntax.
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <algorithm>
+#include <charconv>
+#include <system_error>
 
 #include "config/value_text.hpp"
 #include "fluxlit/config/address_range.hpp"
@@ -133,6 +136,17 @@ void check_root_path(const settings& values, const source_map* sources) {
   check_path_prefix("root_path", root_path, "app", sources);
 }
 
+// True when `zone` is the name or the index of a network interface of this machine.
+bool zone_names_interface(const std::string& zone) {
+  if (zone.empty()) return false;
+  if (if_nametoindex(zone.c_str()) != 0) return true;
+  unsigned int index = 0;
+  const auto [end, error] = std::from_chars(zone.data(), zone.data() + zone.size(), index);
+  if (error != std::errc() || end != zone.data() + zone.size() || index == 0) return false;
+  char name[IF_NAMESIZE] = {};
+  return if_indextoname(index, name) != nullptr;
+}
+
 void check_host(const settings& values, const source_map* sources) {
   const std::string& host = values.host;
   if (host.empty()) {
@@ -147,22 +161,38 @@ void check_host(const settings& values, const source_map* sources) {
          sources);
   }
   const bool has_space = std::any_of(host.begin(), host.end(), [](char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    return c == ' ' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
   });
   if (has_space) {
-    fail("host", subject("host", host) + " must not contain white space", sources);
+    fail("host", subject("host", host) + " must not contain white space or control characters",
+         sources);
   }
-  // The listener binds the address itself, without a name lookup. An IPv6 zone ("%eth0") is
-  // allowed, as the listener accepts it.
-  const std::string address = host.substr(0, host.find('%'));
+  // The listener binds the address itself, without a name lookup. Only an IPv6 address may
+  // name a zone ("fe80::1%eth0"), which must be an interface of this machine.
+  const auto zone_start = host.find('%');
+  const std::string address = host.substr(0, zone_start);
   in6_addr parsed{};
-  if (inet_pton(AF_INET, address.c_str(), &parsed) != 1 &&
-      inet_pton(AF_INET6, address.c_str(), &parsed) != 1) {
+  const bool ipv4 = inet_pton(AF_INET, address.c_str(), &parsed) == 1;
+  const bool ipv6 = !ipv4 && inet_pton(AF_INET6, address.c_str(), &parsed) == 1;
+  if (!ipv4 && !ipv6) {
     fail("host",
          subject("host", host) +
              " is not an IP address. Use 127.0.0.1 (or ::1) for local access, or 0.0.0.0 (or ::) "
              "for every interface",
          sources);
+  }
+  if (zone_start != std::string::npos) {
+    const std::string zone = host.substr(zone_start + 1);
+    if (ipv4) {
+      fail("host", subject("host", host) + " names a zone, which only an IPv6 address may",
+           sources);
+    }
+    if (!zone_names_interface(zone)) {
+      fail("host",
+           subject("host", host) + " names the zone " + detail::quote(zone) +
+               ", which is no network interface of this machine (see `ip link`)",
+           sources);
+    }
   }
 }
 

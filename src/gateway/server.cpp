@@ -104,6 +104,13 @@ tcp::acceptor open_listener(asio::io_context& io, const std::string& host, std::
     acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
   }
   acceptor.bind(wanted, error);
+  if (error == boost::system::errc::address_not_available ||
+      error == boost::system::errc::invalid_argument) {
+    // system_error appends the cause ("Cannot assign requested address") to this text.
+    throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) +
+                                       "; no network interface of this machine has that "
+                                       "address. Choose another --host, such as 127.0.0.1");
+  }
   if (error) {
     // system_error appends the cause ("Address already in use") to this text.
     throw std::system_error(error, "cannot listen on " + host + ":" + std::to_string(port) +

@@ -40,6 +40,25 @@ def test_bad_port_flag_names_value(tmp_path: Path) -> None:
     assert finished.stdout == ""
 
 
+def test_host_name_is_configuration_error(tmp_path: Path) -> None:
+    write_config(tmp_path, 'host = "localhost"\n')
+    finished = harness.run_to_exit(["run", harness.HELLO_TARGET, "--no-ui"], cwd=tmp_path)
+    assert finished.status == 2
+    assert 'host "localhost" is not an IP address' in finished.stderr
+    assert "fluxlit.toml" in finished.stderr
+
+
+def test_address_of_no_interface_names_host(tmp_path: Path) -> None:
+    # 192.0.2.1 is reserved for documentation (RFC 5737), so no interface here has it. The bind
+    # fails locally and nothing is sent.
+    arguments = ["run", harness.HELLO_TARGET, "--no-ui", "--host", "192.0.2.1", "--port", "0"]
+    finished = harness.run_to_exit(arguments, cwd=tmp_path)
+    assert finished.status == 1
+    assert "no network interface of this machine has that address" in finished.stderr
+    assert "Choose another --host" in finished.stderr
+    assert "choose another --port" not in finished.stderr
+
+
 @pytest.mark.parametrize(
     ("arguments", "hint"),
     [

@@ -713,7 +713,7 @@ TEST(ConfigValidate, RootPathShapes) {
 
 TEST(ConfigValidate, HostShapes) {
   settings values;
-  for (const char* host : {"0.0.0.0", "::", "127.0.0.1", "fe80::1", "fe80::1%lo"}) {
+  for (const char* host : {"0.0.0.0", "::", "127.0.0.1", "fe80::1", "fe80::1%lo", "::1%1"}) {
     values.host = host;
     EXPECT_EQ(validate_error(values), "") << host;
   }
@@ -721,6 +721,14 @@ TEST(ConfigValidate, HostShapes) {
   values.host = "localhost";
   EXPECT_THAT(validate_error(values), HasSubstr("\"localhost\" is not an IP address. Use "
                                                 "127.0.0.1 (or ::1) for local access"));
+  values.host = "127.0.0.1%lo";
+  EXPECT_THAT(validate_error(values), HasSubstr("which only an IPv6 address may"));
+  for (const char* host : {"fe80::1%", "fe80::1%no-such-interface", "fe80::1%999999"}) {
+    values.host = host;
+    EXPECT_THAT(validate_error(values), HasSubstr("no network interface of this machine")) << host;
+  }
+  values.host = std::string("127.0.0.1\0junk", 14);
+  EXPECT_THAT(validate_error(values), HasSubstr("control characters"));
   values.host = "";
   EXPECT_THAT(validate_error(values), HasSubstr("host must not be empty"));
   values.host = "[::1]";

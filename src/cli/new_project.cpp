@@ -47,6 +47,23 @@ struct new_options {
   std::vector<std::string> unmatched;
 };
 
+// Accepts the names of the profiles, and names the closest one for a misspelled value.
+CLI::Validator profile_validator() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        static const std::vector<std::string> profiles = {"minimal", "api-heavy", "deploy"};
+        if (std::find(profiles.begin(), profiles.end(), value) != profiles.end()) return "";
+        std::string error = "unknown profile \"" + value +
+                            "\"; the profiles are minimal, "
+                            "api-heavy and deploy";
+        if (const auto closest = closest_name(value, profiles)) {
+          error += ". Did you mean " + *closest + "?";
+        }
+        return error;
+      },
+      "{minimal,api-heavy,deploy}");
+}
+
 // Returns the usage error for a missing NAME or unmatched arguments, or "" when there is none.
 std::string check_arguments(const new_options& options) {
   if (!options.unmatched.empty()) {
@@ -167,7 +184,7 @@ void add_new_command(CLI::App& app, int& exit_status) {
                    "and pydantic models (models.py). deploy: adds the Dockerfile and "
                    ".dockerignore that `fluxlit build` writes, with a copy of this binary in "
                    ".fluxlit/, and k8s/deployment.yaml. Default: minimal.")
-      ->check(CLI::IsMember({"minimal", "api-heavy", "deploy"}));
+      ->check(profile_validator());
   command->callback([options, command, &exit_status] {
     options->unmatched = command->remaining();
     // With allow_extras(), CLI11 also lists the "--" that ends the options.

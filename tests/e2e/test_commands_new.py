@@ -200,4 +200,13 @@ def test_unexpected_argument_is_named(
 def test_unknown_profile_is_usage_error(tmp_path: Path) -> None:
     result = run_fluxlit(["new", "x", "--profile", "huge"], tmp_path)
     assert result.returncode == 2
+    assert 'unknown profile "huge"; the profiles are minimal, api-heavy and deploy' in result.stderr
+    assert "Did you mean" not in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_misspelled_profile_gets_suggestion(tmp_path: Path) -> None:
+    result = run_fluxlit(["new", "x", "--profile", "deplyo"], tmp_path)
+    assert result.returncode == 2
+    assert "Did you mean deploy?" in result.stderr
     assert not (tmp_path / "x").exists()

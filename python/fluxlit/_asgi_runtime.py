@@ -449,9 +449,18 @@ class _Runtime:
         finally:
             self.tasks.pop(exchange, None)  # as in run_http
 
-    @staticmethod
-    def report_failure(exchange: Any, scope: dict, error: BaseException) -> None:
+    def report_failure(self, exchange: Any, scope: dict, error: BaseException) -> None:
         """Log the app's exception and end the exchange with it."""
+        if self.stopping and isinstance(error, asyncio.CancelledError):
+            # The shutdown cancelled a request that outlasted shutdown_grace_ms, and the gateway
+            # has logged how many there were. A traceback per request would add nothing.
+            logger.info(
+                "%s %s was cancelled because the server stopped",
+                scope.get("method", "WebSocket"),
+                scope["root_path"] + scope["path"],
+            )
+            exchange.finish(f"{type(error).__name__}: the server stopped")
+            return
         if isinstance(error, ClientDisconnected):
             # The app let send()'s own exception through. The client left, and nothing failed.
             logger.debug(

@@ -202,6 +202,22 @@ def test_shutdown_without_wait_returns_at_once(
     assert server.wait_exit() == 0
 
 
+def test_request_past_grace_cancelled_quietly(
+    launcher: harness.Launcher, tmp_path: Path, slow_app: str
+) -> None:
+    server = start_draining_server(
+        launcher, tmp_path, slow_app, "--no-ui", "--shutdown-grace-ms", "1000"
+    )
+    assert shutdown(cwd=tmp_path).returncode == 0
+    assert server.wait_exit() == 0
+    server.finish_output()
+    messages = [line.message for line in server.log_lines()]
+    # The app's request outlasted the grace period, so the shutdown cancelled it. That is
+    # expected, and one info line records it, with no traceback.
+    assert any("GET /api/slow was cancelled because the server stopped" in m for m in messages)
+    assert not [m for m in messages if "CancelledError" in m or "Traceback" in m], messages
+
+
 def test_shutdown_timeout_exits_1(
     launcher: harness.Launcher, tmp_path: Path, slow_app: str
 ) -> None:

@@ -288,6 +288,9 @@ class _Runtime:
         # The task of each request in flight, by its exchange. Each task removes its own entry.
         self.tasks: dict[Any, asyncio.Task] = {}
         self.stopping = False
+        # Set once the stopped loop cancels the tasks still in flight (see serve()). Only those
+        # cancellations are expected, so an app's own CancelledError before that is an error.
+        self.cancelled_at_stop = False
         self.reloading = False
         self.ready = asyncio.Event()
         self.ready.set()
@@ -451,7 +454,7 @@ class _Runtime:
 
     def report_failure(self, exchange: Any, scope: dict, error: BaseException) -> None:
         """Log the app's exception and end the exchange with it."""
-        if self.stopping and isinstance(error, asyncio.CancelledError):
+        if self.cancelled_at_stop and isinstance(error, asyncio.CancelledError):
             # The shutdown cancelled a request that outlasted shutdown_grace_ms, and the gateway
             # has logged how many there were. A traceback per request would add nothing.
             logger.info(
@@ -550,6 +553,7 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     finally:
         heartbeat.cancel()
         in_flight = list(runtime.tasks.values())
+        runtime.cancelled_at_stop = True
         for task in in_flight:
             task.cancel()
         loop.run_until_complete(asyncio.gather(heartbeat, *in_flight, return_exceptions=True))

@@ -30,6 +30,22 @@ async def slow():
     Path("slow-request-started").touch()
     await asyncio.sleep(60)
     return {"done": True}
+
+
+@app.get("/own-cancel")
+async def own_cancel(after: float):
+    # A bug of the app's own: it awaits a future that it cancelled itself.
+    Path("slow-request-started").touch()
+    await asyncio.sleep(after)
+    cancelled = asyncio.get_running_loop().create_future()
+    cancelled.cancel()
+    await cancelled
+
+
+@app.on_event("shutdown")
+async def slow_shutdown():
+    if Path("slow-shutdown").exists():
+        await asyncio.sleep(1.5)
 """
 SLOW_REQUEST_MARKER = "slow-request-started"
 
@@ -216,6 +232,36 @@ def test_request_past_grace_cancelled_quietly(
     # expected, and one info line records it, with no traceback.
     assert any("GET /api/slow was cancelled because the server stopped" in m for m in messages)
     assert not [m for m in messages if "CancelledError" in m or "Traceback" in m], messages
+
+
+def test_own_cancel_during_shutdown_logged(
+    launcher: harness.Launcher, tmp_path: Path, slow_app: str
+) -> None:
+    # The drain gives up on the request after 2 s and the lifespan shutdown then takes 1.5 s.
+    # The request's own CancelledError comes 3 s after it started, within that shutdown and
+    # before the stopped loop cancels anything, so it is the app's error, not the shutdown's.
+    (tmp_path / "slow-shutdown").touch()
+    server = launcher.start(
+        "--no-ui", "--shutdown-grace-ms", "2000", "--pidfile", "fluxlit.pid",
+        target=slow_app, cwd=tmp_path,
+    )
+
+    def request() -> None:
+        try:
+            httpx.get(server.api_url("/own-cancel?after=3"), timeout=30)
+        except httpx.HTTPError:
+            pass  # the drain closes the connection
+
+    threading.Thread(target=request, daemon=True).start()
+    wait_for_file(tmp_path / SLOW_REQUEST_MARKER)
+    assert shutdown(cwd=tmp_path).returncode == 0
+    assert server.wait_exit() == 0
+    server.finish_output()
+    messages = [line.message for line in server.log_lines()]
+    logged = [m for m in messages if "GET /api/own-cancel" in m and "Traceback" in m]
+    assert logged, messages
+    assert "CancelledError" in logged[0]
+    assert not [m for m in messages if "own-cancel was cancelled because the server" in m]
 
 
 def test_shutdown_timeout_exits_1(

@@ -6,4 +6,11 @@ from ._errors import ClientDisconnected
 
 __version__ = "0.1.0"
 
-__all__ = ["ApiClient", "ClientDisconnected", "FluxLit", "PageParameter", "PageRecord", "__version__"]
+__all__ = [
+    "ApiClient",
+    "ClientDisconnected",
+    "FluxLit",
+    "PageParameter",
+    "PageRecord",
+    "__version__",
+]

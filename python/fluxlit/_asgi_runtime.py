@@ -220,14 +220,11 @@ async def _wait_for_wake(exchange: Any, ready: Any, woken_first: bool = False) -
                 exchange.set_waiting(False)
 
 
-def _wake_waiters(exchange: Any) -> bool:
-    """Wake every task that waits on `exchange`, and return whether any was waiting."""
-    woken = False
+def _wake_waiters(exchange: Any) -> None:
+    """Wake every task that waits on `exchange` and still sleeps."""
     for waiter in getattr(exchange, "waiters", ()):
         if not waiter.done():
             waiter.set_result(None)
-            woken = True
-    return woken
 
 
 def _drop_send_after_disconnect(exchange: Any) -> bool:
@@ -237,7 +234,7 @@ def _drop_send_after_disconnect(exchange: Any) -> bool:
     the exchange, woken here if it still sleeps. That task reads the disconnect before the
     sender's next await, so a framework that watches for it (Starlette's StreamingResponse)
     cancels the sender inside the app's own code, where its cleanup runs at once. The waiter
-    may already be woken but not yet run: a WAKE for drained output wakes every waiter.
+    may be woken already but not yet run, because a WAKE for drained output wakes every waiter.
     """
     if not getattr(exchange, "waiters", None) or getattr(exchange, "send_dropped", False):
         return False
@@ -501,7 +498,11 @@ def serve(control: Any, target_text: str, app_directory: str, log_level: str) ->
     loop = _new_event_loop()
     asyncio.set_event_loop(loop)
     set_runtime_objects(
-        _receive_later, _drain_later, loop.call_soon, ClientDisconnected, _drop_send_after_disconnect
+        _receive_later,
+        _drain_later,
+        loop.call_soon,
+        ClientDisconnected,
+        _drop_send_after_disconnect,
     )
     try:
         target = load_target(target_text, app_directory)

@@ -100,17 +100,10 @@ void set_disconnected_error(const client_disconnected& error) {
 
 // Sets the Python exception for the C++ exception in flight, as a pybind11 binding would.
 void set_python_error() {
-  const auto error = std::current_exception();
   try {
-    std::rethrow_exception(error);
-  } catch (const client_disconnected& disconnected) {
-    set_disconnected_error(disconnected);
+    py::detail::translate_exception(std::current_exception());
   } catch (...) {
-    try {
-      py::detail::translate_exception(error);
-    } catch (...) {
-      PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception in the ASGI bridge");
-    }
+    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception in the ASGI bridge");
   }
 }
 

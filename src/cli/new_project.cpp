@@ -53,9 +53,8 @@ CLI::Validator profile_validator() {
       [](std::string& value) -> std::string {
         static const std::vector<std::string> profiles = {"minimal", "api-heavy", "deploy"};
         if (std::find(profiles.begin(), profiles.end(), value) != profiles.end()) return "";
-        std::string error = "unknown profile \"" + value +
-                            "\"; the profiles are minimal, "
-                            "api-heavy and deploy";
+        std::string error =
+            "unknown profile \"" + value + "\"; the profiles are minimal, api-heavy and deploy";
         if (const auto closest = closest_name(value, profiles)) {
           error += ". Did you mean " + *closest + "?";
         }

@@ -116,9 +116,10 @@ TEST(ResponseFramerTest, NoContentDropsContentLength) {
 
   // A 304 may state the length of the representation it validates.
   response_framer not_modified(request());
-  const auto kept = frame(not_modified, {start(304, {{"Content-Length", "120"}}), body("")});
-  EXPECT_NE(kept.find("Content-Length: 120\r\n"), std::string::npos);
-  EXPECT_TRUE(kept.ends_with("\r\n\r\n"));
+  const auto not_modified_text =
+      frame(not_modified, {start(304, {{"Content-Length", "120"}}), body("")});
+  EXPECT_NE(not_modified_text.find("Content-Length: 120\r\n"), std::string::npos);
+  EXPECT_TRUE(not_modified_text.ends_with("\r\n\r\n"));
 }
 
 TEST(ResponseFramerTest, AppConnectionHeadersAreReplaced) {
